@@ -1,0 +1,35 @@
+"""tbreg: see overfitting and regularization in TensorBoard."""
+
+import re
+
+from setuptools import find_packages, setup
+
+version = re.search(r'__version__ = "([^"]+)"', open("tbreg/__init__.py").read()).group(1)
+
+setup(
+    name="tbreg",
+    version=version,
+    description="See overfitting and regularization in TensorBoard: model families, callbacks, plugin.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tbreg", "tbreg.*", "plugins", "plugins.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorboard>=2.21,<2.22",  # TF 2.21 no longer installs it
+        "tensorflow-docs",
+        "matplotlib",  # tensorflow-docs' plots need it but do not declare it
+        "numpy",
+        "absl-py",
+        "pandas",  # C CSV reader for HIGGS
+        "mnist1d",
+    ],
+    extras_require={"test": ["pytest>=8", "pytest-xdist"]},
+    entry_points={
+        "console_scripts": [
+            "tbreg=tbreg.cli:run",
+            "tbreg-train-sizes=tbreg.train_sizes:run",
+            "tbreg-train-regularizers=tbreg.train_regularizers:run",
+        ],
+    },
+)

@@ -1,0 +1,235 @@
+"""The log tree: `<logdir>/<family>/<run>/{train,validation}/events…` plus `<run>/run.json`.
+
+A run dir is written by one training, ever: TensorBoard hides or zig-zags points when a second
+training appends to a run. So a re-run goes to a new dir (`<model>.2`, `<model>.3`, …) by default,
+fails with `if_exists="error"`, and replaces the old dir only with `if_exists="overwrite"`.
+Paths may be local or any tf.io.gfile URI (gs://, ram://).
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from tbreg.errors import UserError
+
+RUN_JSON = "run.json"
+SCHEMA_VERSION = 1
+IF_EXISTS = ("new", "error", "overwrite")
+STATUSES = ("running", "completed", "early_stopped", "interrupted", "diverged", "failed")
+_CHUNK = 1 << 22
+
+gfile = tf.io.gfile
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _taken(path: str) -> bool:
+    return gfile.isdir(path) and bool(gfile.listdir(path))
+
+
+def _mkdir_exclusive(path: str) -> bool:
+    """Creates `path`; False if it already holds something. Atomic on local filesystems."""
+    if _is_local(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            os.mkdir(path)
+            return True
+        except FileExistsError:
+            return not os.listdir(path)  # an empty dir left behind is free to use
+    if _taken(path):
+        return False
+    gfile.makedirs(path)
+    return True
+
+
+def _suffixed(base: str, k: int) -> str:
+    return base if k == 1 else f"{base}.{k}"
+
+
+def runs_of(family_dir: str, model: str) -> list[str]:
+    """Existing run dirs of `model` in `family_dir`, oldest first (`model`, `model.2`, …)."""
+    if not gfile.isdir(family_dir):
+        return []
+    pattern = re.compile(rf"^{re.escape(model)}(?:\.(\d+))?/?$")
+    found = []
+    for name in gfile.listdir(family_dir):
+        m = pattern.match(name)
+        if m and _taken(os.path.join(family_dir, name.rstrip("/"))):
+            found.append((int(m.group(1) or 1), os.path.join(family_dir, name.rstrip("/"))))
+    return [path for _, path in sorted(found)]
+
+
+def claim_run_dir(logdir: str, family: str, model: str, if_exists: str = "new") -> str:
+    """Creates and returns the dir the next training of `model` writes into."""
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {IF_EXISTS}, not {if_exists!r}")
+    base = os.path.join(logdir, family, model)
+    if _mkdir_exclusive(base):
+        return base
+    if if_exists == "error":
+        raise UserError(
+            f"{base} already holds a run; pass --if_exists=new to train into a new dir "
+            "or --if_exists=overwrite to replace it"
+        )
+    if if_exists == "overwrite":
+        gfile.rmtree(base)
+        gfile.makedirs(base)
+        return base
+    k = 2
+    while not _mkdir_exclusive(_suffixed(base, k)):
+        k += 1
+    return _suffixed(base, k)
+
+
+def write_run_json(run_dir: str, record: dict) -> None:
+    """Writes `record` (plus schema_version) to `run_dir/run.json`, replacing it atomically."""
+    path = os.path.join(run_dir, RUN_JSON)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
+    gfile.rename(tmp, path, overwrite=True)
+
+
+def read_run_json(run_dir: str) -> dict | None:
+    path = os.path.join(run_dir, RUN_JSON)
+    if not gfile.exists(path):
+        return None
+    with gfile.GFile(path, "r") as f:
+        return json.loads(f.read())
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Copying runs (baselines)
+
+
+def list_files(root: str) -> list[str]:
+    """Paths of all files below `root`, relative to it, sorted."""
+    out = []
+    for dirpath, _, filenames in gfile.walk(root):
+        rel = os.path.relpath(dirpath, root) if _is_local(root) else dirpath[len(root) :].strip("/")
+        for name in filenames:
+            out.append(os.path.normpath(os.path.join(rel, name)) if rel not in ("", ".") else name)
+    return sorted(out)
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with gfile.GFile(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def same_tree(a: str, b: str) -> bool:
+    """True when `a` and `b` hold the same files with the same bytes."""
+    files = list_files(a)
+    return files == list_files(b) and all(
+        sha256(os.path.join(a, f)) == sha256(os.path.join(b, f)) for f in files
+    )
+
+
+def _train_hint(src: str) -> str:
+    parts = src.rstrip("/").split("/")
+    if len(parts) >= 3:
+        logdir, family, model = "/".join(parts[:-2]) or ".", parts[-2], parts[-1].split(".")[0]
+        return f"; train it first: tbreg-train-{family} --logdir={logdir} --models={model}"
+    return "; pass the dir of a trained run"
+
+
+def copy_run(src: str, dst: str, overwrite: bool = False) -> str:
+    """Copies run dir `src` to `dst` byte for byte, all or nothing.
+
+    Files are copied into a temporary dir beside `dst`, every file's sha256 is checked against
+    `src`, and only then is the copy renamed to `dst`. If anything fails, `dst` is as it was.
+    An existing `dst` is an error unless `overwrite`. Returns `dst`.
+    """
+    src, dst = src.rstrip("/"), dst.rstrip("/")
+    if not gfile.isdir(src):
+        raise UserError(f"{src}: no such run dir{_train_hint(src)}")
+    files = list_files(src)
+    if not files:
+        raise UserError(f"{src}: run dir is empty{_train_hint(src)}")
+    if gfile.exists(dst) and not overwrite:
+        raise UserError(f"{dst} already exists; choose another destination or pass --overwrite to replace it")
+    parent, name = os.path.split(dst)
+    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        for rel in files:
+            target = os.path.join(tmp, rel)
+            gfile.makedirs(os.path.dirname(target))
+            gfile.copy(os.path.join(src, rel), target)
+        for rel in files:
+            if sha256(os.path.join(src, rel)) != sha256(os.path.join(tmp, rel)):
+                raise UserError(f"copy of {os.path.join(src, rel)} differs from the original; nothing was changed at {dst}")
+        _publish(tmp, dst, files)
+    except BaseException:
+        if gfile.exists(tmp):
+            gfile.rmtree(tmp)
+        raise
+    return dst
+
+
+def _publish(tmp: str, dst: str, files: list[str]) -> None:
+    """Moves the verified copy `tmp` to `dst` (replacing it): one rename where the filesystem can."""
+    if _is_local(dst):
+        old = None
+        if os.path.exists(dst):
+            old = f"{dst}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(dst, old)
+        os.rename(tmp, dst)
+        if old:
+            shutil.rmtree(old)
+        return
+    # Object stores have no directory rename: move file by file, then drop the temp dir.
+    if gfile.exists(dst):
+        gfile.rmtree(dst)
+    try:
+        for rel in files:
+            gfile.makedirs(os.path.dirname(os.path.join(dst, rel)))
+            gfile.rename(os.path.join(tmp, rel), os.path.join(dst, rel))
+    except BaseException:
+        if gfile.exists(dst):
+            gfile.rmtree(dst)
+        raise
+    gfile.rmtree(tmp)
+
+
+def copy_baseline(logdir: str, from_family: str, to_family: str, model: str, if_exists: str = "new") -> str | None:
+    """Copies the newest `<logdir>/<from_family>/<model>` run into `<logdir>/<to_family>/`.
+
+    Returns the destination, or None when an identical copy is already there.
+    """
+    runs = runs_of(os.path.join(logdir, from_family), model)
+    src = runs[-1] if runs else os.path.join(logdir, from_family, model)
+    base = os.path.join(logdir, to_family, model)
+    existing = runs_of(os.path.join(logdir, to_family), model)
+    if gfile.isdir(src) and any(same_tree(src, d) for d in existing):
+        return None
+    if not existing:
+        return copy_run(src, base)
+    if if_exists == "error":
+        raise UserError(
+            f"{base} already holds a different run; pass --if_exists=new to copy into a new dir "
+            "or --if_exists=overwrite to replace it"
+        )
+    if if_exists == "overwrite":
+        return copy_run(src, base, overwrite=True)
+    k = 2
+    while gfile.exists(_suffixed(base, k)):
+        k += 1
+    return copy_run(src, _suffixed(base, k))
