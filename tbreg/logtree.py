@@ -177,9 +177,12 @@ def copy_run(src: str, dst: str, overwrite: bool = False) -> str:
             if sha256(os.path.join(src, rel)) != sha256(os.path.join(tmp, rel)):
                 raise UserError(f"copy of {os.path.join(src, rel)} differs from the original; nothing was changed at {dst}")
         _publish(tmp, dst, files)
-    except BaseException:
+    except BaseException as e:
         if gfile.exists(tmp):
             gfile.rmtree(tmp)
+        if isinstance(e, (tf.errors.OpError, OSError)):
+            reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
+            raise UserError(f"copying {src} to {dst} failed ({reason}); {dst} was left as it was") from None
         raise
     return dst
 

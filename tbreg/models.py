@@ -5,6 +5,7 @@ Hidden layers are named hidden_1..hidden_n and the head `logits`, so callbacks' 
 """
 
 import dataclasses
+import math
 
 import keras
 
@@ -95,8 +96,10 @@ class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.initial, self.factor, self.minimum = initial, factor, minimum
 
     def __call__(self, step):
+        # factor**-step as exp(-step * ln factor): 1.0000002 itself does not survive float32.
         step = keras.ops.cast(step, "float32")
-        return keras.ops.clip(self.initial / keras.ops.power(self.factor, step), self.minimum, self.initial)
+        rate = self.initial * keras.ops.exp(-step * math.log(self.factor))
+        return keras.ops.clip(rate, self.minimum, self.initial)
 
     def get_config(self):
         return {"initial": self.initial, "factor": self.factor, "minimum": self.minimum}

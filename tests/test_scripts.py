@@ -1,0 +1,127 @@
+"""Both training scripts end to end, as a user runs them: tree, tags, run.json, re-runs, baseline."""
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import run_script
+
+from tbreg import logtree, reader
+
+KERAS_TAGS = {"epoch_loss", "epoch_sparse_categorical_crossentropy", "epoch_accuracy"}
+
+
+def test_tree_has_each_run_with_train_and_validation(script_tree):
+    logdir = script_tree["logdir"]
+    assert reader.find_runs(str(logdir)) == [
+        "regularizers/l2", "regularizers/tiny", "sizes/small", "sizes/tiny"
+    ]
+    for run in ("sizes/tiny", "sizes/small", "regularizers/l2"):
+        assert {"train", "validation"} <= set(reader.splits(str(logdir / run)))
+
+
+def test_train_and_validation_share_tags_so_tensorboard_overlays_them(script_tree):
+    scalars = reader.run_scalars(str(script_tree["logdir"] / "sizes" / "tiny"))
+    assert KERAS_TAGS | {"epoch_learning_rate"} <= set(scalars["train"])
+    assert KERAS_TAGS <= set(scalars["validation"])
+    for split in ("train", "validation"):
+        assert [p.step for p in scalars[split]["epoch_loss"]] == [0, 1, 2, 3]
+
+
+def test_run_json_records_the_run(script_tree):
+    record = logtree.read_run_json(str(script_tree["logdir"] / "sizes" / "small"))
+    assert record["schema_version"] == 1
+    assert (record["family"], record["model"], record["dataset"]) == ("sizes", "small", "mnist1d")
+    assert record["params"] == 40 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+    assert record["status"] == "completed" and record["epochs"] == 4 and record["stopped_epoch"] == 3
+    assert record["monitor"] == "val_sparse_categorical_crossentropy"
+    assert record["flags"]["max_epochs"] == 4 and record["flags"]["models"] == ["tiny", "small"]
+    assert record["config"]["max_epochs"] == 4 and record["seed"] == 0
+    assert {"tensorflow", "keras", "tensorboard", "tbreg"} <= set(record["versions"])
+    assert record["started"] <= record["finished"]
+    val = reader.scalars(str(script_tree["logdir"] / "sizes" / "small" / "validation"))
+    values = [p.value for p in val["epoch_sparse_categorical_crossentropy"]]
+    assert record["best_epoch"] == values.index(min(values))
+    assert record["best_value"] == pytest.approx(min(values), rel=1e-6)
+
+
+def test_scripts_print_a_table_and_the_tensorboard_line(script_tree):
+    out = script_tree["sizes"].stdout
+    assert "best val data loss" in out and "tiny" in out and "small" in out
+    assert out.rstrip().endswith(f"tensorboard --logdir {script_tree['logdir']}")
+
+
+def test_regularizers_copies_the_tiny_baseline_byte_exact(script_tree):
+    logdir = script_tree["logdir"]
+    assert logtree.same_tree(str(logdir / "sizes" / "tiny"), str(logdir / "regularizers" / "tiny"))
+    assert "baseline: sizes/tiny" in script_tree["regularizers"].stderr
+
+
+def test_rerun_trains_into_a_new_dir_and_keeps_the_old_one(script_tree, tmp_path, tbreg_cache):
+    logdir = tmp_path / "runs"
+    shutil.copytree(script_tree["logdir"], logdir)
+    before = {f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))}
+    args = ["--logdir", str(logdir), "--models", "tiny", "--max_epochs", "2", "--quiet"]
+    run_script("tbreg.train_sizes", *args, cache_dir=tbreg_cache, check=True)
+    after = {f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))}
+    assert after == before
+    assert logtree.read_run_json(str(logdir / "sizes" / "tiny.2"))["epochs"] == 2
+    # A re-run of the regularizers script makes no second copy of an unchanged baseline,
+    # but copies the newer sizes/tiny.2 in as a new run.
+    run_script("tbreg.train_regularizers", *args[:2], "--models", "l2", "--max_epochs", "1", "--quiet",
+               cache_dir=tbreg_cache, check=True)
+    assert logtree.same_tree(str(logdir / "sizes" / "tiny.2"), str(logdir / "regularizers" / "tiny.2"))
+    assert logtree.same_tree(str(logdir / "sizes" / "tiny"), str(logdir / "regularizers" / "tiny"))
+
+
+def test_if_exists_error_and_overwrite(script_tree, tmp_path, tbreg_cache):
+    logdir = tmp_path / "runs"
+    shutil.copytree(script_tree["logdir"], logdir)
+    args = ["--logdir", str(logdir), "--models", "tiny", "--max_epochs", "1", "--quiet"]
+    proc = run_script("tbreg.train_sizes", *args, "--if_exists", "error", cache_dir=tbreg_cache)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].endswith("or --if_exists=overwrite to replace it")
+    assert "Traceback" not in proc.stderr
+    run_script("tbreg.train_sizes", *args, "--if_exists", "overwrite", cache_dir=tbreg_cache, check=True)
+    assert logtree.read_run_json(str(logdir / "sizes" / "tiny"))["epochs"] == 1
+    assert len(reader.scalars(str(logdir / "sizes" / "tiny" / "train"))["epoch_loss"]) == 1
+    assert not (logdir / "sizes" / "tiny.2").exists()
+
+
+def test_missing_baseline_says_which_command_makes_it(tmp_path, tbreg_cache):
+    proc = run_script("tbreg.train_regularizers", "--logdir", str(tmp_path), "--max_epochs", "1", cache_dir=tbreg_cache)
+    assert proc.returncode == 1
+    (line,) = [l for l in proc.stderr.splitlines() if ": error:" in l]
+    assert "no such run dir" in line and "tbreg-train-sizes" in line and "--models=tiny" in line
+    assert not (tmp_path / "regularizers" / "l2").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--models=tiny,huge", "--models"),
+        ("--max_epochs=0", "--max_epochs"),
+        ("--dataset=cifar", "--dataset"),
+        ("--if_exists=append", "--if_exists"),
+    ],
+)
+def test_bad_flag_values_name_the_flag(flag, message, tmp_path):
+    proc = run_script("tbreg.train_sizes", "--logdir", str(tmp_path), flag)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "sizes").exists()
+
+
+def test_unwritable_logdir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    proc = run_script("tbreg.train_sizes", "--logdir", str(blocker / "runs"), "--max_epochs", "1")
+    assert proc.returncode == 1
+    assert "--logdir" in proc.stderr and "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_json_is_valid_json_for_every_run(script_tree):
+    for run in reader.find_runs(str(script_tree["logdir"])):
+        with open(os.path.join(script_tree["logdir"], run, "run.json")) as f:
+            assert json.load(f)["status"] == "completed"
