@@ -13,10 +13,10 @@ import hashlib
 import http.client
 import io
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
+import warnings
 import zlib
 
 import numpy as np
@@ -29,9 +29,15 @@ N_FEATURES = 28
 N_COLUMNS = N_FEATURES + 1
 CHUNK = 1 << 20
 TIMEOUT_S = 60
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load(config) -> Data:
+    if config.n_validation < 1 or config.n_train < 1:
+        raise UserError(
+            f"higgs needs at least 1 validation and 1 training row, got --n_validation={config.n_validation} "
+            f"--n_train={config.n_train}; raise them"
+        )
     n_rows = config.n_validation + config.n_train
     source = config.data_path or URL
     if _is_url(source):
@@ -51,19 +57,40 @@ def load(config) -> Data:
 
 
 def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    return source.lower().startswith(("http://", "https://"))
 
 
 def read_file(path: str, n_rows: int) -> np.ndarray:
-    """The first `n_rows` rows of a local (or tf.io.gfile) .csv / .csv.gz file as float32 (n, 29)."""
+    """The first `n_rows` rows of a local (or tf.io.gfile URI) .csv / .csv.gz file as float32 (n, 29)."""
+    if "://" in path:  # gs://, ram://, ...: TensorFlow's file systems
+        return _read_gfile(path, n_rows)
+    if not os.path.exists(path):
+        raise UserError(f"{path}: file not found; pass --data_path=<HIGGS .csv or .csv.gz>")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory; pass --data_path=<HIGGS .csv or .csv.gz>")
+    try:
+        with open(path, "rb") as f:
+            return read_rows(f, n_rows, path)
+    except OSError as e:  # permission denied, I/O error, ... (gzip errors are UserErrors already)
+        raise UserError(
+            f"{path}: cannot read ({_one_line(e.strerror or e)}); pass --data_path=<readable HIGGS .csv or .csv.gz>"
+        ) from None
+
+
+def _read_gfile(path: str, n_rows: int) -> np.ndarray:
     import tensorflow as tf
 
-    if not tf.io.gfile.exists(path):
-        raise UserError(f"{path}: file not found; pass --data_path=<HIGGS .csv or .csv.gz>")
-    if tf.io.gfile.isdir(path):
-        raise UserError(f"{path}: is a directory; pass --data_path=<HIGGS .csv or .csv.gz>")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return read_rows(f, n_rows, path)
+    try:
+        if not tf.io.gfile.exists(path):
+            raise UserError(f"{path}: file not found; pass --data_path=<HIGGS .csv or .csv.gz>")
+        if tf.io.gfile.isdir(path):
+            raise UserError(f"{path}: is a directory; pass --data_path=<HIGGS .csv or .csv.gz>")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return read_rows(f, n_rows, path)
+    except tf.errors.OpError as e:  # unknown scheme, permission denied, ...
+        raise UserError(
+            f"{path}: cannot read ({_one_line(e.message)}); pass --data_path=<readable HIGGS .csv or .csv.gz>"
+        ) from None
 
 
 def read_rows(raw, n_rows: int, name: str) -> np.ndarray:
@@ -73,7 +100,9 @@ def read_rows(raw, n_rows: int, name: str) -> np.ndarray:
     if head == b"\x1f\x8b":
         stream = gzip.GzipFile(fileobj=stream, mode="rb")
     text = _read_lines(stream, n_rows, name)
-    if not text.strip():
+    if text.count(b"\n") < n_rows:  # the whole file: blank lines at its end are fine
+        text = _drop_trailing_blank_lines(text)
+    if not text:
         raise UserError(f"{name}: file is empty; expected HIGGS CSV rows (label + {N_FEATURES} features)")
     rows = parse(text, name)
     if len(rows) < n_rows:
@@ -119,18 +148,26 @@ def _read_lines(stream, n_rows: int, name: str) -> bytes:
             lines += chunk.count(b"\n")
     except EOFError:
         raise UserError(
-            f"{name}: gzip data ends early (truncated file?) after about {lines} rows; "
-            "download it again"
+            f"{name}: gzip data ends early (truncated file?) after about {lines} rows; download it again"
         ) from None
     except (gzip.BadGzipFile, zlib.error) as e:
-        raise UserError(f"{name}: not a readable gzip file ({e}); download it again") from None
-    data = b"".join(chunks)
-    if lines > n_rows:  # cut after the n_rows-th newline
-        end = -1
-        for _ in range(n_rows):
-            end = data.index(b"\n", end + 1)
-        data = data[: end + 1]
-    return data
+        raise UserError(f"{name}: not a readable gzip file ({_one_line(e)}); download it again") from None
+    if lines >= n_rows and chunks:  # cut after the n_rows-th newline, which is in the last chunk
+        last = chunks[-1]
+        newlines = np.flatnonzero(np.frombuffer(last, dtype=np.uint8) == ord("\n"))
+        keep = len(newlines) - (lines - n_rows)  # newlines of the last chunk that are wanted
+        chunks[-1] = last[: newlines[keep - 1] + 1] if keep > 0 else b""
+    return b"".join(chunks)
+
+
+def _drop_trailing_blank_lines(text: bytes) -> bytes:
+    """`text` without blank lines at its end (blank lines between rows are reported by `parse`)."""
+    end = len(text)
+    while end and text[end - 1] in b" \t\r\n":
+        end -= 1
+    if end == 0:
+        return b""
+    return text if text.count(b"\n", end) <= 1 else text[:end] + b"\n"
 
 
 def parse(text: bytes, name: str) -> np.ndarray:
@@ -138,13 +175,19 @@ def parse(text: bytes, name: str) -> np.ndarray:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(
-            io.BytesIO(text), header=None, dtype=np.float32, engine="c",
-            na_filter=False, skip_blank_lines=True,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow to inf in the cast: reported below
+            frame = pd.read_csv(
+                io.BytesIO(text),
+                header=None,
+                dtype=np.float32,
+                engine="c",
+                na_filter=False,
+                skip_blank_lines=False,
+            )
         rows = frame.to_numpy(dtype=np.float32)
     except (ValueError, pd.errors.ParserError) as e:
-        raise _first_bad_line(text, name) or UserError(f"{name}: cannot parse CSV ({e})") from None
+        raise _first_bad_line(text, name) or UserError(f"{name}: cannot parse CSV ({_one_line(e)})") from None
     if rows.shape[1] != N_COLUMNS or not np.isfinite(rows).all():
         raise _first_bad_line(text, name) or UserError(f"{name}: cannot parse CSV")
     return rows
@@ -152,9 +195,12 @@ def parse(text: bytes, name: str) -> np.ndarray:
 
 def _first_bad_line(text: bytes, name: str) -> UserError | None:
     """Error-path only: finds the first line that is not N_COLUMNS finite numbers."""
+    last = text.count(b"\n") + 1
     for number, line in enumerate(text.split(b"\n"), start=1):
         if not line.strip():
-            continue
+            if number == last:  # after the final newline
+                continue
+            return UserError(f"{name}: line {number} is empty; remove blank lines between the rows")
         fields = line.split(b",")
         if len(fields) != N_COLUMNS:
             return UserError(
@@ -163,12 +209,12 @@ def _first_bad_line(text: bytes, name: str) -> UserError | None:
             )
         for column, field in enumerate(fields, start=1):
             try:
-                ok = np.isfinite(float(field))
+                ok = abs(float(field)) <= FLOAT32_MAX  # False for nan, inf and overflow
             except ValueError:
                 ok = False
             if not ok:
                 shown = field.decode("utf-8", "replace").strip()[:40]
-                return UserError(f"{name}: line {number}, column {column}: {shown!r} is not a finite number")
+                return UserError(f"{name}: line {number}, column {column}: {shown!r} is not a finite float32 number")
     return None
 
 
@@ -176,29 +222,105 @@ def _cached_download(url: str, n_rows: int, cache_dir: str) -> np.ndarray:
     """Rows from the cache when it holds enough, else streamed from `url` and cached."""
     key = hashlib.sha1(url.encode()).hexdigest()[:12]
     path = os.path.join(cache_dir, "higgs", f"rows-{key}.npy")
-    if os.path.exists(path):
-        rows = np.load(path, mmap_mode="r")
-        if len(rows) >= n_rows:
-            return np.array(rows[:n_rows])
+    cached = _read_cache(path)
+    if cached is not None and len(cached) >= n_rows:
+        return np.array(cached[:n_rows])
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # before downloading: fail early
+    except OSError as e:
+        raise _cache_error(path, e) from None
     rows = download(url, n_rows)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp.npy"
-    np.save(tmp, rows)
-    os.replace(tmp, path)
+    try:
+        np.save(tmp, rows)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise _cache_error(path, e) from None
     return rows
+
+
+def _cache_error(path: str, e: OSError) -> UserError:
+    return UserError(
+        f"{os.path.dirname(path)}: cannot write the HIGGS cache ({_one_line(e.strerror or e)}); "
+        "pass --cache_dir=<writable dir> or set TBREG_CACHE"
+    )
+
+
+def _read_cache(path: str) -> np.ndarray | None:
+    """The cached rows at `path` (memory-mapped), or None when missing or unreadable (then refilled)."""
+    try:
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if rows.dtype != np.float32 or rows.ndim != 2 or rows.shape[1] != N_COLUMNS:
+        return None
+    return rows
+
+
+class _HTTPBody(io.RawIOBase):
+    """An HTTP response body that fails loudly when the server sends less than its Content-Length.
+
+    (http.client returns a short body silently when the connection drops mid-way.)
+    """
+
+    def __init__(self, response, url: str):
+        self._response, self._url, self._got = response, url, 0
+        self._total = response.length  # None without a Content-Length (chunked or close-delimited)
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        data = self._response.read(None if n is None or n < 0 else n)
+        self._got += len(data)
+        if not data and n and self._total is not None and self._got < self._total:
+            raise UserError(
+                f"{self._url}: download interrupted after {self._got:,} of {self._total:,} bytes "
+                "(connection closed); run again or pass --data_path=<local copy>"
+            )
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
 def download(url: str, n_rows: int) -> np.ndarray:
     """Streams `url` and returns its first `n_rows` rows, reading no more than needed."""
     print(f"higgs: streaming the first {n_rows:,} rows of {url}", file=sys.stderr)
+    response = _open(url)
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            return read_rows(response, n_rows, url)
-    except urllib.error.HTTPError as e:
-        raise UserError(f"{url}: server answered HTTP {e.code} {e.reason}; check the URL or pass --data_path") from None
-    except urllib.error.URLError as e:
-        raise UserError(f"{url}: cannot connect ({e.reason}); check the network or pass --data_path=<local copy>") from None
-    except (http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
+        with response:
+            return read_rows(_HTTPBody(response, url), n_rows, url)
+    except (http.client.HTTPException, OSError) as e:  # ConnectionError, TimeoutError, ssl errors, ...
         raise UserError(
-            f"{url}: download interrupted ({type(e).__name__}: {e}); run again or pass --data_path=<local copy>"
+            f"{url}: download interrupted ({type(e).__name__}: {_one_line(e)}); run again or pass --data_path=<local copy>"
         ) from None
+
+
+def _open(url: str):
+    """The HTTP response for `url`; UserError when the URL is malformed, unreachable or refused."""
+    try:
+        return urllib.request.urlopen(url, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        raise UserError(
+            f"{url}: server answered HTTP {e.code} {_one_line(e.reason)}; check the URL or pass --data_path"
+        ) from None
+    except urllib.error.URLError as e:
+        raise UserError(
+            f"{url}: cannot connect ({_one_line(e.reason)}); check the network or pass --data_path=<local copy>"
+        ) from None
+    except (ValueError, http.client.InvalidURL) as e:
+        raise UserError(f"{url}: not a valid URL ({_one_line(e)}); pass --data_path=<URL or local file>") from None
+    except (http.client.HTTPException, OSError) as e:  # e.g. the server closed without answering
+        raise UserError(
+            f"{url}: no valid HTTP answer ({type(e).__name__}: {_one_line(e)}); check the URL or pass --data_path=<local copy>"
+        ) from None
+
+
+def _one_line(reason) -> str:
+    """`reason` (an exception or text) as one line, for a UserError message."""
+    return " ".join(str(reason).split())
