@@ -22,14 +22,19 @@ setup(
         "numpy",
         "absl-py",
         "pandas",  # C CSV reader for HIGGS
+        "isal",  # ISA-L inflate: HIGGS .csv.gz decompressed ~3x faster than zlib
         "mnist1d",
+        "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist"]},
+    package_data={"plugins.overfitting": ["static/*"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist", "hypothesis"]},
     entry_points={
         "console_scripts": [
             "tbreg=tbreg.cli:run",
             "tbreg-train-sizes=tbreg.train_sizes:run",
             "tbreg-train-regularizers=tbreg.train_regularizers:run",
+            "tbreg-train=tbreg.train:run",
         ],
+        "tensorboard_plugins": ["overfitting = plugins.overfitting.plugin:OverfittingPlugin"],
     },
 )

@@ -24,6 +24,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam's initial rate for InverseTimeDecay
     decay_epochs: float = 1_000  # InverseTimeDecay decay_steps = steps_per_epoch * decay_epochs
     seed: int = 0
+    engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
     verbose: int = 1  # 0 silent, 1 EpochDots progress
 
     def steps_per_epoch(self) -> int:
@@ -36,6 +37,16 @@ PRESETS = {
     # MNIST-1D: 4,000 train / 1,000 validation (the package's canonical split). 512x4 overfits
     # after ~30 epochs; 150 epochs with patience 40 show the whole story in a few minutes.
     "mnist1d": {"n_train": 4_000, "n_validation": 1_000, "max_epochs": 150, "patience": 40},
+    # Chollet's books: IMDB multi-hot (10,000 words), batch 512, 20 epochs, validation_split=0.4 of
+    # the 25,000 training reviews (the last 10,000; 15,000 train). No early stopping (patience =
+    # epochs), as in the books. decay_epochs = max_epochs / 10, the tutorial's ratio (1,000 / 10,000).
+    "imdb": {"n_train": 15_000, "n_validation": 10_000, "batch_size": 512, "buffer_size": 15_000,
+             "max_epochs": 20, "patience": 20, "decay_epochs": 2},
+    # MNIST, 784 pixels in [0, 1]: validation_split=0.2 of the 60,000 training images (the last
+    # 12,000; 48,000 train), batch 128, 20 epochs (Chollet's learning-rate example runs 10:
+    # --max_epochs=10).
+    "mnist": {"n_train": 48_000, "n_validation": 12_000, "batch_size": 128, "buffer_size": 48_000,
+              "max_epochs": 20, "patience": 20, "decay_epochs": 2},
 }
 
 

@@ -9,8 +9,10 @@ Paths may be local or any tf.io.gfile URI (gs://, ram://).
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
+import sys
 import uuid
 
 import tensorflow as tf
@@ -20,7 +22,7 @@ from tbreg.errors import UserError
 RUN_JSON = "run.json"
 SCHEMA_VERSION = 1
 IF_EXISTS = ("new", "error", "overwrite")
-STATUSES = ("running", "completed", "early_stopped", "interrupted", "diverged", "failed")
+STATUSES = ("running", "completed", "early_stopped", "interrupted", "diverged", "failed", "aggregate")
 _CHUNK = 1 << 22
 
 gfile = tf.io.gfile
@@ -79,6 +81,7 @@ def claim_run_dir(logdir: str, family: str, model: str, if_exists: str = "new") 
             "or --if_exists=overwrite to replace it"
         )
     if if_exists == "overwrite":
+        check_unlocked(base)
         gfile.rmtree(base)
         gfile.makedirs(base)
         return base
@@ -86,6 +89,93 @@ def claim_run_dir(logdir: str, family: str, model: str, if_exists: str = "new") 
     while not _mkdir_exclusive(_suffixed(base, k)):
         k += 1
     return _suffixed(base, k)
+
+
+# ---------------------------------------------------------------------------------------------
+# One training per run dir at a time: `<run>/.lock` holds the writer's pid and host.
+
+LOCK = ".lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def lock_holder(run_dir: str) -> dict | None:
+    """{pid, host} of the live training that holds `run_dir`'s lock; None when it is free or stale."""
+    path = os.path.join(run_dir, LOCK)
+    try:
+        with gfile.GFile(path, "r") as f:
+            holder = json.loads(f.read() or "{}")
+    except (tf.errors.NotFoundError, FileNotFoundError):
+        return None
+    except (ValueError, tf.errors.OpError, OSError):
+        holder = {}
+    if holder.get("host") == platform.node() and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+        return None
+    return holder
+
+
+def _locked_error(run_dir: str, holder: dict) -> UserError:
+    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    return UserError(
+        f"{run_dir} is being written by another training ({who}); wait for it to end, or train into a new "
+        f"dir (--if_exists=new); if that process is gone, delete {os.path.join(run_dir, LOCK)}"
+    )
+
+
+def lock_run(run_dir: str) -> None:
+    """Marks `run_dir` as written by this process; UserError if a live training holds it.
+
+    A stale lock (its process is gone, same host) is taken over with a message on stderr.
+    """
+    path = os.path.join(run_dir, LOCK)
+    payload = json.dumps({"pid": os.getpid(), "host": platform.node()})
+    for _ in range(3):
+        if _is_local(path):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(payload)
+                return
+        elif not gfile.exists(path):  # object stores: best effort
+            with gfile.GFile(path, "w") as f:
+                f.write(payload)
+            return
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            if holder.get("pid") == os.getpid() and holder.get("host") == platform.node():
+                return
+            raise _locked_error(run_dir, holder)
+        print(f"{run_dir}: taking over the lock of a training that is gone", file=sys.stderr)
+        try:
+            gfile.remove(path)
+        except (tf.errors.NotFoundError, FileNotFoundError):
+            pass
+    raise _locked_error(run_dir, lock_holder(run_dir) or {})
+
+
+def unlock_run(run_dir: str) -> None:
+    path = os.path.join(run_dir, LOCK)
+    holder = lock_holder(run_dir)
+    if holder and holder.get("pid") == os.getpid() and holder.get("host") == platform.node():
+        gfile.remove(path)
+
+
+def check_unlocked(run_dir: str) -> None:
+    """UserError when a live training writes into `run_dir`."""
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise _locked_error(run_dir, holder)
 
 
 def write_run_json(run_dir: str, record: dict) -> None:

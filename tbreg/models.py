@@ -2,6 +2,7 @@
 
 The output head follows the task: binary -> Dense(1) logits, multiclass -> Dense(C) logits.
 Hidden layers are named hidden_1..hidden_n and the head `logits`, so callbacks' tags are stable.
+Optimizers and learning-rate schedules are named in the spec and built by `make_optimizer`.
 """
 
 import dataclasses
@@ -22,7 +23,13 @@ class ModelSpec:
     dropout: float = 0.0  # Dropout rate after every hidden layer
     dropout_before_output: float = 0.0  # one Dropout before the head (paper)
     init_std: tuple[float, float, float] | None = None  # RandomNormal std: first, hidden, output
-    optimizer: str = "adam"  # "adam": the tutorial's Adam + InverseTimeDecay; "paper_sgd"
+    optimizer: str = "adam"  # "adam", "rmsprop", "sgd", or "paper_sgd" (Baldi et al.'s SGD + decay)
+    l1: float = 0.0  # L1 factor on hidden kernels (with l2: keras' L1L2)
+    max_norm: float = 0.0  # > 0: MaxNorm constraint on each hidden unit's incoming weights (Géron)
+    batch_norm: bool = False  # BatchNormalization after every hidden layer (Géron)
+    learning_rate: float | None = None  # this model's own (initial) rate; None = the config's
+    schedule: str = "inverse_time"  # one of SCHEDULES: inverse_time (the tutorial's), constant, exponential, one_cycle
+    mc_samples: int = 0  # > 0: Monte-Carlo dropout evaluation of the validation data with this many passes
 
     def hparams(self) -> dict:
         """Flat description for run.json and HParams."""
@@ -34,7 +41,28 @@ class ModelSpec:
             "l2": self.l2,
             "dropout": max(self.dropout, self.dropout_before_output),
             "optimizer": self.optimizer,
+            "l1": self.l1,
+            "max_norm": self.max_norm,
+            "batch_norm": self.batch_norm,
+            "schedule": self.schedule if self.optimizer != "paper_sgd" else "paper",
         }
+
+    def describe(self) -> str:
+        """One line: architecture, regularization and optimizer (for `tbreg-train --list`)."""
+        layers = "-".join(map(str, self.units)) + f" {self.activation}" if self.units else "head only (logistic regression)"
+        extras = [
+            f"{name} {value:g}"
+            for name, value in (("l1", self.l1), ("l2", self.l2), ("dropout", self.dropout),
+                                ("dropout before head", self.dropout_before_output), ("max-norm", self.max_norm))
+            if value
+        ]
+        if self.batch_norm:
+            extras.append("batch norm")
+        if self.mc_samples:
+            extras.append(f"MC dropout x{self.mc_samples}")
+        rate = "" if self.learning_rate is None else f" {self.learning_rate:g}"
+        schedule = "paper decay" if self.optimizer == "paper_sgd" else self.schedule
+        return f"Dense {layers}{''.join(', ' + e for e in extras)}; {self.optimizer}{rate}, {schedule}"
 
 
 def _initializer(spec: ModelSpec, position: str, seed: int | None):
@@ -44,21 +72,34 @@ def _initializer(spec: ModelSpec, position: str, seed: int | None):
     return keras.initializers.RandomNormal(mean=0.0, stddev=std, seed=seed)
 
 
+def _regularizer(spec: ModelSpec, first: bool):
+    """The hidden kernel's penalty: L2, L1 or both (L1L2); none on the first layer if not l2_first."""
+    if first and not spec.l2_first:
+        return None
+    if spec.l1 and spec.l2:
+        return keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2)
+    if spec.l1:
+        return keras.regularizers.L1(spec.l1)
+    return keras.regularizers.L2(spec.l2) if spec.l2 else None
+
+
 def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int | None = None) -> keras.Model:
     """The Keras model for `spec` (uncompiled); `seed` makes the initial weights reproducible."""
     layer_seed = (lambda i: None) if seed is None else (lambda i: seed * 1000 + i)
     stack = [keras.Input((num_features,), name="features")]
     for i, units in enumerate(spec.units):
-        regularize = spec.l2 and (i > 0 or spec.l2_first)
         stack.append(
             keras.layers.Dense(
                 units,
                 activation=spec.activation,
                 kernel_initializer=_initializer(spec, "first" if i == 0 else "hidden", layer_seed(i)),
-                kernel_regularizer=keras.regularizers.L2(spec.l2) if regularize else None,
+                kernel_regularizer=_regularizer(spec, first=i == 0),
+                kernel_constraint=keras.constraints.MaxNorm(spec.max_norm, axis=0) if spec.max_norm else None,
                 name=f"hidden_{i + 1}",
             )
         )
+        if spec.batch_norm:
+            stack.append(keras.layers.BatchNormalization(name=f"batch_norm_{i + 1}"))
         if spec.dropout:
             stack.append(keras.layers.Dropout(spec.dropout, seed=layer_seed(100 + i), name=f"dropout_{i + 1}"))
     if spec.dropout_before_output:
@@ -105,11 +146,79 @@ class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"initial": self.initial, "factor": self.factor, "minimum": self.minimum}
 
 
-def make_optimizer(spec: ModelSpec, learning_rate: float, decay_steps: int) -> keras.optimizers.Optimizer:
-    """The spec's optimizer: the tutorial's Adam with InverseTimeDecay, or the paper's SGD."""
-    if spec.optimizer == "adam":
-        schedule = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=decay_steps, decay_rate=1)
-        return keras.optimizers.Adam(schedule)
+@keras.saving.register_keras_serializable("tbreg")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Smith's 1cycle as in Géron's `OneCycleScheduler`, per step: linearly from `start_rate` up to
+    `max_rate` over the first half of the cycle, back down to `start_rate` over the second half,
+    then down to `last_rate` over the last `last_steps` steps, and `last_rate` after that.
+
+    Géron's defaults: `start_rate = max_rate / 10`, `last_steps = total_steps // 10 + 1`,
+    `last_rate = start_rate / 1000`.
+    """
+
+    def __init__(self, max_rate, total_steps, start_rate=None, last_steps=None, last_rate=None):
+        self.max_rate = float(max_rate)
+        self.total_steps = int(total_steps)
+        self.start_rate = float(start_rate if start_rate is not None else max_rate / 10)
+        self.last_steps = int(last_steps if last_steps is not None else self.total_steps // 10 + 1)
+        self.last_rate = float(last_rate if last_rate is not None else self.start_rate / 1000)
+        self.half = max(1, (self.total_steps - self.last_steps) // 2)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        half, lo, hi = float(self.half), self.start_rate, self.max_rate
+        tail = float(max(1, self.total_steps - 2 * self.half))
+        up = lo + (hi - lo) * step / half
+        down = hi - (hi - lo) * (step - half) / half
+        last = lo - (lo - self.last_rate) * keras.ops.minimum((step - 2 * half) / tail, 1.0)
+        return keras.ops.where(step < half, up, keras.ops.where(step < 2 * half, down, last))
+
+    def get_config(self):
+        return {
+            "max_rate": self.max_rate,
+            "total_steps": self.total_steps,
+            "start_rate": self.start_rate,
+            "last_steps": self.last_steps,
+            "last_rate": self.last_rate,
+        }
+
+
+# Learning-rate schedules a spec can name. Each gets the initial rate, the tutorial's decay_steps,
+# steps per epoch and the number of epochs of the run.
+EXPONENTIAL_EPOCHS_FRACTION = 0.8  # Géron: the rate drops 10x every s = 20 epochs of a 25-epoch run
+ONE_CYCLE_PEAK = 10.0  # 1cycle peaks at 10x the initial rate and starts there / 10 (Géron's start_rate)
+
+
+def make_schedule(name: str, learning_rate: float, decay_steps: float, steps_per_epoch: int, epochs: int):
+    """The learning rate (a float or a LearningRateSchedule) of schedule `name`."""
+    if name == "constant":
+        return learning_rate
+    if name == "inverse_time":  # the tutorial's: halves after decay_steps, a third after twice that, ...
+        return keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=decay_steps, decay_rate=1)
+    if name == "exponential":  # Géron: lr0 * 0.1 ** (epoch / s)
+        s = max(1, round(EXPONENTIAL_EPOCHS_FRACTION * epochs * steps_per_epoch))
+        return keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps=s, decay_rate=0.1)
+    if name == "one_cycle":  # Géron's 1cycle over the whole run
+        return OneCycle(ONE_CYCLE_PEAK * learning_rate, total_steps=epochs * steps_per_epoch, start_rate=learning_rate)
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+SCHEDULES = ("inverse_time", "constant", "exponential", "one_cycle")
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+
+
+def make_optimizer(
+    spec: ModelSpec, learning_rate: float, decay_steps: int, steps_per_epoch: int = 1, epochs: int = 1
+) -> keras.optimizers.Optimizer:
+    """The spec's optimizer and schedule: by default the tutorial's Adam with InverseTimeDecay.
+
+    `learning_rate` is used unless the spec has its own; `decay_steps` is the tutorial's
+    InverseTimeDecay constant; `steps_per_epoch` and `epochs` size the exponential and 1cycle
+    schedules to the run. `paper_sgd` is Baldi et al.'s SGD with momentum and their own decay.
+    """
     if spec.optimizer == "paper_sgd":
         return keras.optimizers.SGD(PaperSchedule(), momentum=0.9)
-    raise ValueError(f"unknown optimizer {spec.optimizer!r} in model spec {spec.name!r}")
+    if spec.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {spec.optimizer!r} in model spec {spec.name!r}")
+    rate = spec.learning_rate if spec.learning_rate is not None else learning_rate
+    return OPTIMIZERS[spec.optimizer](make_schedule(spec.schedule, rate, decay_steps, steps_per_epoch, epochs))

@@ -4,9 +4,12 @@ Keras 3 writes scalars and histograms as tensor summaries; TensorBoard's EventAc
 only 10 tensors per tag unless told otherwise, so every reader here asks it to keep everything.
 """
 
+import contextlib
 import dataclasses
 import os
+import warnings
 
+import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
@@ -28,8 +31,41 @@ class Point:
     value: float
 
 
+class DamagedEventFileWarning(UserWarning):
+    """An event file has a corrupted or incomplete record: only the events before it are read."""
+
+
+def warn_if_damaged(event_dir: str) -> list["EventFileCheck"]:
+    """Checks every event file in `event_dir`; warns once per damaged one (file and byte offset)."""
+    damaged = []
+    try:
+        names = tf.io.gfile.listdir(event_dir)
+    except tf.errors.OpError:
+        return damaged
+    for name in sorted(names):
+        if not is_event_file(name):
+            continue
+        path = os.path.join(event_dir, name)
+        try:
+            check = inspect_event_file(path)
+        except tf.errors.OpError as e:  # unreadable (permissions, vanished): TensorBoard skips it too
+            reason = e.message.splitlines()[0]
+            warnings.warn(f"{path}: cannot read it ({reason})", DamagedEventFileWarning, stacklevel=3)
+            continue
+        if not check.ok:
+            damaged.append(check)
+            warnings.warn(f"{check.describe()}; the {check.events} events before it are read",
+                          DamagedEventFileWarning, stacklevel=3)
+    return damaged
+
+
 def load(event_dir: str) -> event_accumulator.EventAccumulator:
-    """An EventAccumulator over `event_dir` that has read every event."""
+    """An EventAccumulator over `event_dir` that has read every event.
+
+    A corrupted or truncated event file gives a DamagedEventFileWarning (file and byte offset)
+    and its events up to the damage, as TensorBoard shows them.
+    """
+    warn_if_damaged(event_dir)
     acc = event_accumulator.EventAccumulator(event_dir, size_guidance=KEEP_ALL)
     acc.Reload()
     return acc
@@ -49,6 +85,67 @@ def scalars(event_dir: str) -> dict[str, list[Point]]:
         out[tag] = [
             Point(e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)
         ]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class HistogramPoint:
+    step: int
+    wall_time: float
+    buckets: np.ndarray  # shape (k, 3): left edge, right edge, count
+
+    @property
+    def count(self) -> float:
+        """Number of values in the histogram."""
+        return float(self.buckets[:, 2].sum()) if self.buckets.size else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TextPoint:
+    step: int
+    wall_time: float
+    text: str
+
+
+def _legacy_buckets(histo) -> np.ndarray:
+    limits = list(histo.bucket_limit)
+    lefts = [histo.min] + limits[:-1]
+    return np.array(list(zip(lefts, limits, histo.bucket)), dtype=float).reshape(-1, 3)
+
+
+def _tensor_buckets(proto) -> np.ndarray:
+    return np.asarray(tensor_util.make_ndarray(proto), dtype=float).reshape(-1, 3)
+
+
+def histograms(event_dir: str) -> dict[str, list[HistogramPoint]]:
+    """Every histogram in `event_dir` by tag: Keras 3's / tf.summary's tensor summaries and legacy ones."""
+    acc = load(event_dir)
+    tags = acc.Tags()
+    out = {
+        tag: [HistogramPoint(e.step, e.wall_time, _legacy_buckets(e.histogram_value)) for e in acc.Histograms(tag)]
+        for tag in tags[event_accumulator.HISTOGRAMS]
+    }
+    for tag in tags[event_accumulator.TENSORS]:
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "histograms":
+            continue
+        out[tag] = [HistogramPoint(e.step, e.wall_time, _tensor_buckets(e.tensor_proto)) for e in acc.Tensors(tag)]
+    return out
+
+
+def texts(event_dir: str) -> dict[str, list[TextPoint]]:
+    """Every text summary in `event_dir` by tag (the first string of each, decoded)."""
+    acc = load(event_dir)
+    out = {}
+    for tag in acc.Tags()[event_accumulator.TENSORS]:
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "text":
+            continue
+        points = []
+        for e in acc.Tensors(tag):
+            value = np.asarray(tensor_util.make_ndarray(e.tensor_proto)).reshape(-1)
+            text = value[0] if value.size else b""
+            text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+            points.append(TextPoint(e.step, e.wall_time, text))
+        out[tag] = points
     return out
 
 
@@ -76,3 +173,85 @@ def find_runs(logdir: str) -> list[str]:
         ):
             found.append(os.path.relpath(dirpath, logdir) if "://" not in logdir else dirpath[len(logdir) :].strip("/"))
     return sorted(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking event files: TFRecord framing (u64 length, masked crc32c of it, data, masked crc32c of
+# the data). TensorBoard stops reading a file at the first bad record without saying so.
+
+EVENT_FILE_MARK = "tfevents"  # TensorBoard reads every file whose name contains this
+_RECORD_OVERHEAD = 16  # 8-byte length + two 4-byte checksums
+
+
+@dataclasses.dataclass(frozen=True)
+class EventFileCheck:
+    """What reading `path` record by record found: `events` intact records in `size` bytes.
+
+    `problem` is None for a sound file, "corrupted" (a checksum failed) or "truncated" (the file
+    ends inside a record); `offset` is then the byte where the first unreadable record starts.
+    """
+
+    path: str
+    size: int
+    events: int
+    problem: str | None = None
+    offset: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def describe(self) -> str:
+        """One line for a user: which file, what is wrong, where, and what TensorBoard does with it."""
+        if self.ok:
+            return f"{self.path}: {self.events} events, {self.size} bytes"
+        lost = self.size - self.offset
+        what = "corrupted record" if self.problem == "corrupted" else "incomplete record"
+        return (
+            f"{self.path}: {what} at byte {self.offset} after {self.events} good events; "
+            f"TensorBoard silently ignores the remaining {lost} bytes"
+        )
+
+
+def is_event_file(name: str) -> bool:
+    return EVENT_FILE_MARK in os.path.basename(name.rstrip("/"))
+
+
+def _record_iterator(path: str):
+    """TensorBoard's own record iterator (checksums checked in C++), its deprecation notice silenced."""
+    try:
+        from tensorflow.python.util import deprecation
+
+        silence = deprecation.silence()
+    except (ImportError, AttributeError):
+        silence = contextlib.nullcontext()
+    with silence:
+        return tf.compat.v1.io.tf_record_iterator(path)
+
+
+def inspect_event_file(path: str, size: int | None = None) -> EventFileCheck:
+    """Reads every record of event file `path` (checksums checked) and says whether all bytes are sound.
+
+    With `size`, only the first `size` bytes count (a file still growing is judged as it was then).
+    """
+    if size is None:
+        size = tf.io.gfile.stat(path).length
+    events, offset = 0, 0
+    try:
+        for record in _record_iterator(path):
+            if offset + len(record) + _RECORD_OVERHEAD > size:
+                break
+            events += 1
+            offset += len(record) + _RECORD_OVERHEAD
+    except tf.errors.DataLossError as e:
+        if offset < size:  # a record past `size` may be half-written by a live writer: not counted
+            problem = "corrupted" if "corrupted" in str(e) else "truncated"
+            return EventFileCheck(path, size, events, problem, offset)
+    if offset != size:  # a partial header at the end reads as a clean end of file
+        return EventFileCheck(path, size, events, "truncated", offset)
+    return EventFileCheck(path, size, events)
+
+
+def count_events(path: str) -> int:
+    """Number of intact events (records) in event file `path`."""
+    return inspect_event_file(path).events

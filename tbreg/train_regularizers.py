@@ -1,7 +1,11 @@
-"""Trains the `regularizers` family (l2, dropout, combined) into <logdir>/regularizers/<model>,
-after copying the sizes family's baseline run (tiny) in beside them.
+"""Trains the `regularizers` family into <logdir>/regularizers/<model>, after copying the sizes
+family's baseline run (tiny; imdb: original) in beside them.
+
+On mnist1d and higgs: the tutorial's l2, dropout, combined, then Géron's l1, l1_l2, max_norm and
+batch_norm (see `tbreg-train --list`); dropout models also get a Monte-Carlo dropout line.
 
     python -m tbreg.train_regularizers                # after tbreg.train_sizes
+    python -m tbreg.train_regularizers --models=l2,dropout,combined   # the tutorial's three
     python -m tbreg.train_regularizers --baseline=    # no baseline copy
 """
 
@@ -11,37 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 import sys  # noqa: E402
 
-from absl import app, flags
+from absl import app
 
-from tbreg import _train_script, families, logtree
-from tbreg.errors import UserError
+from tbreg import _train_script, families
 
-_BASELINE = flags.DEFINE_string(
-    "baseline", families.REGULARIZERS.default_baseline,
-    "Run of the sizes family to copy in as the baseline (empty: none).",
-)
 _train_script.add_models_validator(families.REGULARIZERS)
 
 
-def copy_baseline(logdir, family, config):
-    if not _BASELINE.value:
-        return
-    runs = logtree.runs_of(os.path.join(logdir, family.baseline_family), _BASELINE.value)
-    record = logtree.read_run_json(runs[-1]) if runs else None
-    if record and record.get("dataset") not in (None, config.dataset):
-        raise UserError(
-            f"{runs[-1]} was trained on {record['dataset']}, not {config.dataset}; train it first: "
-            f"tbreg-train-sizes --dataset={config.dataset} --models={_BASELINE.value}, or pass --baseline="
-        )
-    dst = logtree.copy_baseline(
-        logdir, family.baseline_family, family.name, _BASELINE.value, flags.FLAGS.if_exists
-    )
-    where = dst or f"{logdir}/{family.name}/{_BASELINE.value} (already there)"
-    print(f"baseline: {family.baseline_family}/{_BASELINE.value} -> {where}", file=sys.stderr)
-
-
 def main(argv):
-    sys.exit(_train_script.run("regularizers", argv, before_training=copy_baseline))
+    sys.exit(_train_script.run("regularizers", argv))
 
 
 def run():

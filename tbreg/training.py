@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tbreg import logtree, models
+from plugins.overfitting import summary as run_summary
+from tbreg import engine, logtree, models, resume
 from tbreg.errors import UserError
 
 
@@ -66,20 +67,91 @@ def make_datasets(data, config):
     return train, val
 
 
+def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
+    """Trains a compiled model with `config.engine`: "fast" (one compiled call per epoch) or "keras".
+
+    The fast engine saves its state into `resume_dir` when interrupted and continues from it
+    (tbreg.resume); the keras engine is not resumable.
+    """
+    if config.engine == "fast":
+        engine.fast_fit(model, data.x_train, data.y_train, (data.x_val, data.y_val), config.max_epochs,
+                        config.batch_size, callbacks, seed=config.seed, resume_dir=resume_dir)
+    elif config.engine == "keras":
+        train_ds, val_ds = make_datasets(data, config)
+        model.fit(train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    else:
+        raise ValueError(f"unknown engine {config.engine!r}; use fast or keras")
+
+
 def compile_model(spec, data, config) -> keras.Model:
     """Builds and compiles `spec` for `data` with the config's optimizer, loss and metrics."""
     model = models.build_model(spec, data.num_features, data.num_classes, seed=config.seed)
     loss, metrics = models.loss_and_metrics(data.num_classes)
-    optimizer = models.make_optimizer(spec, config.learning_rate, config.steps_per_epoch() * config.decay_epochs)
+    steps = config.steps_per_epoch()
+    optimizer = models.make_optimizer(spec, config.learning_rate, steps * config.decay_epochs, steps, config.max_epochs)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 
 
-def _status(history: dict, early_stopping) -> str:
+# A training data loss above this many times the chance level (ln of the number of classes) means
+# the optimizer blew up (e.g. Chollet's RMSprop at learning rate 1.0), even if it comes back down.
+DIVERGENCE_FACTOR = 100
+
+
+def diverged_epoch(history: dict, num_classes: int) -> int | None:
+    """The first epoch whose training loss is not finite or whose training data loss exceeds
+    DIVERGENCE_FACTOR × ln(num_classes); None if there is none."""
+    limit = DIVERGENCE_FACTOR * math.log(max(num_classes, 2))
     losses = history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
+    data_losses = history.get(models.data_loss_name(num_classes)) or losses
+    for epoch, (loss, data_loss) in enumerate(zip(losses, data_losses)):
+        if not (math.isfinite(loss) and math.isfinite(data_loss)) or data_loss > limit:
+            return epoch
+    return None
+
+
+def _status(history: dict, early_stopping, num_classes: int = 2) -> str:
+    if diverged_epoch(history, num_classes) is not None:
         return "diverged"
     return "early_stopped" if early_stopping.stopped_epoch > 0 else "completed"
+
+
+def _spec_callbacks(spec, data, run_dir: str, config) -> list:
+    """Callbacks a spec asks for: Monte-Carlo dropout evaluation of the validation data."""
+    if not spec.mc_samples:
+        return []
+    from tbreg.callbacks.mc_dropout import MCDropout
+
+    return [MCDropout(run_dir, data.x_val, data.y_val, samples=spec.mc_samples, seed=config.seed)]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The KeyboardInterrupt train_run raises: `result` says which run stopped after which epoch."""
+
+    def __init__(self, result: "RunResult", resumable: bool):
+        super().__init__(result, resumable)  # args make it picklable (--jobs workers)
+        self.result, self.resumable = result, resumable
+
+
+def _close_writers(callbacks) -> None:
+    """Flushes and closes every summary writer of `callbacks` (after an error, fit may not have)."""
+    for callback in callbacks:
+        close = getattr(callback, "_close_writers", None) or getattr(callback, "close", None)
+        try:
+            if callable(close):
+                close()
+        except Exception:  # noqa: BLE001 - the run's outcome is already decided
+            pass
+
+
+def _record_outcome(run_dir: str, record: dict) -> None:
+    """Writes the final run.json and record summary; a failing disk only gets a warning."""
+    try:
+        logtree.write_run_json(run_dir, record)
+        run_summary.write_run_end(run_dir, record)
+    except (OSError, tf.errors.OpError) as e:
+        reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
+        print(f"{run_dir}: could not record status={record['status']} in run.json ({reason})", file=sys.stderr)
 
 
 def _best(history: dict, monitor: str) -> tuple[int | None, float | None]:
@@ -95,9 +167,26 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
 
     Writes Keras' TensorBoard logs under `run_dir/train` and `run_dir/validation`, and
     `run_dir/run.json` (status `running` while training, then the outcome). `callbacks` are added
-    to Keras' own; `extra` is merged into run.json (e.g. the script's flags).
-    KeyboardInterrupt marks the run `interrupted` and propagates.
+    to Keras' own; `extra` is merged into run.json (e.g. the script's flags), and so is the dict
+    of any callback's `run_json_fields()` at the end (e.g. GeneralizationGap's onset).
+    KeyboardInterrupt marks the run `interrupted` (every writer flushed) and propagates as
+    `Interrupted`; the fast engine then leaves its state in `run_dir/.resume/`, and a later
+    train_run on the same `run_dir` continues from it (same steps, no duplicate points). A lock
+    (`run_dir/.lock`) keeps a second training out while this one writes. A spec's own learning
+    rate replaces the config's (and is what run.json's config says).
     """
+    if spec.learning_rate is not None:
+        config = dataclasses.replace(config, learning_rate=spec.learning_rate)
+    logtree.lock_run(run_dir)
+    try:
+        return _train_locked(spec, data, config, run_dir, family, callbacks, extra)
+    finally:
+        logtree.unlock_run(run_dir)
+
+
+def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
+    resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
+    previous = logtree.read_run_json(run_dir) if resume.exists(resume_dir) else None
     keras.utils.set_random_seed(config.seed)
     model = compile_model(spec, data, config)
     monitor = "val_" + models.data_loss_name(data.num_classes)
@@ -118,7 +207,13 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
         "versions": versions(),
         **(extra or {}),
     }
+    if previous:  # continuing an interrupted training: same run, same start
+        resumed = {"after_epoch": previous.get("stopped_epoch"), "at": _now()}
+        record.update(started=previous.get("started", record["started"]))
+        record["resumed"] = [*previous.get("resumed", []), resumed]
     logtree.write_run_json(run_dir, record)
+    if not previous:
+        run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
     result = RunResult(family, spec.name, run_dir, "running", model.count_params())
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=config.patience, min_delta=config.min_delta, mode="min"
@@ -130,20 +225,24 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(run_dir, write_graph=False),
         *callbacks,
+        *_spec_callbacks(spec, data, run_dir, config),
     ]
     if config.verbose:
         import tensorflow_docs.modeling as tfdocs_modeling
 
         all_callbacks.append(tfdocs_modeling.EpochDots(report_every=100))
-    train_ds, val_ds = make_datasets(data, config)
+    interrupted = None
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=all_callbacks, verbose=0, shuffle=False)
-        result.status = _status(history.history, early_stopping)
+        fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None)
+        result.status = _status(history.history, early_stopping, data.num_classes)
+        resume.clear(resume_dir)
     except KeyboardInterrupt:
         result.status = "interrupted"
-        raise
+        _close_writers(all_callbacks)
+        interrupted = Interrupted(result, resume.exists(resume_dir))
     except Exception as e:  # recorded in run.json; the family goes on with its next model
         result.status, result.error = "failed", f"{type(e).__name__}: {e}"
+        _close_writers(all_callbacks)
     finally:
         result.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         result.epochs = len(result.history.get("loss", []))
@@ -154,28 +253,126 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
             stopped_epoch=result.epochs - 1 if result.epochs else None,
             best_epoch=result.best_epoch,
             best_value=result.best_value,
+            diverged_epoch=diverged_epoch(result.history, data.num_classes),
             error=result.error,
             finished=_now(),
         )
-        logtree.write_run_json(run_dir, record)
+        if interrupted:
+            record["resumable"] = interrupted.resumable
+        for callback in callbacks:  # e.g. GeneralizationGap's overfitting onset
+            if hasattr(callback, "run_json_fields"):
+                record.update(callback.run_json_fields())
+        _record_outcome(run_dir, record)
         if config.verbose:
             print(file=sys.stderr)
+    if interrupted:
+        raise interrupted
     return result
 
 
 def train_family(
-    family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None
+    family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None, jobs: int = 1,
+    seeds=None, resume: bool = False,
 ) -> list[RunResult]:
     """Trains each spec into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
 
-    `callbacks_for(run_dir)` may return extra callbacks per run.
+    `callbacks_for(run_dir)` may return extra callbacks per run (it must pickle when jobs > 1).
+    `jobs` > 1 trains that many models at once in worker processes, each with its share of the
+    CPU threads; the run dirs are claimed up front, so the tree is the same as a sequential run's.
+    `seeds` (a list of ints) trains each spec once per seed into `<spec.name>/seed_<seed>` and then
+    writes the aggregate run `<spec.name>/mean` (see tbreg.aggregate); results come per spec,
+    seed runs first, then the aggregate (status `aggregate`).
+    `resume` continues the newest run of each spec if it was interrupted, skips it if it finished,
+    and otherwise trains a new run.
     """
+    if resume:
+        return _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, seeds)
+    run_dirs = [logtree.claim_run_dir(logdir, family.name, spec.name, if_exists) for spec in specs]
+    tasks = [(spec, data, config, run_dir, family.name, callbacks_for, extra) for spec, run_dir in zip(specs, run_dirs)]
+    if seeds:
+        tasks = [(sp, d, dataclasses.replace(c, seed=seed), logtree.claim_run_dir(r, "", f"seed_{seed}"), f, cb, e)
+                 for sp, d, c, r, f, cb, e in tasks for seed in seeds]
+    if jobs <= 1 or len(tasks) <= 1:
+        results = [_train_task(task) for task in tasks]
+    else:
+        results = _train_in_processes(tasks, min(jobs, len(tasks)), config.verbose)
+    return _with_means(results, run_dirs, family.name) if seeds else results
+
+
+FINISHED = ("completed", "early_stopped", "diverged")
+
+
+def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, seeds) -> list[RunResult]:
+    if seeds:
+        raise UserError("--resume does not work with --seeds yet; resume without --seeds or start anew")
     results = []
     for spec in specs:
-        run_dir = logtree.claim_run_dir(logdir, family.name, spec.name, if_exists)
-        callbacks = callbacks_for(run_dir) if callbacks_for else ()
-        results.append(train_run(spec, data, config, run_dir, family.name, callbacks, extra))
+        runs = logtree.runs_of(os.path.join(logdir, family.name), spec.name)
+        newest = runs[-1] if runs else None
+        record = (logtree.read_run_json(newest) or {}) if newest else {}
+        name = f"{family.name}/{os.path.basename(newest or spec.name)}"
+        if newest:
+            logtree.check_unlocked(newest)
+        if record.get("status") in FINISHED:
+            print(f"{name}: already {record['status']} after {record.get('epochs')} epochs; skipped", file=sys.stderr)
+            results.append(RunResult(family.name, spec.name, newest, record["status"], record.get("params", 0),
+                                     record.get("epochs") or 0, record.get("best_epoch"), record.get("best_value")))
+            continue
+        if newest and resume.exists(os.path.join(newest, resume.RESUME_DIR)):
+            print(f"{name}: resuming after epoch {record.get('stopped_epoch')}", file=sys.stderr)
+            run_dir = newest
+        else:
+            run_dir = logtree.claim_run_dir(logdir, family.name, spec.name, if_exists)
+            print(f"{family.name}/{spec.name}: nothing to resume; training {run_dir}", file=sys.stderr)
+        results.append(_train_task((spec, data, config, run_dir, family.name, callbacks_for, extra)))
     return results
+
+
+def _write_record_summaries(run_dir: str, record: dict) -> None:
+    run_summary.write_run_start(run_dir, record)
+    run_summary.write_run_end(run_dir, record)
+
+
+def _with_means(results: list[RunResult], group_dirs: list[str], family_name: str) -> list[RunResult]:
+    """Each group's seed results followed by its aggregate run's result."""
+    from tbreg import aggregate
+
+    out = []
+    for group in group_dirs:
+        members = [r for r in results if os.path.dirname(r.run_dir) == group]
+        record = aggregate.write_mean(group, _write_record_summaries)
+        out += members
+        out.append(RunResult(family_name, record.get("model") or members[0].model, os.path.join(group, aggregate.MEAN),
+                             aggregate.STATUS, members[0].params, record["epochs"], record["best_epoch"], record["best_value"]))
+    return out
+
+
+def _train_task(task) -> RunResult:
+    spec, data, config, run_dir, family_name, callbacks_for, extra = task
+    callbacks = callbacks_for(run_dir) if callbacks_for else ()
+    return train_run(spec, data, config, run_dir, family_name, callbacks, extra)
+
+
+def _init_worker(threads: int) -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _train_in_processes(tasks, jobs: int, verbose: int) -> list[RunResult]:
+    import concurrent.futures
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    quiet = [(s, d, dataclasses.replace(c, verbose=0), r, f, cb, e) for s, d, c, r, f, cb, e in tasks]
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                                initargs=(threads,)) as pool:
+        futures = [pool.submit(_train_task, task) for task in quiet]
+        for future in concurrent.futures.as_completed(futures):
+            r = future.result()
+            if verbose:
+                print(f"{r.family}/{r.model}: {r.status} after {r.epochs} epochs -> {r.run_dir}", file=sys.stderr)
+        return [f.result() for f in futures]
 
 
 def check_logdir(logdir: str) -> None:

@@ -420,12 +420,13 @@ def test_truncated_gzip(tmp_path):
 
 def test_garbage_with_gzip_magic(tmp_path):
     path = write(tmp_path / "HIGGS.csv.gz", b"\x1f\x8b" + b"this is no gzip data\n" * 100)
-    assert load_error(path) == f"{path}: not a readable gzip file (Unknown compression method); download it again"
+    message = load_error(path)  # the reason is the inflate library's own words (zlib or ISA-L)
+    assert re.fullmatch(rf"{re.escape(path)}: not a readable gzip file \(.+\); download it again", message), message
     # A valid gzip header followed by bytes that are no deflate stream:
     path = write(tmp_path / "HIGGS2.csv.gz", gzip.compress(b"")[:10] + b"\xff" * 500)
     message = load_error(path)
     assert re.fullmatch(
-        rf"{re.escape(path)}: not a readable gzip file \(Error -3 while decompressing data: .+\); download it again",
+        rf"{re.escape(path)}: not a readable gzip file \(.+\); download it again",
         message,
     ), message
 

@@ -26,12 +26,12 @@ class Data:
 
 
 def _loaders():
-    from tbreg.datasets import higgs, mnist1d
+    from tbreg.datasets import higgs, imdb, mnist, mnist1d
 
-    return {"mnist1d": mnist1d.load, "higgs": higgs.load}
+    return {"mnist1d": mnist1d.load, "higgs": higgs.load, "imdb": imdb.load, "mnist": mnist.load}
 
 
-NAMES = ("mnist1d", "higgs")
+NAMES = ("mnist1d", "higgs", "imdb", "mnist")
 
 
 def load(config) -> Data:

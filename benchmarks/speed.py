@@ -1,0 +1,176 @@
+"""tbreg vs the tutorial's own Keras code, measured side by side in one run; prints ratio tables.
+
+    python benchmarks/speed.py                 # everything (~15 min on 2 cores)
+    python benchmarks/speed.py --parts=csv     # only the CSV reader
+    python benchmarks/speed.py --parts=epochs --models=tiny,large --repeats=3
+
+Data: a synthetic file in the real HIGGS format (label + 28 features, "%.18e", gzip), made once
+and kept in --data_dir. Reference: benchmarks/tutorial_port.py, a faithful Keras 3 port of the
+tutorial (CsvDataset pipeline, compile_and_fit, TensorBoard callback). Every figure is the median
+of --repeats runs; ratios are reference time / tbreg time (higher is better for tbreg).
+"""
+
+import gzip
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tutorial_port  # noqa: E402
+
+from tbreg import config, datasets, families, logtree, training  # noqa: E402
+from tbreg.datasets import higgs  # noqa: E402
+
+_PARTS = flags.DEFINE_list("parts", ["csv", "epochs", "tutorial"], "Which parts: csv, epochs, tutorial.")
+_MODELS = flags.DEFINE_list("models", list(tutorial_port.MODELS), "Models for the per-epoch table.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Runs per measurement (median).", lower_bound=1)
+_ROWS = flags.DEFINE_integer("rows", 1_000_000, "Rows of the generated HIGGS-format file.", lower_bound=11_000)
+_DATA_DIR = flags.DEFINE_string("data_dir", os.path.join(tempfile.gettempdir(), "tbreg-bench"), "Where the file is kept.")
+_SMALL_EPOCHS = flags.DEFINE_integer("small_epochs", 100, "Epochs timed for tiny/small/medium.", lower_bound=2)
+_LARGE_EPOCHS = flags.DEFINE_integer("large_epochs", 10, "Epochs timed for the 512x4 models.", lower_bound=2)
+_TUTORIAL_EPOCHS = flags.DEFINE_integer("tutorial_epochs", 20, "Epochs per model for the whole tutorial.", lower_bound=1)
+
+STEPS_PER_EPOCH = 20  # 10,000 rows / batch 500
+
+
+def make_file(path: str, rows: int) -> str:
+    if os.path.exists(path):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rng = np.random.default_rng(0)
+    tmp = path + ".tmp"
+    with gzip.open(tmp, "wt", compresslevel=6) as f:
+        for start in range(0, rows, 100_000):
+            n = min(100_000, rows - start)
+            block = np.abs(rng.normal(size=(n, 29))).astype(np.float32)
+            block[:, 0] = rng.integers(0, 2, n)
+            np.savetxt(f, block, fmt="%.18e", delimiter=",")
+    os.replace(tmp, path)
+    return path
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def decompress_only(path: str, opener=gzip.open) -> int:
+    n = 0
+    with opener(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            n += len(chunk)
+    return n
+
+
+def csv_table(path: str, rows: int, repeats: int) -> list[str]:
+    t_ref, n_ref = median_time(lambda: tutorial_port.read_all(path), repeats)
+    t_tbreg, arr = median_time(lambda: higgs.read_file(path, rows), repeats)
+    t_gz, _ = median_time(lambda: decompress_only(path), repeats)
+    from isal import igzip
+
+    t_isal, _ = median_time(lambda: decompress_only(path, igzip.open), repeats)
+    assert n_ref == len(arr) == rows, (n_ref, len(arr))
+    return [
+        f"| reader ({rows:,} rows, {os.path.getsize(path) / 1e6:.0f} MB gz) | seconds | vs tutorial CsvDataset | vs decompression only |",
+        "|---|---|---|---|",
+        f"| tutorial: tf.data CsvDataset + pack_row | {t_ref:.2f} | 1.0× | {t_ref / t_gz:.2f}× the time |",
+        f"| tbreg: higgs.read_file | {t_tbreg:.2f} | **{t_ref / t_tbreg:.1f}× faster** | {t_tbreg / t_gz:.2f}× the time |",
+        f"| decompression only (Python gzip, zlib) | {t_gz:.2f} | {t_ref / t_gz:.1f}× | 1.0× |",
+        f"| decompression only (ISA-L igzip, what tbreg inflates with) | {t_isal:.2f} | {t_ref / t_isal:.1f}× | {t_isal / t_gz:.2f}× the time |",
+    ]
+
+
+def _tbreg_spec(name):
+    return next(m for f in families.FAMILIES.values() for m in f.models if m.name == name)
+
+
+def run_tutorial(name, path, epochs, logdir):
+    validate_ds, train_ds = tutorial_port.datasets(path)
+    model = tutorial_port.MODELS[name]()
+    history = tutorial_port.compile_and_fit(model, train_ds, validate_ds, os.path.join(logdir, name), STEPS_PER_EPOCH,
+                                            epochs, patience=10**6)
+    return history.history["val_binary_crossentropy"][-1]
+
+
+def run_tbreg(name, data, epochs, logdir, with_callbacks):
+    cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0)
+    run_dir = logtree.claim_run_dir(logdir, "bench", name)
+    extra = ()
+    if with_callbacks:
+        from tbreg import callbacks
+
+        extra = callbacks.make(run_dir, callbacks.NAMES, train_data=(data.x_train, data.y_train))
+    result = training.train_run(_tbreg_spec(name), data, cfg, run_dir, "bench", extra)
+    return result.history["val_binary_crossentropy"][-1]
+
+
+def epochs_table(path, models, repeats, logdir) -> list[str]:
+    data = datasets.load(config.for_dataset("higgs", data_path=path))
+    lines = [
+        "| model | epochs timed | tutorial ms/epoch | tbreg ms/epoch | speed-up | tbreg + all callbacks ms/epoch | speed-up | final val BCE tutorial / tbreg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in models:
+        epochs = _LARGE_EPOCHS.value if 512 in _tbreg_spec(name).units else _SMALL_EPOCHS.value
+        t_ref, loss_ref = median_time(lambda: run_tutorial(name, path, epochs, logdir), repeats)
+        t_fast, loss_fast = median_time(lambda: run_tbreg(name, data, epochs, logdir, False), repeats)
+        t_all, _ = median_time(lambda: run_tbreg(name, data, epochs, logdir, True), repeats)
+        ms = lambda t: 1000 * t / epochs  # noqa: E731
+        lines.append(
+            f"| {name} | {epochs} | {ms(t_ref):.1f} | {ms(t_fast):.1f} | **{t_ref / t_fast:.1f}×** | {ms(t_all):.1f} | "
+            f"{t_ref / t_all:.1f}× | {loss_ref:.4f} / {loss_fast:.4f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def tutorial_table(path, epochs, logdir) -> list[str]:
+    data = datasets.load(config.for_dataset("higgs", data_path=path))
+    names = list(tutorial_port.MODELS)
+    start = time.perf_counter()
+    for name in names:
+        run_tutorial(name, path, epochs, logdir)
+    t_ref = time.perf_counter() - start
+    start = time.perf_counter()
+    for name in names:
+        run_tbreg(name, data, epochs, logdir, False)
+    t_tbreg = time.perf_counter() - start
+    return [
+        f"| whole tutorial: {', '.join(names)} × {epochs} epochs | seconds |",
+        "|---|---|",
+        f"| tutorial code | {t_ref:.1f} |",
+        f"| tbreg (fast engine) | {t_tbreg:.1f} (**{t_ref / t_tbreg:.1f}×**) |",
+    ]
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    path = make_file(os.path.join(_DATA_DIR.value, f"higgs-format-{_ROWS.value}.csv.gz"), _ROWS.value)
+    print(f"# tbreg speed benchmark — {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, TF {tf.__version__}, Python {platform.python_version()}\n", flush=True)
+    with tempfile.TemporaryDirectory() as logdir:
+        if "csv" in _PARTS.value:
+            print("\n".join(csv_table(path, _ROWS.value, _REPEATS.value)) + "\n", flush=True)
+        if "epochs" in _PARTS.value:
+            epochs_table(path, _MODELS.value, _REPEATS.value, logdir)
+            print(flush=True)
+        if "tutorial" in _PARTS.value:
+            print("\n".join(tutorial_table(path, _TUTORIAL_EPOCHS.value, logdir)), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,623 @@
+"""Reader side of the overfitting plugin: the routes TensorBoard serves under /data/plugin/overfitting.
+
+Everything comes through TensorBoard's data provider (`context.data_provider`); the plugin never
+opens a file of the log tree. Runs are grouped the way tbreg writes them:
+`<family>/<run>/{train,validation,train_eval}` are TensorBoard runs of their own, `<family>/<run>`
+holds the run's record (see `summary.py`) and its HParams.
+
+Routes (`*_route` parses and responds, `*_impl` computes plain data):
+  /families                          families, their runs, metrics and data loss
+  /family?family=F&metric=TAG        one metric of every run of F, per split
+  /summary?family=F                  per run: best epoch, best validation data loss, gap, status, …
+  /regularization?family=F           per run: data loss, penalty and per-layer penalties
+  /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
+  /static/*, /vendor/plotly.min.js   the frontend (ES module) and plotly.js from the plotly package
+"""
+
+import bisect
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import gzip
+import json
+import math
+import os
+import posixpath
+import re
+import threading
+
+from tensorboard import errors, plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from plugins.overfitting import metadata
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+_STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+_SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_SCALARS, _HISTOGRAMS = "scalars", "histograms"
+_ALL = 1_000_000_000  # downsample: every point TensorBoard keeps (its --samples_per_plugin decides)
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """One time series: steps (epochs) ascending, values with non-finite ones as None.
+
+    Series are cached between requests, so what is derived from them is computed once.
+    """
+
+    steps: list
+    values: list
+
+    def at(self, step: int):
+        i = bisect.bisect_left(self.steps, step)
+        return self.values[i] if i < len(self.steps) and self.steps[i] == step else None
+
+    def json(self) -> dict:
+        return {"steps": self.steps, "values": self.values}
+
+    @functools.cached_property
+    def json_text(self) -> str:
+        return json.dumps(self.json(), separators=(",", ":"), allow_nan=False)
+
+    @functools.cached_property
+    def best(self) -> tuple:
+        """(step, value) of the lowest finite value; the first one on ties; (None, None) if none."""
+        best = (None, None)
+        for step, value in zip(self.steps, self.values):
+            if value is not None and (best[1] is None or value < best[1]):
+                best = (step, value)
+        return best
+
+
+@dataclasses.dataclass
+class Run:
+    """A run dir as TensorBoard names it (`run`), with its split runs and its record."""
+
+    run: str
+    family: str
+    name: str
+    splits: dict = dataclasses.field(default_factory=dict)  # split -> TensorBoard run name
+    record: dict | None = None
+    baseline: bool = False
+
+    def header(self) -> dict:
+        return {"run": self.run, "name": self.name, "baseline": self.baseline}
+
+    def data_loss_from_record(self) -> str | None:
+        monitor = (self.record or {}).get("monitor")
+        if isinstance(monitor, str) and monitor.startswith("val_"):
+            return metadata.EPOCH_PREFIX + monitor[len("val_") :]
+        return None
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What one request sees: the runs by family, and the last point of every scalar series."""
+
+    families: dict  # family -> [Run], baseline first
+    last: dict  # TensorBoard run -> {tag: ScalarDatum}
+
+    def family(self, name: str) -> list:
+        if name not in self.families:
+            raise errors.NotFoundError(f"no family {name!r} in this log dir")
+        return self.families[name]
+
+    def data_loss(self, run: Run) -> str:
+        """The tag of the run's data loss: its record's monitor, else the first data-loss tag logged."""
+        from_record = run.data_loss_from_record()
+        if from_record:
+            return from_record
+        logged = {tag for name in run.splits.values() for tag in self.last.get(name, {})}
+        return next((t for t in metadata.DATA_LOSS_TAGS if t in logged), metadata.LOSS_TAG)
+
+    def last_epoch(self, run: Run) -> int | None:
+        steps = [d.step for name in run.splits.values() for d in self.last.get(name, {}).values()]
+        return max(steps) if steps else None
+
+
+def _finite(value):
+    return value if math.isfinite(value) else None
+
+
+def _finite_values(values: list) -> list:
+    """`values` with NaN and ±inf as None (JSON has neither); the common all-finite case in C."""
+    return values if all(map(math.isfinite, values)) else [_finite(v) for v in values]
+
+
+def _split_of(name: str) -> tuple[str, str | None]:
+    """('sizes/tiny', 'train') for 'sizes/tiny/train'; ('sizes/tiny', None) for the run dir itself."""
+    head, tail = posixpath.split(name)
+    if tail in metadata.SPLITS:
+        return head or ".", tail
+    return name, None
+
+
+def _family_of(run: str) -> tuple[str, str]:
+    if run == ".":
+        return "", "."
+    family, name = posixpath.split(run)
+    return family, name
+
+
+def _encode(value) -> str:
+    """JSON text of plain data whose Series are rendered from their cached text."""
+    if isinstance(value, Series):
+        return value.json_text
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    return json.dumps(value, allow_nan=False)
+
+
+def _json_response(request, body: dict):
+    """A JSON response, gzipped (fast level) for clients that accept it: family answers are MBs."""
+    text = _encode(body).encode("utf-8")
+    accepted = request.headers.get("Accept-Encoding", "").replace(" ", "")
+    if "gzip" in accepted and "gzip;q=0" not in accepted and len(text) > 1024:
+        return http_util.Respond(
+            request, gzip.compress(text, compresslevel=1, mtime=0), "application/json", content_encoding="gzip"
+        )
+    return http_util.Respond(request, text, "application/json")
+
+
+def _required(request, name: str) -> str:
+    value = request.args.get(name)
+    if value is None:
+        raise errors.InvalidArgumentError(f"missing query parameter {name!r}")
+    return value
+
+
+class OverfittingPlugin(base_plugin.TBPlugin):
+    """Compares a family's runs: curves, a summary table, penalties and weight distributions."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._provider = context.data_provider
+        # (experiment, TensorBoard run, tag) -> (fingerprint, Series | record): a series is read
+        # again only when the (step, wall time) of its last point changed.
+        self._cache = {}
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="overfitting")
+        self._plotly = None  # gzipped plotly.min.js, once read
+
+    # ---------------------------------------------------------------------------------------
+    # TensorBoard plugin interface
+
+    def get_plugin_apps(self):
+        return {
+            "/families": self.families_route,
+            "/family": self.family_route,
+            "/summary": self.summary_route,
+            "/regularization": self.regularization_route,
+            "/weights": self.weights_route,
+            "/static/*": self.static_route,
+            "/vendor/plotly.min.js": self.plotly_route,
+        }
+
+    def is_active(self):
+        return False  # active when a run has a record: TensorBoard checks data_plugin_names()
+
+    def frontend_metadata(self):
+        # TensorBoard's reload button does not reach iframed plugins; the tab refreshes itself.
+        return base_plugin.FrontendMetadata(
+            es_module_path="/static/index.js", tab_name="Overfitting", disable_reload=True
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Reading through the data provider. Each request takes a snapshot (two provider calls, made
+    # concurrently: with RustBoard each is a gRPC round trip); series and records are cached and
+    # read again only when their last point changed.
+
+    def _cached(self, key, fingerprint):
+        with self._lock:
+            hit = self._cache.get(key)
+        return hit[1] if hit and hit[0] == fingerprint else None
+
+    def _store(self, key, fingerprint, value):
+        with self._lock:
+            self._cache[key] = (fingerprint, value)
+
+    def _snapshot(self, ctx, experiment) -> "Snapshot":
+        last_scalars = self._pool.submit(
+            self._provider.read_last_scalars, ctx, experiment_id=experiment, plugin_name=_SCALARS
+        )
+        records = self._records(ctx, experiment)
+        last = last_scalars.result()
+        runs = {}
+        for name in [*last, *records]:
+            run, split = _split_of(name)
+            if split is None and name not in records:
+                continue  # scalars at a run dir's root: not a split tbreg writes
+            if run not in runs:
+                runs[run] = Run(run, *_family_of(run), record=records.get(run))
+            if split:
+                runs[run].splits[split] = name
+        families = collections.defaultdict(list)
+        for run in runs.values():
+            families[run.family].append(run)
+        for family, members in families.items():
+            _mark_baselines(family, members)
+            members.sort(key=lambda r: (not r.baseline, r.name))  # the baseline first
+        return Snapshot(dict(sorted(families.items())), last)
+
+    def _records(self, ctx, experiment) -> dict:
+        """{run dir: record} from the plugin's own summaries (the highest step wins)."""
+        listing = self._provider.list_tensors(ctx, experiment_id=experiment, plugin_name=self.plugin_name)
+        out, stale = {}, set()
+        for run, by_tag in listing.items():
+            meta = by_tag.get(metadata.RUN_TAG)
+            if meta is None:
+                continue
+            try:
+                metadata.parse_plugin_metadata(meta.plugin_content)
+            except ValueError:
+                continue
+            record = self._cached((experiment, run, metadata.RUN_TAG), (meta.max_step, meta.max_wall_time))
+            if record is None:
+                stale.add(run)
+            else:
+                out[run] = record
+        if stale:
+            data = self._provider.read_tensors(
+                ctx,
+                experiment_id=experiment,
+                plugin_name=self.plugin_name,
+                downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=sorted(stale), tags=[metadata.RUN_TAG]),
+            )
+            for run, by_tag in data.items():
+                record = _last_record(by_tag.get(metadata.RUN_TAG) or [])
+                if record is not None:
+                    meta = listing[run][metadata.RUN_TAG]
+                    self._store((experiment, run, metadata.RUN_TAG), (meta.max_step, meta.max_wall_time), record)
+                    out[run] = record
+        return out
+
+    def _scalars(self, ctx, experiment, snapshot, wanted) -> dict:
+        """{(TensorBoard run, tag): Series} for the `wanted` (run, tag) pairs that exist."""
+        out, stale = {}, []
+        for run, tag in set(wanted):
+            datum = snapshot.last.get(run, {}).get(tag)
+            if datum is None:
+                continue
+            series = self._cached((experiment, run, tag), (datum.step, datum.wall_time))
+            if series is None:
+                stale.append((run, tag))
+            else:
+                out[(run, tag)] = series
+        if stale:
+            data = self._provider.read_scalars(
+                ctx,
+                experiment_id=experiment,
+                plugin_name=_SCALARS,
+                downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs={r for r, _ in stale}, tags={t for _, t in stale}),
+            )
+            for run, tag in stale:
+                datums = data.get(run, {}).get(tag)
+                if datums:
+                    series = Series([d.step for d in datums], _finite_values([d.value for d in datums]))
+                    datum = snapshot.last[run][tag]
+                    self._store((experiment, run, tag), (datum.step, datum.wall_time), series)
+                    out[(run, tag)] = series
+        return out
+
+    # ---------------------------------------------------------------------------------------
+    # Implementations: plain data in, plain data out
+
+    def families_impl(self, ctx, experiment) -> dict:
+        snapshot = self._snapshot(ctx, experiment)
+        out = []
+        for family, runs in snapshot.families.items():
+            tags = {tag for r in runs for name in r.splits.values() for tag in snapshot.last.get(name, {})}
+            counts = collections.Counter(snapshot.data_loss(r) for r in runs)
+            out.append(
+                {
+                    "family": family,
+                    "runs": [r.header() for r in runs],
+                    "metrics": sorted(t for t in tags if t.startswith(metadata.EPOCH_PREFIX)),
+                    "data_loss": counts.most_common(1)[0][0] if counts else metadata.LOSS_TAG,
+                }
+            )
+        return {"families": out}
+
+    def family_impl(self, ctx, experiment, family: str, metric: str) -> dict:
+        snapshot = self._snapshot(ctx, experiment)
+        runs = snapshot.family(family)
+        series = self._scalars(ctx, experiment, snapshot, [(n, metric) for r in runs for n in r.splits.values()])
+        if not series:
+            raise errors.NotFoundError(f"no metric {metric!r} in family {family!r}")
+        out = []
+        for r in runs:
+            by_split = {
+                split: series[(name, metric)]
+                for split, name in sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
+                if (name, metric) in series
+            }
+            out.append({**r.header(), "series": by_split})
+        return {"family": family, "metric": metric, "runs": out}
+
+    def summary_impl(self, ctx, experiment, family: str) -> dict:
+        snapshot = self._snapshot(ctx, experiment)
+        runs = snapshot.family(family)
+        wanted = []
+        for r in runs:
+            train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
+            tag = snapshot.data_loss(r)
+            wanted += [(val, tag), (train, tag), (train, metadata.LOSS_TAG), (train, metadata.PENALTY_TAG)]
+        series = self._scalars(ctx, experiment, snapshot, wanted)
+        rows = [_summary_row(r, snapshot.data_loss(r), series, snapshot.last_epoch(r)) for r in runs]
+        return {"family": family, "rows": rows}
+
+    def regularization_impl(self, ctx, experiment, family: str) -> dict:
+        snapshot = self._snapshot(ctx, experiment)
+        runs = snapshot.family(family)
+        weights = self._pool.submit(self._weight_tags, ctx, experiment, runs)
+        wanted = []
+        for r in runs:
+            train = r.splits.get(metadata.TRAIN)
+            layer_tags = [t for t in snapshot.last.get(train, {}) if t.startswith(metadata.LAYER_PENALTY_PREFIX)]
+            wanted += [
+                (train, t) for t in (snapshot.data_loss(r), metadata.LOSS_TAG, metadata.PENALTY_TAG, *layer_tags)
+            ]
+        series = self._scalars(ctx, experiment, snapshot, wanted)
+        out = []
+        for r in runs:
+            train, data_loss = r.splits.get(metadata.TRAIN), snapshot.data_loss(r)
+            penalty, source = _penalty(series, train, data_loss)
+            layers = {
+                tag[len(metadata.LAYER_PENALTY_PREFIX) :]: s
+                for (name, tag), s in sorted(series.items())
+                if name == train and tag.startswith(metadata.LAYER_PENALTY_PREFIX)
+            }
+            out.append(
+                {
+                    **r.header(),
+                    "data_loss": series.get((train, data_loss)),
+                    "penalty": penalty,
+                    "penalty_source": source,
+                    "layers": layers,
+                }
+            )
+        return {"family": family, "runs": out, "weights": weights.result()}
+
+    def _weight_tags(self, ctx, experiment, runs) -> dict:
+        """{tag: last epoch} of the weights histograms logged by `runs`."""
+        split_runs = [n for r in runs for n in r.splits.values()]
+        if not split_runs:
+            return {}
+        listing = self._provider.list_tensors(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=_HISTOGRAMS,
+            run_tag_filter=provider.RunTagFilter(runs=split_runs),
+        )
+        tags = {}
+        for by_tag in listing.values():
+            for tag, meta in by_tag.items():
+                if tag.startswith(metadata.WEIGHTS_PREFIX):
+                    tags[tag] = max(tags.get(tag, 0), meta.max_step or 0)
+        return dict(sorted(tags.items()))
+
+    def weights_impl(self, ctx, experiment, family: str, tag: str, epoch: int) -> dict:
+        runs = self._snapshot(ctx, experiment).family(family)
+        owner = {name: r for r in runs for name in r.splits.values()}
+        data = {}
+        if tag.startswith(metadata.WEIGHTS_PREFIX) and owner:
+            data = self._provider.read_tensors(
+                ctx,
+                experiment_id=experiment,
+                plugin_name=_HISTOGRAMS,
+                downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=sorted(owner), tags=[tag]),
+            )
+        found = {}  # run dir -> histogram, preferring the train split
+        for name in sorted(data, key=lambda n: _split_of(n)[1] != metadata.TRAIN):
+            datums = data[name].get(tag)
+            r = owner.get(name)
+            if datums and r and r.run not in found:
+                found[r.run] = _histogram_at(datums, epoch)
+        if not found:
+            raise errors.NotFoundError(f"no weights histogram {tag!r} in family {family!r}")
+        out = [{**r.header(), **found[r.run]} for r in runs if r.run in found]
+        return {"family": family, "tag": tag, "epoch": epoch, "runs": out}
+
+    # ---------------------------------------------------------------------------------------
+    # Routes: parse the request, call the implementation, respond
+
+    @staticmethod
+    def _request(request):
+        return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+    @wrappers.Request.application
+    def families_route(self, request):
+        return _json_response(request, self.families_impl(*self._request(request)))
+
+    @wrappers.Request.application
+    def family_route(self, request):
+        family, metric = _required(request, "family"), _required(request, "metric")
+        return _json_response(request, self.family_impl(*self._request(request), family, metric))
+
+    @wrappers.Request.application
+    def summary_route(self, request):
+        family = _required(request, "family")
+        return _json_response(request, self.summary_impl(*self._request(request), family))
+
+    @wrappers.Request.application
+    def regularization_route(self, request):
+        family = _required(request, "family")
+        return _json_response(request, self.regularization_impl(*self._request(request), family))
+
+    @wrappers.Request.application
+    def weights_route(self, request):
+        family, tag, epoch = (_required(request, k) for k in ("family", "tag", "epoch"))
+        if not re.fullmatch(r"[0-9]{1,12}", epoch):
+            raise errors.InvalidArgumentError(f"epoch must be a non-negative integer, not {epoch!r}")
+        return _json_response(request, self.weights_impl(*self._request(request), family, tag, int(epoch)))
+
+    @wrappers.Request.application
+    def static_route(self, request):
+        prefix = f"/data/plugin/{self.plugin_name}/static/"
+        path = request.path  # percent-decoded, so `%2e%2e%2f` arrives here as `../`
+        if not path.startswith(prefix):
+            raise errors.NotFoundError("not a static file")
+        filename = _static_file(path[len(prefix) :])
+        with open(filename, "rb") as f:
+            content = f.read()
+        return http_util.Respond(request, content, _STATIC_TYPES[os.path.splitext(filename)[1]])
+
+    @wrappers.Request.application
+    def plotly_route(self, request):
+        if self._plotly is None:
+            try:
+                from importlib import resources
+
+                raw = resources.files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+            except (ImportError, OSError):
+                raise errors.NotFoundError("plotly.js not found: pip install plotly") from None
+            self._plotly = gzip.compress(raw, compresslevel=6, mtime=0)
+        return http_util.Respond(request, self._plotly, "text/javascript", content_encoding="gzip", expires=3600)
+
+
+def _static_file(relative: str) -> str:
+    """The file of STATIC_DIR that `relative` names; NotFoundError for anything else."""
+    parts = relative.split("/")
+    if not all(_SAFE_PART.fullmatch(p) and ".." not in p for p in parts):
+        raise errors.NotFoundError("no such static file")
+    path = os.path.realpath(os.path.join(STATIC_DIR, *parts))
+    root = os.path.realpath(STATIC_DIR)
+    if (
+        os.path.commonpath([path, root]) != root
+        or os.path.splitext(path)[1] not in _STATIC_TYPES
+        or not os.path.isfile(path)
+    ):
+        raise errors.NotFoundError("no such static file")
+    return path
+
+
+def _mark_baselines(family: str, runs: list) -> None:
+    """A run whose record names another family than the folder it sits in is that folder's baseline.
+
+    At the log dir's root the folder has no name; there the most common recorded family counts.
+    """
+    recorded = [r.record.get("family") for r in runs if r.record and r.record.get("family")]
+    home = posixpath.basename(family)
+    if not home:
+        counts = collections.Counter(recorded).most_common(2)
+        if not counts or (len(counts) == 2 and counts[0][1] == counts[1][1]):
+            return
+        home = counts[0][0]
+    for r in runs:
+        family_of_record = (r.record or {}).get("family")
+        r.baseline = bool(family_of_record) and family_of_record != home
+
+
+def _penalty(series: dict, train: str | None, data_tag: str) -> tuple:
+    """The penalty series of a run's train split, and where it comes from.
+
+    tbreg's callbacks log it (`epoch_regularization_loss`); without them it is Keras' loss minus
+    the data loss, which both average the same training batches.
+    """
+    logged = series.get((train, metadata.PENALTY_TAG))
+    if logged:
+        return logged, metadata.PENALTY_TAG
+    loss, data = series.get((train, metadata.LOSS_TAG)), series.get((train, data_tag))
+    if not (loss and data) or data_tag == metadata.LOSS_TAG:
+        return None, None
+    steps, values = [], []
+    for step, total in zip(loss.steps, loss.values):
+        part = data.at(step)
+        if total is not None and part is not None:
+            steps.append(step)
+            values.append(max(0.0, total - part))
+    return Series(steps, values), f"{metadata.LOSS_TAG} - {data_tag}"
+
+
+def _last_record(datums) -> dict | None:
+    """The record of the highest step (the later one on ties), parsed; None if unreadable."""
+    if not datums:
+        return None
+    last = max(enumerate(datums), key=lambda ix: (ix[1].step, ix[0]))[1]
+    try:
+        record = json.loads(last.numpy.item())
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _summary_row(r: Run, data_loss: str, series: dict, last_epoch: int | None) -> dict:
+    """One row of the summary table.
+
+    A finished run's best epoch is its record's (training saw every epoch; TensorBoard may keep a
+    sample of long series); a running run's is the lowest validation data loss so far.
+    """
+    record = r.record or {}
+    status = record.get("status")
+    train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
+    val_series = series.get((val, data_loss))
+    best_epoch, best_value = val_series.best if val_series else (None, None)
+    if (
+        status not in (None, "running")
+        and isinstance(record.get("best_epoch"), int)
+        and _number(record.get("best_value"))
+    ):
+        best_epoch, best_value = record["best_epoch"], float(record["best_value"])
+    train_series = series.get((train, data_loss))
+    train_value = train_series.at(best_epoch) if train_series and best_epoch is not None else None
+    onset = record.get("overfitting_onset")
+    if (
+        train_value is None
+        and isinstance(onset, dict)
+        and onset.get("epoch") == best_epoch
+        and _number(onset.get("train"))
+    ):
+        train_value = float(onset["train"])  # tbreg's GeneralizationGap callback recorded it
+    penalty_share = None
+    loss = series.get((train, metadata.LOSS_TAG))
+    total = loss.at(best_epoch) if loss and best_epoch is not None else None
+    if total:  # at the best epoch, in the training loss
+        logged = series.get((train, metadata.PENALTY_TAG))
+        penalty = logged.at(best_epoch) if logged else None
+        if penalty is None and train_value is not None and data_loss != metadata.LOSS_TAG:
+            penalty = max(0.0, total - train_value)
+        penalty_share = None if penalty is None else penalty / total
+    stop_epoch = record.get("stopped_epoch") if status not in (None, "running") else None
+    if stop_epoch is None:
+        stop_epoch = last_epoch  # running (or no record): as far as the curves got
+    return {
+        **r.header(),
+        "params": record.get("params"),
+        "data_loss": data_loss,
+        "best_epoch": best_epoch,
+        "best_value": best_value,
+        "train_value": train_value,
+        "gap": None if best_value is None or train_value is None else best_value - train_value,
+        "stop_epoch": stop_epoch,
+        "status": status,
+        "penalty_share": penalty_share,
+    }
+
+
+def _histogram_at(datums, epoch: int) -> dict:
+    """The histogram of the latest step at or before `epoch` (the first one if all are later)."""
+    datums = sorted(datums, key=lambda d: d.step)
+    i = max(0, bisect.bisect_right([d.step for d in datums], epoch) - 1)
+    d = datums[i]
+    buckets = d.numpy.reshape(-1, 3).tolist() if d.numpy.size else []
+    return {"epoch": d.step, "buckets": [[_finite(a), _finite(b), _finite(c)] for a, b, c in buckets]}

@@ -1,0 +1,300 @@
+// DOM builders and Plotly figures. Names from the log dir are untrusted: they reach the DOM only as
+// text (textContent, option labels) and reach Plotly only through plotlyText().
+
+import {
+  BASELINE_COLOR, formatNumber, formatPercent, metricLabel, plotlyText, runColors, safeId, smooth,
+} from "./model.js";
+
+export const SPLIT_DASH = {train: "solid", validation: "dash", train_eval: "dot"};
+
+/** document.createElement with properties, attributes (`attrs`) and children (strings become text). */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  const {attrs = {}, ...rest} = props;
+  Object.assign(node, rest);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+export function field(label, control) {
+  return el("label", {className: "field"}, el("span", {className: "field-label"}, label), control);
+}
+
+/** An empty <select id=…> (fill it with setOptions) calling onChange(value) on every change. */
+export function select(id, onChange) {
+  const node = el("select", {id});
+  node.addEventListener("change", () => onChange(node.value));
+  return node;
+}
+
+/** Replaces a <select>'s options ([value, label] pairs) keeping `value` selected when present. */
+export function setOptions(node, options, value) {
+  node.replaceChildren(...options.map(([v, label]) => el("option", {value: v, textContent: label})));
+  if (options.some(([v]) => v === value)) node.value = value;
+}
+
+export function section(title, subtitle) {
+  const body = el("div", {className: "section-body"});
+  const note = el("p", {className: "section-note"}, subtitle || "");
+  const node = el("section", {className: "card"}, el("h2", {}, title), note, body);
+  return {node, body, note};
+}
+
+export function message(text, kind = "empty") {
+  return el("div", {className: `message ${kind}`}, text);
+}
+
+export function familyLabel(family) {
+  return family === "" ? "(log dir root)" : family;
+}
+
+export function runLabel(run) {
+  return run.baseline ? `${run.name} (baseline)` : run.name;
+}
+
+const PLOT_CONFIG = {responsive: true, displaylogo: false, displayModeBar: "hover", modeBarButtonsToRemove: ["lasso2d", "select2d"]};
+
+function baseLayout(extra = {}) {
+  return {
+    margin: {l: 64, r: 16, t: 30, b: 48},
+    font: {family: "Roboto, 'Helvetica Neue', Arial, sans-serif", size: 12, color: "#3c4043"},
+    paper_bgcolor: "#fff",
+    plot_bgcolor: "#fff",
+    hovermode: "closest",
+    legend: {orientation: "v", x: 1.01, y: 1, bgcolor: "rgba(255,255,255,0.8)"},
+    xaxis: {gridcolor: "#e8eaed", zeroline: false},
+    yaxis: {gridcolor: "#e8eaed", zeroline: false},
+    ...extra,
+  };
+}
+
+/** Draws (or updates in place) a Plotly figure in `node`. */
+export function plot(Plotly, node, data, layout) {
+  return Plotly.react(node, data, layout, PLOT_CONFIG);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Family view: one metric, one color per run, train solid / validation dashed.
+
+export function familyFigure(answer, options) {
+  const colors = runColors(answer.runs);
+  const data = [];
+  for (const run of answer.runs) {
+    const label = plotlyText(runLabel(run));
+    let first = true;
+    for (const [split, series] of Object.entries(run.series)) {
+      const y = smooth(series.values, options.smoothing);
+      const smoothed = options.smoothing > 0 ? "<br>smoothed %{y:.4g}" : "";
+      data.push({
+        type: "scatter",
+        mode: series.steps.length === 1 ? "markers" : "lines",
+        uid: `${safeId(run.run)}-${split.replace(/[^a-z_]/g, "")}`,
+        name: label,
+        legendgroup: run.run,
+        showlegend: first,
+        x: series.steps,
+        y,
+        customdata: series.values,
+        line: {color: colors.get(run.run), dash: SPLIT_DASH[split] || "dashdot", width: run.baseline ? 2.5 : 1.8},
+        marker: {color: colors.get(run.run)},
+        hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>value %{customdata:.4g}${smoothed}<extra></extra>`,
+      });
+      first = false;
+    }
+  }
+  const layout = baseLayout({
+    uirevision: `${answer.family}\u0000${answer.metric}`,
+    height: 420,
+    xaxis: {
+      title: {text: options.logX ? "epoch (log scale; epoch 0 not shown)" : "epoch"},
+      type: options.logX ? "log" : "linear",
+      gridcolor: "#e8eaed",
+      zeroline: false,
+      ...(options.logX ? {} : epochTicks(answer.runs.flatMap((r) => Object.values(r.series)))),
+    },
+    yaxis: {
+      title: {text: plotlyText(metricLabel(answer.metric))},
+      gridcolor: "#e8eaed",
+      zeroline: false,
+      ...yAxisRange(options.yMin, options.yMax, data.map((trace) => trace.y)),
+    },
+  });
+  return {data, layout};
+}
+
+/** Whole-epoch ticks when there are only a few epochs (Plotly would put ticks at 0.5). */
+export function epochTicks(seriesList) {
+  const last = Math.max(0, ...seriesList.map((s) => (s && s.steps.length ? s.steps[s.steps.length - 1] : 0)));
+  return last < 10 ? {tick0: 0, dtick: 1} : {};
+}
+
+/** Plotly settings for a y-range whose ends are numbers or null (that end follows the data). */
+function yAxisRange(min, max, arrays) {
+  if (min === null && max === null) return {autorange: true};
+  let low = Infinity;
+  let high = -Infinity;
+  for (const v of arrays.flat()) {
+    if (v !== null && Number.isFinite(v)) {
+      low = Math.min(low, v);
+      high = Math.max(high, v);
+    }
+  }
+  if (low > high) [low, high] = [0, 1];
+  const pad = 0.05 * (high - low || 1);
+  return {autorange: false, range: [min === null ? low - pad : min, max === null ? high + pad : max]};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary table
+
+export const SUMMARY_COLUMNS = [
+  {key: "name", label: "run", title: "Run dir", format: (v, row) => runLabel(row)},
+  {key: "params", label: "parameters", format: (v) => formatNumber(v), numeric: true},
+  {key: "best_epoch", label: "best epoch", title: "Epoch of the lowest validation data loss", format: (v) => formatNumber(v), numeric: true},
+  {key: "best_value", label: "best val. data loss", title: "Lowest validation data loss", format: (v) => formatNumber(v), numeric: true},
+  {key: "train_value", label: "train data loss", title: "Training data loss at the best epoch", format: (v) => formatNumber(v), numeric: true},
+  {key: "gap", label: "gap", title: "Validation minus training data loss at the best epoch", format: (v) => formatNumber(v, 3), numeric: true},
+  {key: "stop_epoch", label: "stop epoch", title: "Last epoch trained (so far, while running)", format: (v) => formatNumber(v), numeric: true},
+  {key: "status", label: "status", format: (v) => v || "–"},
+  {key: "penalty_share", label: "penalty share", title: "Share of the regularization penalty in the training loss at the best epoch", format: (v) => formatPercent(v), numeric: true},
+];
+
+function compare(a, b) {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return 1; // missing values last, whatever the direction
+  if (b === null || b === undefined) return -1;
+  return typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
+}
+
+export function sortRows(rows, sort) {
+  if (!sort.key) return rows.slice();
+  const sign = sort.descending ? -1 : 1;
+  return rows.slice().sort((x, y) => {
+    const a = x[sort.key];
+    const b = y[sort.key];
+    if (a === null || a === undefined || b === null || b === undefined) return compare(a, b);
+    return sign * compare(a, b);
+  });
+}
+
+/** The summary <table>; clicking a header calls onSort(key). */
+export function summaryTable(answer, sort, onSort, colors) {
+  const head = el("tr", {}, SUMMARY_COLUMNS.map((column) => {
+    const active = sort.key === column.key;
+    const arrow = active ? (sort.descending ? " ▼" : " ▲") : "";
+    const th = el("th", {
+      className: `${column.numeric ? "num" : ""} sortable${active ? " active" : ""}`,
+      title: column.title || "",
+      attrs: {"aria-sort": active ? (sort.descending ? "descending" : "ascending") : "none", role: "button", tabindex: "0"},
+    }, column.label + arrow);
+    th.addEventListener("click", () => onSort(column.key));
+    th.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && onSort(column.key));
+    return th;
+  }));
+  const body = sortRows(answer.rows, sort).map((row) => el(
+    "tr", {className: row.baseline ? "baseline" : "", attrs: {"data-run": row.run}},
+    SUMMARY_COLUMNS.map((column) => {
+      const text = column.format(row[column.key], row);
+      if (column.key === "name") {
+        const swatch = el("span", {className: "swatch", attrs: {style: `background:${colors.get(row.run) || BASELINE_COLOR}`}});
+        return el("td", {title: row.run}, swatch, text);
+      }
+      if (column.key === "status") {
+        return el("td", {}, el("span", {className: `status status-${String(row.status || "unknown").replace(/[^a-z_]/g, "")}`}, text));
+      }
+      return el("td", {className: column.numeric ? "num" : ""}, text);
+    }),
+  ));
+  return el("table", {className: "summary"}, el("thead", {}, head), el("tbody", {}, body));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regularization view
+
+export function penaltyFigure(run, color) {
+  const data = [];
+  if (run.data_loss) {
+    data.push({
+      type: "scatter", mode: "lines", name: "data loss", stackgroup: "loss",
+      x: run.data_loss.steps, y: run.data_loss.values,
+      line: {color, width: 1.5}, fillcolor: hexToRgba(color, 0.35),
+      hovertemplate: "data loss<br>epoch %{x}<br>%{y:.4g}<extra></extra>",
+    });
+  }
+  if (run.penalty) {
+    data.push({
+      type: "scatter", mode: "lines", name: "penalty", stackgroup: "loss",
+      x: run.penalty.steps, y: run.penalty.values,
+      line: {color: "#c5221f", width: 1.5}, fillcolor: "rgba(197,34,31,0.30)",
+      hovertemplate: "penalty<br>epoch %{x}<br>%{y:.4g}<extra></extra>",
+    });
+  }
+  const layout = baseLayout({
+    height: 300,
+    uirevision: run.run,
+    xaxis: {title: {text: "epoch"}, gridcolor: "#e8eaed", ...epochTicks([run.data_loss, run.penalty])},
+    yaxis: {title: {text: "training loss (stacked)"}, gridcolor: "#e8eaed", rangemode: "tozero"},
+    legend: {orientation: "h", x: 0, y: 1.12},
+    margin: {l: 64, r: 16, t: 24, b: 48},
+  });
+  return {data, layout};
+}
+
+export function layersFigure(run) {
+  const layers = Object.entries(run.layers);
+  const data = layers.map(([layer, series], i) => ({
+    type: "scatter", mode: "lines", name: plotlyText(layer),
+    x: series.steps, y: series.values,
+    line: {width: 1.6, color: LAYER_COLORS[i % LAYER_COLORS.length]},
+    hovertemplate: `${plotlyText(layer)}<br>epoch %{x}<br>%{y:.4g}<extra></extra>`,
+  }));
+  const layout = baseLayout({
+    height: 300,
+    uirevision: run.run,
+    xaxis: {title: {text: "epoch"}, gridcolor: "#e8eaed", ...epochTicks(Object.values(run.layers))},
+    yaxis: {title: {text: "penalty per layer"}, gridcolor: "#e8eaed", rangemode: "tozero"},
+    legend: {orientation: "h", x: 0, y: 1.12},
+    margin: {l: 64, r: 16, t: 24, b: 48},
+  });
+  return {data, layout};
+}
+
+const LAYER_COLORS = ["#174ea6", "#188038", "#e37400", "#a142f4", "#d01884", "#007b83"];
+
+/** Each run's histogram of one weights tag as an outlined, lightly filled step curve. */
+export function weightsFigure(answer, colors) {
+  const data = answer.runs.map((run) => {
+    const x = [];
+    const y = [];
+    const total = run.buckets.reduce((sum, b) => sum + (b[2] || 0), 0) || 1;
+    for (const [left, right, count] of run.buckets) {
+      x.push(left, right);
+      y.push(count / total, count / total);
+    }
+    const color = colors.get(run.run) || BASELINE_COLOR;
+    const label = plotlyText(runLabel(run));
+    return {
+      type: "scatter", mode: "lines", name: `${label} · epoch ${run.epoch}`,
+      x, y, fill: "tozeroy", fillcolor: hexToRgba(color, 0.18),
+      line: {color, width: 1.6},
+      hovertemplate: `<b>${label}</b> · epoch ${run.epoch}<br>weight %{x:.3g}<br>share %{y:.2%}<extra></extra>`,
+    };
+  });
+  const layout = baseLayout({
+    height: 320,
+    uirevision: answer.tag,
+    xaxis: {title: {text: `${plotlyText(answer.tag)} value`}, gridcolor: "#e8eaed"},
+    yaxis: {title: {text: "share of weights"}, gridcolor: "#e8eaed", tickformat: ".0%", rangemode: "tozero"},
+  });
+  return {data, layout};
+}
+
+function hexToRgba(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
+}

@@ -1,0 +1,73 @@
+"""Writer side of the overfitting plugin: a run's record and hyperparameters as summaries.
+
+Training code calls `write_run_start(run_dir, record)` when a run begins and
+`write_run_end(run_dir, record)` when it ends, with the dict it writes to run.json. Both go into
+the run's root dir (beside `train/` and `validation/`), so that
+
+- the plugin reads the record (params, status, best epoch, …) through TensorBoard's data provider;
+- TensorBoard's HParams dashboard sees one session per run, with the splits' scalars as metrics.
+
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        run_record(record, step=0)
+"""
+
+import datetime
+import json
+import time
+
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from plugins.overfitting import metadata
+
+# HParams names, in the order the dashboard lists them, and where each comes from in the record.
+_FROM_HPARAMS = ("model", "units", "depth", "activation", "l1", "l2", "dropout", "optimizer")
+_FROM_CONFIG = ("learning_rate", "batch_size")
+
+
+def run_record(record: dict, step: int) -> bool:
+    """Writes `record` as JSON under `metadata.RUN_TAG` at `step` to the default summary writer."""
+    payload = json.dumps(record, sort_keys=True, default=str)
+    return tf.summary.write(
+        metadata.RUN_TAG, tf.constant(payload), step=step, metadata=metadata.create_summary_metadata()
+    )
+
+
+def hparams_of(record: dict) -> dict:
+    """The run's hyperparameters for TensorBoard's HParams dashboard (str, int, float or bool)."""
+    hparams = record.get("hparams") or {}
+    config = record.get("config") or {}
+    values = {
+        "family": record.get("family"),
+        **{name: hparams.get(name, 0.0 if name == "l1" else None) for name in _FROM_HPARAMS},
+        **{name: config.get(name) for name in _FROM_CONFIG},
+        "dataset": record.get("dataset"),
+        "params": record.get("params"),
+    }
+    return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}
+
+
+def _started_secs(record: dict) -> float:
+    try:
+        return datetime.datetime.fromisoformat(record["started"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return time.time()
+
+
+def write_run_start(run_dir: str, record: dict) -> None:
+    """At the start of a run: its hyperparameters (HParams) and its record at step 0."""
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        # trial_id="": every run is its own session group, even a byte-identical baseline copy.
+        hp.hparams(hparams_of(record), trial_id="", start_time_secs=_started_secs(record))
+        run_record(record, step=0)
+    writer.close()
+
+
+def write_run_end(run_dir: str, record: dict) -> None:
+    """At the end of a run: its final record, at step = epochs trained (so it supersedes step 0)."""
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        run_record(record, step=int(record.get("epochs") or 0))
+    writer.close()

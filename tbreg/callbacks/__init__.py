@@ -1,0 +1,75 @@
+"""Keras callbacks that log the parts of overfitting and regularization to TensorBoard.
+
+Each is a `keras.callbacks.Callback` usable alone in any `model.fit`, with `log_dir` first and
+the same meaning as in `keras.callbacks.TensorBoard` (it writes under `log_dir/train`,
+`log_dir/validation`, …). tbreg's training scripts add them all by default; `make` builds that set.
+"""
+
+from tbreg.callbacks.gap import GeneralizationGap
+from tbreg.callbacks.learning_rate import LearningRate
+from tbreg.callbacks.mc_dropout import MCDropout
+from tbreg.callbacks.regularization import RegularizationLoss
+from tbreg.callbacks.train_eval import TrainEval
+from tbreg.callbacks.weights import WeightHistograms
+
+__all__ = [
+    "GeneralizationGap",
+    "LearningRate",
+    "MCDropout",
+    "RegularizationLoss",
+    "TrainEval",
+    "WeightHistograms",
+    "NAMES",
+    "make",
+    "resolve_names",
+]
+
+# Names for the scripts' --callbacks flag, in the order the callbacks run.
+NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
+
+
+def resolve_names(names) -> tuple[str, ...]:
+    """The callback names a `--callbacks` value means: `all`, `none`, or a list of NAMES."""
+    names = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if names == ["all"]:
+        return NAMES
+    if names in (["none"], []):
+        return ()
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise ValueError(f"unknown callback(s) {', '.join(unknown)}; choose all, none, or from {', '.join(NAMES)}")
+    return tuple(names)
+
+
+def make(
+    log_dir,
+    names=NAMES,
+    *,
+    histogram_freq: int = 1,
+    sparsity_threshold: float = 1e-3,
+    train_data=None,
+    train_eval_freq: int = 1,
+    train_eval_examples: int | None = 1000,
+) -> list:
+    """The callbacks `names` for one run dir, as the scripts use them.
+
+    `train_data` is `(x, y)` for `train_eval` (skipped without it); a frequency of 0 skips the
+    callback it drives.
+    """
+    names = resolve_names(names)
+    out = []
+    for name in NAMES:
+        if name not in names:
+            continue
+        if name == "weights" and histogram_freq:
+            out.append(WeightHistograms(log_dir, histogram_freq, sparsity_threshold=sparsity_threshold))
+        elif name == "regularization":
+            out.append(RegularizationLoss(log_dir))
+        elif name == "gap":
+            out.append(GeneralizationGap(log_dir))
+        elif name == "learning_rate":
+            out.append(LearningRate(log_dir))
+        elif name == "train_eval" and train_eval_freq and train_data is not None:
+            x, y = train_data
+            out.append(TrainEval(log_dir, train_eval_freq, train_eval_examples, x=x, y=y))
+    return out

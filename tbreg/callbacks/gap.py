@@ -1,0 +1,107 @@
+"""`GeneralizationGap`: validation minus training per metric, and where overfitting starts."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tbreg.callbacks._base import SummaryCallback, data_loss_name
+
+
+class GeneralizationGap(SummaryCallback):
+    """Logs validation − training for the data loss and every metric, and the overfitting onset.
+
+    Written under `log_dir/train` with step = epoch (0-based):
+
+    | tag | kind | value |
+    |---|---|---|
+    | `gap/<metric>` | scalar | `val_<metric> - <metric>` for the data loss and every metric with a validation value |
+    | `gap/onset` | text, at the last epoch | the epoch with the lowest validation data loss (the overfitting onset) and the gaps there |
+
+    `loss` itself gets no gap when a data-loss metric exists: it includes the penalty, which only
+    applies in training. Without a data-loss metric the data loss is `loss`. After training the
+    onset is also in `self.onset`, and `run_json_fields()` returns it for the run's `run.json`
+    (tbreg's trainer merges it in).
+
+    Args:
+        log_dir: the run's log dir, as for `keras.callbacks.TensorBoard`.
+        data_loss: name of the metric that is the data loss; None finds it like
+            `RegularizationLoss` does.
+
+    Example:
+        ```python
+        gap = tbreg.callbacks.GeneralizationGap("logs/run1")
+        model.fit(x, y, validation_split=0.2, epochs=50, callbacks=[gap])
+        print(gap.onset)   # {'epoch': 12, 'monitor': 'val_binary_crossentropy', ...}
+        ```
+    """
+
+    def __init__(self, log_dir, data_loss: str | None = None):
+        super().__init__(log_dir)
+        self.data_loss = data_loss
+        self.onset = None
+        self._history = []  # (epoch, data loss name, logs)
+
+    def on_train_begin(self, logs=None):
+        self.onset = None
+        self._history = []
+
+    @staticmethod
+    def gaps(logs: dict, data_loss: str) -> dict[str, float]:
+        """{metric: val − train} for every metric of `logs` that has a `val_` twin."""
+        return {
+            name: float(logs[f"val_{name}"]) - float(value)
+            for name, value in logs.items()
+            if not name.startswith("val_") and f"val_{name}" in logs and (name != "loss" or data_loss == "loss")
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        data_loss = data_loss_name(self.model, logs, self.data_loss) or "loss"
+        self._history.append((epoch, data_loss, logs))
+        self.write_scalars("train", {f"gap/{name}": value for name, value in self.gaps(logs, data_loss).items()}, epoch)
+
+    def _find_onset(self) -> dict | None:
+        rows = [(e, dl, logs) for e, dl, logs in self._history if f"val_{dl}" in logs]
+        values = [float(logs[f"val_{dl}"]) for _, dl, logs in rows]
+        values = [v if math.isfinite(v) else math.inf for v in values]
+        if not values or min(values) == math.inf:
+            return None
+        epoch, data_loss, logs = rows[int(np.argmin(values))]
+        return {
+            "epoch": int(epoch),
+            "monitor": f"val_{data_loss}",
+            "val": float(logs[f"val_{data_loss}"]),
+            "train": float(logs[data_loss]),
+            "gap": self.gaps(logs, data_loss),
+            "epochs": len(self._history),
+        }
+
+    def on_train_end(self, logs=None):
+        self.onset = self._find_onset()
+        if self.onset:
+            o = self.onset
+            lines = [
+                f"Lowest {o['monitor']} = {o['val']:.6g} at epoch {o['epoch']} of {o['epochs']} "
+                f"(training {o['monitor'][4:]} = {o['train']:.6g}): overfitting starts after it.",
+                "",
+                "| metric | gap (validation − training) at that epoch |",
+                "|---|---|",
+                *(f"| {name} | {value:.6g} |" for name, value in o["gap"].items()),
+            ]
+            with self.writer("train").as_default():
+                tf.summary.text("gap/onset", "\n".join(lines), step=self._history[-1][0])
+        self.close()
+
+    def resume_state(self) -> list:
+        """The epochs seen so far (tbreg.resume saves them when training is interrupted)."""
+        return [list(row) for row in self._history]
+
+    def restore_state(self, state: list) -> None:
+        self._history = [tuple(row) for row in state]
+
+    def run_json_fields(self) -> dict:
+        """`{"overfitting_onset": {...}}` for run.json (from the epochs so far if training stopped
+        with an error), or `{}` before any epoch with a validation data loss."""
+        onset = self.onset or self._find_onset()
+        return {"overfitting_onset": onset} if onset else {}

@@ -1,0 +1,107 @@
+"""The tutorial's figures: tensorflow-docs' HistoryPlotter, fed from a family's event files.
+
+Train curves are solid, validation dashed, one colour per run, optionally smoothed with the
+plotter's Gaussian kernel, on a log epoch axis and within y limits, as in "Overfit and underfit".
+"""
+
+import dataclasses
+import io
+import os
+import types
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window (tensorflow_docs.plots imports pyplot)
+
+import matplotlib.pyplot as plt  # noqa: E402
+from tensorflow_docs import plots as tfdocs_plots  # noqa: E402
+
+from tbreg import share  # noqa: E402
+from tbreg.errors import UserError  # noqa: E402
+
+FORMATS = {".png": "png", ".svg": "svg"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotResult:
+    path: str
+    metric: str
+    runs: list[str]
+    skipped: list[str]  # runs without that metric in both train and validation
+
+
+def _history(run: share.Run, tag: str) -> types.SimpleNamespace | None:
+    """A keras.callbacks.History look-alike (`.epoch`, `.history`) for the epochs both splits logged."""
+    train = {p.step: p.value for p in run.scalars.get("train", {}).get(tag, [])}
+    val = {p.step: p.value for p in run.scalars.get("validation", {}).get(tag, [])}
+    epochs = sorted(set(train) & set(val))
+    if not epochs:
+        return None
+    metric = tag.removeprefix("epoch_")
+    return types.SimpleNamespace(
+        epoch=epochs, history={metric: [train[e] for e in epochs], f"val_{metric}": [val[e] for e in epochs]}
+    )
+
+
+def default_metric(runs: list[share.Run]) -> str:
+    """The family's data loss (what EarlyStopping watched), e.g. binary_crossentropy."""
+    for run in runs:
+        tag = share._data_loss_tag(run)
+        if tag:
+            return tag.removeprefix("epoch_")
+    raise UserError("no run has validation scalars to plot; pass --metric=NAME")
+
+
+def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
+    """{run name: history} of the runs that logged `metric`, and the names of those that did not."""
+    tag = "epoch_" + metric.removeprefix("epoch_")
+    found, skipped = {}, []
+    for run in runs:
+        history = _history(run, tag)
+        if history is None:
+            skipped.append(run.name)
+        else:
+            found[run.name if run.name not in found else f"{run.family}/{run.name}"] = history
+    if not found:
+        logged = sorted(
+            {t.removeprefix("epoch_") for r in runs for t in r.scalars.get("validation", {}) if t.startswith("epoch_")}
+        )
+        raise UserError(
+            f"no run logged {tag} in both train and validation; --metric can be one of: {', '.join(logged) or '(none)'}"
+        )
+    return found, skipped
+
+
+def plot_family(
+    logdir: str,
+    out: str,
+    metric: str | None = None,
+    smoothing_std: int | None = None,
+    logx: bool = False,
+    ylim: tuple[float, float] | None = None,
+) -> PlotResult:
+    """Draws `metric` for every run below `logdir` (usually a family dir) into `out` (.png or .svg)."""
+    fmt = FORMATS.get(os.path.splitext(out)[1].lower())
+    if fmt is None:
+        raise UserError(f"-o {out}: give a .png or .svg file name")
+    runs = share.load_runs(logdir)
+    metric = (metric or default_metric(runs)).removeprefix("epoch_")
+    found, skipped = histories(runs, metric)
+    fig = plt.figure(figsize=(8, 6))
+    try:
+        tfdocs_plots.HistoryPlotter(metric=metric, smoothing_std=smoothing_std).plot(found)
+        if logx:  # the tutorial's log-scale view: epoch 0 cannot be shown
+            last = max(h.epoch[-1] for h in found.values())
+            plt.xscale("log")
+            plt.xlim([5 if last > 50 else 1, max(plt.xlim())])
+            plt.xlabel("Epochs [Log Scale]")
+        if ylim:
+            plt.ylim(list(ylim))
+        plt.title(os.path.basename(logdir.rstrip("/")) or logdir)
+        image = io.BytesIO()
+        fig.savefig(image, format=fmt, dpi=100, bbox_inches="tight")
+        with share.atomic_output(out) as f:
+            f.write(image.getvalue())
+    finally:
+        plt.close(fig)
+    return PlotResult(out, metric, list(found), skipped)

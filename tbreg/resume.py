@@ -1,0 +1,126 @@
+"""Interrupting and resuming a fast-engine training at an epoch boundary.
+
+While `deferred_interrupts()` is active, SIGINT (and SIGTERM, when a script turned it into
+KeyboardInterrupt) only set a flag: the engine finishes the epoch it is in (its events are written),
+saves the training state into `<run>/.resume/` and then raises KeyboardInterrupt. A second signal
+interrupts at once (no state saved). `load`/`restore` put the state back so training continues with
+the next epoch: same weights, optimizer, dropout and shuffle generators, EarlyStopping, History and
+the state of callbacks that define `resume_state()` / `restore_state(state)`.
+"""
+
+import contextlib
+import io
+import json
+import os
+import signal
+import threading
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+RESUME_DIR = ".resume"
+_ARRAYS, _STATE = "arrays.npz", "state.json"
+_EARLY_STOPPING = ("wait", "stopped_epoch", "best", "best_epoch")
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Yields a list that receives the numbers of the signals that arrived; a second one raises."""
+    pending = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    originals = {}
+
+    def defer(signum, frame):
+        if pending:  # the user insists: stop now
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):  # only signals that would raise KeyboardInterrupt anyway
+            originals[sig] = handler
+            signal.signal(sig, defer)
+    try:
+        yield pending
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _keyed(callbacks):
+    """(class name#k, callback): the k-th callback of its class, so the list may change order."""
+    seen = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        seen[name] = seen.get(name, 0) + 1
+        yield f"{name}#{seen[name]}", callback
+
+
+def save(resume_dir: str, model, generator, epoch: int, callbacks) -> None:
+    """Saves the state after `epoch` (the last completed one) into `resume_dir`."""
+    tf.io.gfile.makedirs(resume_dir)
+    arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
+    arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    arrays["generator"] = generator.state.numpy()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    state = {"epoch": epoch, "callbacks": {}}
+    for key, callback in _keyed(callbacks):
+        if isinstance(callback, keras.callbacks.History):
+            entry = {"history": callback.history, "epochs": list(getattr(callback, "epoch", []))}
+        elif isinstance(callback, keras.callbacks.EarlyStopping):
+            entry = {name: getattr(callback, name) for name in _EARLY_STOPPING}
+        elif hasattr(callback, "resume_state"):
+            entry = callback.resume_state()
+        else:
+            entry = None
+        state["callbacks"][key] = entry
+    _write(os.path.join(resume_dir, _ARRAYS), buffer.getvalue())
+    _write(os.path.join(resume_dir, _STATE), json.dumps(state, default=float).encode())
+
+
+def exists(resume_dir: str) -> bool:
+    return tf.io.gfile.exists(os.path.join(resume_dir, _STATE))
+
+
+def restore(resume_dir: str, model, generator, callbacks) -> int:
+    """Restores what `save` wrote (after the callbacks' on_train_begin); returns the next epoch."""
+    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
+        state = json.loads(f.read())
+    with tf.io.gfile.GFile(os.path.join(resume_dir, _ARRAYS), "rb") as f:
+        arrays = np.load(io.BytesIO(f.read()), allow_pickle=False)
+        for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+            for i, v in enumerate(variables):
+                value = arrays[f"{prefix}_{i}"]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise ValueError(f"{resume_dir}: the saved state does not fit this model ({v.path})")
+                v.assign(value)
+        generator.state.assign(arrays["generator"])
+    for key, callback in _keyed(callbacks):
+        entry = state["callbacks"].get(key)
+        if entry is None:
+            continue
+        if isinstance(callback, keras.callbacks.History):
+            callback.history, callback.epoch = entry["history"], entry["epochs"]
+            callback.model.history = callback
+        elif isinstance(callback, keras.callbacks.EarlyStopping):
+            for name, value in entry.items():
+                setattr(callback, name, value)
+        elif hasattr(callback, "restore_state"):
+            callback.restore_state(entry)
+    return state["epoch"] + 1
+
+
+def clear(resume_dir: str) -> None:
+    if tf.io.gfile.isdir(resume_dir):
+        tf.io.gfile.rmtree(resume_dir)

@@ -1,0 +1,120 @@
+"""`tbreg plot`: the tutorial's HistoryPlotter figures drawn from a script-made tree's event files."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+from matplotlib import image as mpl_image
+
+from tbreg import cli, plot, reader, share
+
+
+def tbreg(capsys, *argv):
+    """Runs `tbreg argv…` in this process (flags parsed as the console script does): (code, out, err)."""
+    with flagsaver.flagsaver():
+        args = flags.FLAGS(["tbreg", *map(str, argv)])
+        try:
+            cli.main(args)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tbreg: error: "), err
+    assert all(f in lines[0] for f in fragments), lines[0]
+
+
+def test_png_of_a_family(script_tree, tmp_path, capsys):
+    out = tmp_path / "sizes.png"
+    family = script_tree["logdir"] / "sizes"
+    code, stdout, err = tbreg(
+        capsys,
+        "plot",
+        family,
+        "--metric",
+        "sparse_categorical_crossentropy",
+        "-o",
+        out,
+        "--smoothing_std",
+        "10",
+        "--logx",
+        "--ylim",
+        "0.5,3",
+    )
+    assert code == 0, err
+    assert "sparse_categorical_crossentropy of 2 runs (tiny, small)" in stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    pixels = mpl_image.imread(out)
+    assert pixels.shape[0] > 400 and pixels.shape[1] > 500
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50  # curves, legend, text: not blank
+
+
+def test_svg_by_extension_and_default_metric(script_tree, tmp_path, capsys):
+    out = tmp_path / "regularizers.svg"
+    code, stdout, err = tbreg(capsys, "plot", script_tree["logdir"] / "regularizers", "-o", out)
+    assert code == 0, err
+    assert "sparse_categorical_crossentropy" in stdout  # the data loss EarlyStopping watched
+    text = out.read_text()
+    assert "<svg" in text and text.count("<path") > 10
+    assert "Tiny Train" in text or "Tiny" in text
+
+
+def test_histories_are_the_event_files(script_tree):
+    runs = share.load_runs(str(script_tree["logdir"] / "sizes"))
+    histories, skipped = plot.histories(runs, "epoch_accuracy")
+    assert list(histories) == ["tiny", "small"] and skipped == []
+    train = reader.scalars(str(script_tree["logdir"] / "sizes" / "small" / "train"))["epoch_accuracy"]
+    val = reader.scalars(str(script_tree["logdir"] / "sizes" / "small" / "validation"))["epoch_accuracy"]
+    assert histories["small"].epoch == [p.step for p in train]
+    assert histories["small"].history == {"accuracy": [p.value for p in train], "val_accuracy": [p.value for p in val]}
+
+
+def test_plot_bad_inputs(script_tree, tmp_path, capsys):
+    family = script_tree["logdir"] / "sizes"
+    code, _, err = tbreg(capsys, "plot", family, "--metric", "auc", "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, "epoch_auc", "accuracy")
+    code, _, err = tbreg(capsys, "plot", family, "-o", tmp_path / "x.jpg")
+    assert_one_line_error(code, err, ".png or .svg")
+    code, _, err = tbreg(capsys, "plot", family, "-o", tmp_path / "x.png", "--ylim", "0.7,0.5")
+    assert_one_line_error(code, err, "LOW must be below HIGH")
+    code, _, err = tbreg(capsys, "plot", family, "-o", tmp_path / "x.png", "--ylim", "a,b")
+    assert_one_line_error(code, err, "two numbers")
+    code, _, err = tbreg(capsys, "plot", tmp_path / "nope", "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, "no such log dir")
+    (tmp_path / "empty").mkdir()
+    code, _, err = tbreg(capsys, "plot", tmp_path / "empty", "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, "no runs found")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = tbreg(capsys, "plot", family, "-o", blocker / "x.png")
+    assert_one_line_error(code, err, "cannot write")
+    assert sorted(os.listdir(tmp_path)) == ["empty", "file"]
+
+
+def test_plot_refuses_a_corrupted_event_file(script_tree, tmp_path, capsys):
+    family = tmp_path / "sizes"
+    shutil.copytree(script_tree["logdir"] / "sizes", family)
+    split = family / "tiny" / "validation"
+    path = split / next(f for f in os.listdir(split) if reader.is_event_file(f))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    code, _, err = tbreg(capsys, "plot", family, "-o", tmp_path / "x.png")
+    assert_one_line_error(code, err, str(path), "corrupted record at byte")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("ext", [".png", ".svg"])
+def test_plot_family_library_call(script_tree, tmp_path, ext):
+    result = plot.plot_family(
+        str(script_tree["logdir"] / "sizes"), str(tmp_path / f"f{ext}"), logx=True, smoothing_std=2
+    )
+    assert result.runs == ["tiny", "small"] and os.path.getsize(result.path) > 10_000

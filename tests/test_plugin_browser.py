@@ -1,0 +1,449 @@
+"""End to end: a real `tensorboard` process on a loopback port, the Overfitting tab in headless Chromium.
+
+Chromium is driven through its DevTools protocol over a pipe (`--remote-debugging-pipe`), so no
+driver package is needed. The screenshot is kept in artifacts/overfitting_tab.png.
+Needs Debian's `chromium` (`.ci/run` installs it); skipped when it is not installed.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = os.path.join(REPO, "artifacts")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
+    # A desktop with a mouse: headless has no pointer, and Plotly then pins its toolbars on.
+    "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4",
+)
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install -y chromium")
+
+
+class Browser:
+    """Headless Chromium and one page, spoken to through the DevTools protocol on fds 3 and 4."""
+
+    def __init__(self, width=1400, height=1700):
+        self._profile = tempfile.mkdtemp(prefix="tbreg-chromium-")
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+        # A tiny launcher hands Chromium the protocol pipes as fds 3 (commands in), 4 (answers out).
+        launcher = (  # copies above fd 9 first, in case the pipes themselves are fds 3 or 4
+            "import fcntl, os, sys; "
+            f"r, w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in ({to_child_r}, {from_child_w})); "
+            "os.dup2(r, 3); os.dup2(w, 4); os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", launcher, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(to_child_r, from_child_w),
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._next_id = 0
+        self._answers = {}
+        self.errors = []  # uncaught page exceptions and console errors
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for method in ("Page.enable", "Runtime.enable"):
+            self.send(method)
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def _read(self):
+        buffer = b""
+        while chunk := os.read(self._from_child, 1 << 16):
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\0")
+            for raw in messages:
+                message = json.loads(raw)
+                if message.get("method") == "Page.javascriptDialogOpening":  # e.g. an injected alert()
+                    self.errors.append(f"dialog: {message['params'].get('message')}")
+                    threading.Thread(
+                        target=self.send, args=("Page.handleJavaScriptDialog",), kwargs={"accept": True}
+                    ).start()
+                elif message.get("method") == "Runtime.exceptionThrown":
+                    self.errors.append(message["params"]["exceptionDetails"].get("exception", {}).get("description"))
+                elif message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] == "error":
+                    self.errors.append(
+                        " ".join(str(a.get("value", a.get("description"))) for a in message["params"]["args"])
+                    )
+                if "id" in message:
+                    with self._cond:
+                        self._answers[message["id"]] = message
+                        self._cond.notify_all()
+
+    def call(self, method, session=None, timeout=30, **params):
+        with self._cond:
+            self._next_id += 1
+            ident = self._next_id
+        message = {"id": ident, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        with self._cond:
+            if not self._cond.wait_for(lambda: ident in self._answers, timeout):
+                raise TimeoutError(f"Chromium did not answer {method} within {timeout} s")
+            answer = self._answers.pop(ident)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer.get("result", {})
+
+    def send(self, method, **params):
+        return self.call(method, session=self._session, **params)
+
+    def goto(self, url):
+        self.send("Page.navigate", url=url)
+
+    def evaluate(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"].get("exception", {}).get("description"))
+        return result["result"].get("value")
+
+    def wait_for(self, expression, timeout=45):
+        """Polls `expression` until it is truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:
+                value = None
+            if value:
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(f"page never satisfied: {expression}\nerrors: {self.errors}")
+
+    def screenshot(self, path):
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+        return path
+
+    def close(self):
+        try:
+            self.call("Browser.close", timeout=5)
+        except (OSError, TimeoutError, RuntimeError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_child)
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def start_tensorboard(logdir, *flags, timeout=60):
+    """A real `tensorboard --logdir logdir` on 127.0.0.1 and an OS-chosen port: (process, base URL)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(logdir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *flags,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    lines, found = [], []
+
+    def scan():
+        for line in proc.stdout:
+            lines.append(line)
+            match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            if match and not found:
+                found.append(match.group(1))
+
+    threading.Thread(target=scan, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("tensorboard did not start:\n" + "".join(lines))
+        time.sleep(0.1)
+    return proc, found[0]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_until(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+# JavaScript run in TensorBoard's page: the plugin's iframe document (through any shadow roots).
+FRAME_JS = """
+(() => {
+  const find = (root) => {
+    for (const node of root.querySelectorAll("*")) {
+      if (node.tagName === "IFRAME" && node.contentDocument && node.contentDocument.querySelector("#curves")) return node;
+      if (node.shadowRoot) { const hit = find(node.shadowRoot); if (hit) return hit; }
+    }
+    return null;
+  };
+  const frame = find(document);
+  return frame ? frame.contentDocument : null;
+})()
+"""
+
+
+def in_frame(body):
+    return f"(() => {{ const doc = {FRAME_JS}; if (!doc) return null; {body} }})()"
+
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def logdir(script_tree, tmp_path_factory):
+    """The scripts' log tree plus a run named like an HTML injection (a copy of sizes/tiny)."""
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    shutil.copytree(script_tree["logdir"], root)
+    shutil.copytree(root / "sizes" / "tiny", root / "sizes" / XSS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tensorboard(logdir):
+    proc, url = start_tensorboard(logdir, "--reload_interval", "1")
+    try:
+        wait_until(
+            lambda: (
+                get_json(url + "data/plugins_listing").get("overfitting", {}).get("enabled")
+                and len(get_json(url + "data/plugin/overfitting/families")["families"]) == 2
+            ),
+            what="tensorboard to load the log dir",
+        )
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = Browser()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def tab(tensorboard, browser):
+    """The browser on TensorBoard's Overfitting tab, after its first refresh."""
+    browser.goto(tensorboard + "#overfitting")
+    browser.wait_for(in_frame("return doc.body.dataset.state === 'ready';"))
+    return browser
+
+
+def select_family(browser, family):
+    browser.evaluate(
+        in_frame(
+            f"""
+            const select = doc.querySelector("#family-select");
+            if (select.value !== {json.dumps(family)}) {{
+              select.value = {json.dumps(family)};
+              select.dispatchEvent(new Event("change"));
+            }}
+            return true;
+            """
+        )
+    )
+
+
+def test_overfitting_tab_renders_charts_and_table(tensorboard, tab):
+    browser = tab
+    listing = get_json(tensorboard + "data/plugins_listing")["overfitting"]
+    assert listing["tab_name"] == "Overfitting" and listing["enabled"] is True
+
+    select_family(browser, "regularizers")
+    state = browser.wait_for(
+        in_frame(
+            """
+            const traces = doc.querySelectorAll("#curves .scatterlayer .trace");
+            const rows = doc.querySelectorAll("#summary tbody tr");
+            if (!traces.length || !rows.length || !rows[0].dataset.run.startsWith("regularizers/")) return null;
+            if (!doc.querySelector("#curves .section-note").textContent.endsWith(" in regularizers")) return null;
+            const dashes = [...doc.querySelectorAll("#curves .scatterlayer .trace path.js-line")]
+              .map((p) => p.style.strokeDasharray || "");
+            return {
+              family: doc.querySelector("#family-select").value,
+              metric: doc.querySelector("#metric-select").value,
+              traces: traces.length,
+              rows: [...rows].map((r) => r.dataset.run),
+              solid: dashes.filter((d) => !d || d === "none").length,
+              dashed: dashes.filter((d) => d.startsWith("9px")).length,
+              dotted: dashes.filter((d) => d.startsWith("3px")).length,
+              legend: [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent),
+              penaltyTraces: doc.querySelectorAll("#regularization .penalty .scatterlayer .trace").length,
+              weightTraces: doc.querySelectorAll("#regularization .weights .scatterlayer .trace").length,
+              text: doc.body.innerText,
+            };
+            """
+        )
+    )
+    browser.screenshot(os.path.join(ARTIFACTS, "overfitting_tab.png"))
+
+    # The first family (regularizers): the baseline copy of sizes/tiny first, then l2.
+    assert state["family"] == "regularizers"
+    assert state["rows"] == ["regularizers/tiny", "regularizers/l2"]
+    family = get_json(tensorboard + "data/plugin/overfitting/family?family=regularizers&metric=" + state["metric"])
+    splits = [split for run in family["runs"] for split in run["series"]]
+    assert splits.count("train") == splits.count("validation") == 2
+    assert state["traces"] == len(splits)  # one per run and split (train_eval when logged)
+    # train solid, validation dashed, train_eval (inference mode) dotted
+    assert (state["solid"], state["dashed"], state["dotted"]) == (2, 2, splits.count("train_eval"))
+    assert state["legend"] == ["tiny (baseline)", "l2"]
+    assert state["penaltyTraces"] == 2  # data loss + penalty, stacked
+    assert "completed" in state["text"]
+    weights = get_json(tensorboard + "data/plugin/overfitting/regularization?family=regularizers")["weights"]
+    if weights:  # logged by tbreg's weights callback
+        browser.wait_for(
+            in_frame('return doc.querySelectorAll("#regularization .weights .scatterlayer .trace").length === 2;')
+        )
+    else:
+        assert "No weight histograms" in state["text"]  # the empty state
+    assert browser.errors == []
+
+
+def test_switching_family_and_hparams_dashboard(tensorboard, tab):
+    browser = tab
+    select_family(browser, "sizes")
+    rows = browser.wait_for(
+        in_frame(
+            """
+            const rows = [...doc.querySelectorAll("#summary tbody tr")].map((r) => r.dataset.run);
+            return rows.includes("sizes/small") ? rows : null;
+            """
+        )
+    )
+    assert rows == [f"sizes/{XSS}", "sizes/small", "sizes/tiny"]
+    # The injected name renders as text everywhere: table, legend, options; no element is created.
+    page = browser.wait_for(
+        in_frame(
+            """
+            const legend = [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent);
+            return legend.length === 3 ? {
+              legend,
+              cell: doc.querySelector("#summary tbody tr td").textContent,
+              images: doc.querySelectorAll("img").length,
+              options: [...doc.querySelectorAll("#run-select option")].map((o) => o.textContent),
+            } : null;
+            """
+        )
+    )
+    assert page == {"legend": [XSS, "small", "tiny"], "cell": XSS, "images": 0, "options": [XSS, "small", "tiny"]}
+    browser.screenshot(os.path.join(ARTIFACTS, "overfitting_tab_sizes.png"))
+    # Sorting: a click on a header sorts by it, a second click reverses.
+    rows = get_json(tensorboard + "data/plugin/overfitting/summary?family=sizes")["rows"]
+    by_params = [r["run"] for r in sorted(rows, key=lambda r: (r["params"], rows.index(r)))]
+    order = """
+        const rows = () => [...doc.querySelectorAll("#summary tbody tr")].map((r) => r.dataset.run);
+        const header = [...doc.querySelectorAll("#summary th")].find((th) => th.textContent.startsWith("parameters"));
+        header.click();
+        const ascending = rows();
+        [...doc.querySelectorAll("#summary th")].find((th) => th.textContent.startsWith("parameters")).click();
+        return [ascending, rows()];
+    """
+    ascending, descending = browser.evaluate(in_frame(order))
+    assert ascending == by_params
+    assert [rows[[r["run"] for r in rows].index(run)]["params"] for run in descending] == sorted(
+        (r["params"] for r in rows), reverse=True
+    )
+    # TensorBoard's own HParams dashboard lists every run, the baseline copy included.
+    groups = get_json_post(
+        tensorboard + "data/plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 100,
+        },
+    )
+    sessions = sorted(s["name"] for g in groups["sessionGroups"] for s in g["sessions"])
+    assert sessions == ["regularizers/l2", "regularizers/tiny", f"sizes/{XSS}", "sizes/small", "sizes/tiny"]
+    assert browser.errors == []
+
+
+def get_json_post(url, body):
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_new_epochs_appear_live(tensorboard, tab, logdir):
+    """Training writes two more epochs into sizes/small; TensorBoard reloads; the tab's refresh shows them."""
+    import tensorflow as tf
+
+    browser = tab
+    select_family(browser, "sizes")
+    metric = browser.evaluate(in_frame('return doc.querySelector("#metric-select").value;'))
+    points = """
+        const plot = doc.querySelector("#curves .js-plotly-plot");
+        const trace = plot && plot.data.find((t) => t.legendgroup === "sizes/small" && t.line.dash === "solid");
+        const n = trace ? trace.x.length : null;
+    """
+    before = browser.wait_for(in_frame(points + "return n;"))
+    writer = tf.summary.create_file_writer(str(logdir / "sizes" / "small" / "train"))
+    with writer.as_default():
+        for epoch in (before, before + 1):
+            tf.summary.scalar(metric, 1.0, step=epoch)
+    writer.close()
+    wait_until(
+        lambda: (
+            get_json(f"{tensorboard}data/plugin/overfitting/family?family=sizes&metric={metric}")["runs"][1]["series"][
+                "train"
+            ]["steps"][-1]
+            == before + 1
+        ),
+        what="tensorboard to reload the new epochs",
+    )
+    browser.evaluate(in_frame('doc.querySelector("button.button").click(); return true;'))
+    assert browser.wait_for(in_frame(points + f"return n === {before + 2};"))
+    assert browser.errors == []
