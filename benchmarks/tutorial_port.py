@@ -58,7 +58,7 @@ MODELS = {
 }
 
 
-def compile_and_fit(model, train_ds, validate_ds, logdir, steps_per_epoch, max_epochs, patience=200):
+def compile_and_fit(model, train_ds, validate_ds, logdir, steps_per_epoch, max_epochs, patience=200, extra_callbacks=()):
     lr_schedule = keras.optimizers.schedules.InverseTimeDecay(
         0.001, decay_steps=steps_per_epoch * 1000, decay_rate=1, staircase=False
     )
@@ -75,6 +75,7 @@ def compile_and_fit(model, train_ds, validate_ds, logdir, steps_per_epoch, max_e
         callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_binary_crossentropy", patience=patience),
             keras.callbacks.TensorBoard(logdir),
+            *extra_callbacks,  # the benchmark's epoch timer
         ],
         verbose=0,
     )

@@ -38,6 +38,10 @@ _METRIC = flags.DEFINE_string(
 _SMOOTHING_STD = flags.DEFINE_integer(
     "smoothing_std", None, "plot: Gaussian smoothing width in epochs (tutorial: 10).", lower_bound=0
 )
+_KEEP_DAMAGED = flags.DEFINE_bool(
+    "keep_damaged", False,
+    "share report/export, plot: warn about a damaged event file and use its records before the damage.",
+)
 _LOGX = flags.DEFINE_bool("logx", False, "plot: log-scale epoch axis, as in the tutorial.")
 _YLIM = flags.DEFINE_list("ylim", None, "plot: y-axis limits LOW,HIGH, e.g. 0.5,0.7.")
 
@@ -67,7 +71,7 @@ def share_report(logdir: str) -> None:
     from tbreg import share
 
     start = time.perf_counter()
-    r = share.write_report(logdir, _output("report.html"))
+    r = share.write_report(logdir, _output("report.html"), keep_damaged=_KEEP_DAMAGED.value)
     sampled = f", curves downsampled to {r.points_per_curve} points" if r.downsampled else ""
     print(
         f"wrote {r.path} ({_size(r.bytes)}: {_n(r.families, 'family', 'families')}, {_n(r.runs, 'run')}{sampled}) "
@@ -79,7 +83,7 @@ def share_export(logdir: str) -> None:
     from tbreg import share
 
     start = time.perf_counter()
-    r = share.export_scalars(logdir, _output("scalars.csv"))
+    r = share.export_scalars(logdir, _output("scalars.csv"), keep_damaged=_KEEP_DAMAGED.value)
     columns = ", ".join(share.EXPORT_COLUMNS)
     print(f"wrote {r.path} ({r.rows:,} rows of {columns}; {r.runs} runs) in {time.perf_counter() - start:.1f} s")
 
@@ -135,7 +139,9 @@ def plot(logdir: str) -> None:
     from tbreg import plot as plot_lib
 
     ylim = _ylim()
-    r = plot_lib.plot_family(logdir, _output("sizes.png"), _METRIC.value, _SMOOTHING_STD.value, _LOGX.value, ylim)
+    r = plot_lib.plot_family(
+        logdir, _output("sizes.png"), _METRIC.value, _SMOOTHING_STD.value, _LOGX.value, ylim, _KEEP_DAMAGED.value
+    )
     skipped = f"; skipped (no {r.metric}): {', '.join(r.skipped)}" if r.skipped else ""
     print(f"wrote {r.path}: {r.metric} of {len(r.runs)} runs ({', '.join(r.runs)}){skipped}")
 
@@ -149,12 +155,12 @@ class Command:
 
 COMMANDS = {
     ("baseline", "copy"): Command(baseline_copy, ("SRC_RUN", "DST_RUN"), ("overwrite",)),
-    ("share", "report"): Command(share_report, ("LOGDIR",), ("output",)),
-    ("share", "export"): Command(share_export, ("LOGDIR",), ("output",)),
+    ("share", "report"): Command(share_report, ("LOGDIR",), ("output", "keep_damaged")),
+    ("share", "export"): Command(share_export, ("LOGDIR",), ("output", "keep_damaged")),
     ("share", "bundle"): Command(share_bundle, ("LOGDIR",), ("output",)),
     ("share", "open"): Command(share_open, ("BUNDLE",), ("dest",)),
     ("share", "upload"): Command(share_upload, ("LOGDIR", "URI"), ("watch", "interval", "max_cycles")),
-    ("plot",): Command(plot, ("FAMILY_DIR",), ("output", "metric", "smoothing_std", "logx", "ylim")),
+    ("plot",): Command(plot, ("FAMILY_DIR",), ("output", "metric", "smoothing_std", "logx", "ylim", "keep_damaged")),
 }
 _OWN_FLAGS = {
     "overwrite",
@@ -167,6 +173,7 @@ _OWN_FLAGS = {
     "smoothing_std",
     "logx",
     "ylim",
+    "keep_damaged",
 }
 
 

@@ -58,7 +58,7 @@ class _EpochRunner:
 def _build(model, x, y):
     """Creates the optimizer's and metrics' variables outside the compiled function."""
     model.optimizer.build(model.trainable_variables)
-    model.evaluate(x[:1], y[:1], verbose=0)  # builds compiled metrics; their state is reset per epoch
+    model.test_step((x[:1], y[:1]))  # eagerly: builds the compiled metrics (reset every epoch), no tracing
 
 
 def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbacks=(), seed: int = 0,

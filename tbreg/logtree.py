@@ -182,9 +182,14 @@ def write_run_json(run_dir: str, record: dict) -> None:
     """Writes `record` (plus schema_version) to `run_dir/run.json`, replacing it atomically."""
     path = os.path.join(run_dir, RUN_JSON)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
-    gfile.rename(tmp, path, overwrite=True)
+    try:
+        with gfile.GFile(tmp, "w") as f:
+            f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
+        gfile.rename(tmp, path, overwrite=True)
+    except BaseException:  # e.g. disk full: the old run.json stays, no temporary file is left behind
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
+        raise
 
 
 def read_run_json(run_dir: str) -> dict | None:

@@ -79,12 +79,13 @@ def plot_family(
     smoothing_std: int | None = None,
     logx: bool = False,
     ylim: tuple[float, float] | None = None,
+    keep_damaged: bool = False,
 ) -> PlotResult:
     """Draws `metric` for every run below `logdir` (usually a family dir) into `out` (.png or .svg)."""
     fmt = FORMATS.get(os.path.splitext(out)[1].lower())
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
-    runs = share.load_runs(logdir)
+    runs = share.load_runs(logdir, keep_damaged)
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)
     fig = plt.figure(figsize=(8, 6))

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import shutil
 import tarfile
 import time
@@ -99,11 +100,12 @@ def _run_names(logdir: str, rel: str) -> tuple[str, str]:
     return family or base, name
 
 
-def check_run_files(run_dir: str, live: bool = False) -> dict[str, reader.EventFileCheck]:
+def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False) -> dict[str, reader.EventFileCheck]:
     """Checks every event file below `run_dir`; a damaged one is a UserError naming file and byte.
 
     With `live` (the run is still training) an incomplete last record is what the writer has not
-    flushed yet, not damage. Returns {path: check}.
+    flushed yet, not damage. With `keep_damaged` a damaged file is a one-line warning on stderr
+    instead, and its records before the damage are used. Returns {path: check}.
     """
     checks = {}
     for split in reader.splits(run_dir):
@@ -112,14 +114,21 @@ def check_run_files(run_dir: str, live: bool = False) -> dict[str, reader.EventF
             if reader.is_event_file(name):
                 check = reader.inspect_event_file(os.path.join(split_dir, name))
                 if not check.ok and not (live and check.problem == "truncated"):
-                    raise UserError(f"{check.describe()}; restore it from a copy or delete it")
+                    if not keep_damaged:
+                        raise UserError(
+                            f"{check.describe()}; restore it from a copy, or pass --keep_damaged to use "
+                            "the records before the damage"
+                        )
+                    print(f"tbreg: warning: {check.describe()}; using the {check.events} events before it",
+                          file=sys.stderr)
                 checks[check.path] = check
     return checks
 
 
-def iter_runs(logdir: str):
+def iter_runs(logdir: str, keep_damaged: bool = False):
     """Yields every run below `logdir` (a tree, a family dir or one run), checked and read in full,
-    one at a time in dir order; a missing or empty tree is a UserError before the first."""
+    one at a time in dir order; a missing or empty tree is a UserError before the first.
+    `keep_damaged`: see `check_run_files`."""
     check_source(logdir)
     rels = [rel for rel in reader.find_runs(logdir) if not _is_hidden(rel)]
     if not rels:
@@ -130,14 +139,14 @@ def iter_runs(logdir: str):
     for rel in rels:
         path = logdir.rstrip("/") if rel in ("", ".") else os.path.join(logdir, rel)
         info = logtree.read_run_json(path) or {}
-        check_run_files(path, live=info.get("status") == "running")
+        check_run_files(path, live=info.get("status") == "running", keep_damaged=keep_damaged)
         family, name = _run_names(logdir, rel)
         yield Run(family, name, path, "" if rel == "." else rel, info, reader.run_scalars(path))
 
 
-def load_runs(logdir: str) -> list[Run]:
+def load_runs(logdir: str, keep_damaged: bool = False) -> list[Run]:
     """All of `iter_runs`, families in name order, runs in the order they were trained."""
-    return sorted(iter_runs(logdir), key=Run.sort_key)
+    return sorted(iter_runs(logdir, keep_damaged), key=Run.sort_key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +225,7 @@ def _json_row(row) -> str:
     return json.dumps(dict(zip(EXPORT_COLUMNS, clean)), allow_nan=False)
 
 
-def export_scalars(logdir: str, out: str) -> ExportResult:
+def export_scalars(logdir: str, out: str, keep_damaged: bool = False) -> ExportResult:
     """Writes every scalar below `logdir` to `out` (.csv or .json) as tidy rows; see EXPORT_COLUMNS.
 
     CSV writes non-finite values as nan/inf; JSON (an array of objects) writes them as null.
@@ -224,7 +233,7 @@ def export_scalars(logdir: str, out: str) -> ExportResult:
     fmt = os.path.splitext(out)[1].lower()
     if fmt not in (".csv", ".json"):
         raise UserError(f"-o {out}: give a .csv or .json file name")
-    runs = iter_runs(logdir)  # one run in memory at a time
+    runs = iter_runs(logdir, keep_damaged)  # one run in memory at a time
     first = next(runs)  # a missing or empty tree fails before anything is written
     n, batch, names = 0, [], []
     runs = (names.append(run.name) or run for run in itertools.chain([first], runs))
@@ -542,9 +551,9 @@ def render_report(runs: list[Run], title: str, max_points: int | None = None) ->
     ), per_curve
 
 
-def write_report(logdir: str, out: str, max_points: int | None = None) -> ReportResult:
+def write_report(logdir: str, out: str, max_points: int | None = None, keep_damaged: bool = False) -> ReportResult:
     """Writes the report of every run below `logdir` to `out` (one HTML file, opens offline)."""
-    runs = load_runs(logdir)
+    runs = load_runs(logdir, keep_damaged)
     text, per_curve = render_report(runs, f"tbreg report: {logdir}", max_points)
     data = text.encode("utf-8")
     with atomic_output(out) as f:

@@ -150,8 +150,7 @@ def _record_outcome(run_dir: str, record: dict) -> None:
         logtree.write_run_json(run_dir, record)
         run_summary.write_run_end(run_dir, record)
     except (OSError, tf.errors.OpError) as e:
-        reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
-        print(f"{run_dir}: could not record status={record['status']} in run.json ({reason})", file=sys.stderr)
+        print(f"{run_dir}: could not record status={record['status']} in run.json ({_reason(e)})", file=sys.stderr)
 
 
 def _best(history: dict, monitor: str) -> tuple[int | None, float | None]:
@@ -177,11 +176,42 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
     """
     if spec.learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=spec.learning_rate)
-    logtree.lock_run(run_dir)
+    try:
+        logtree.lock_run(run_dir)
+    except (OSError, tf.errors.OpError) as e:  # e.g. disk full
+        return _not_started(family, spec, run_dir, e)
+    default_writer = _default_summary_writer()
     try:
         return _train_locked(spec, data, config, run_dir, family, callbacks, extra)
     finally:
         logtree.unlock_run(run_dir)
+        _default_summary_writer(default_writer)
+
+
+def _default_summary_writer(restore=False):
+    """TF's default summary writer; with `restore` (a writer or None), makes it the default again.
+
+    A flush that fails inside `writer.as_default()` (e.g. disk full) leaves that writer as TF's
+    default — TF flushes before it restores — and every later summary outside a `with` would go
+    to it; so a run puts back the default it found.
+    """
+    from tensorflow.python.ops import summary_ops_v2
+
+    state = getattr(summary_ops_v2, "_summary_state", None)
+    if restore is False:
+        return getattr(state, "writer", None)
+    if state is not None:
+        state.writer = restore
+    return restore
+
+
+def _reason(e: Exception) -> str:
+    return (getattr(e, "message", None) or str(e)).splitlines()[0]
+
+
+def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0) -> RunResult:
+    print(f"{run_dir}: cannot write there ({_reason(e)}); not trained", file=sys.stderr)
+    return RunResult(family, spec.name, run_dir, "failed", params, error=f"{type(e).__name__}: {_reason(e)}")
 
 
 def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
@@ -211,9 +241,12 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         resumed = {"after_epoch": previous.get("stopped_epoch"), "at": _now()}
         record.update(started=previous.get("started", record["started"]))
         record["resumed"] = [*previous.get("resumed", []), resumed]
-    logtree.write_run_json(run_dir, record)
-    if not previous:
-        run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
+    try:
+        logtree.write_run_json(run_dir, record)
+        if not previous:
+            run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
+    except (OSError, tf.errors.OpError) as e:  # e.g. disk full: this run fails, the family goes on
+        return _not_started(family, spec, run_dir, e, model.count_params())
     result = RunResult(family, spec.name, run_dir, "running", model.count_params())
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=config.patience, min_delta=config.min_delta, mode="min"

@@ -3,6 +3,7 @@ damaged event files, hostile input. Real scripts in subprocesses where signals a
 
 import json
 import os
+import pathlib
 import platform
 import resource
 import shutil
@@ -336,6 +337,41 @@ def test_disk_full_mid_run_fails_the_run_and_keeps_what_was_written(tmp_path, tb
         assert steps == list(range(len(steps))) and len(steps) >= record["epochs"] - 1 > 0
 
 
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 200 kB tmpfs (root only): a real 'No space left on device'."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_no_space_left_fails_runs_and_the_family_goes_on(tiny_tmpfs, capsys):
+    fam = families.Family("t", tuple(models.ModelSpec(name, (8,)) for name in ("a", "b", "c")))
+    cfg = dataclasses_replace(CFG, max_epochs=2000, patience=2000)
+    results = training.train_family(fam, fam.models, _data(), cfg, str(tiny_tmpfs), callbacks_for=_callbacks())
+    assert [r.status for r in results] == ["failed"] * 3
+    assert all("No space left on device" in r.error for r in results)
+    assert results[0].epochs > 0
+    err = capsys.readouterr().err
+    assert f"{tiny_tmpfs}/t/b: cannot write there" in err and "not trained" in err
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        steps = [p.step for p in reader.scalars(f"{tiny_tmpfs}/t/a/validation")["epoch_loss"]]
+    assert steps == list(range(len(steps))) and len(steps) >= results[0].epochs - 1
+    assert training._default_summary_writer() is None  # a failed flush leaks no default writer
+    for run in ("a", "b", "c"):  # no lock and no temporary file left behind
+        assert not [f for f in os.listdir(f"{tiny_tmpfs}/t/{run}") if f.startswith(".lock") or ".tmp-" in f]
+
+
 # ---------------------------------------------------------------------------------------------
 # 5: damaged event files
 
@@ -524,7 +560,9 @@ def test_bundle_member_names_stay_inside_the_destination(name):
         assert target.startswith(dest + "/")
 
 
-DIR_NAMES = NAMES.filter(lambda n: n not in (".", "..") and len(n.encode()) < 200)
+# A run dir named like a split (train, validation, train_eval) reads as a split of its parent: the
+# log tree's contract, not the plugin's, and no family has such a model.
+DIR_NAMES = NAMES.filter(lambda n: n not in (".", "..", "train", "validation", "train_eval") and len(n.encode()) < 200)
 
 
 @settings(FUZZ, max_examples=10)  # each example writes a log tree and loads it into TensorBoard
@@ -534,10 +572,12 @@ def test_plugin_answers_any_run_and_tag_name_as_data(family, run, tag):
 
     with tempfile.TemporaryDirectory() as logdir:
         run_dir = os.path.join(logdir, family, run)
-        import pathlib
-
-        write_run(pathlib.Path(run_dir), record(family, run), train={f"epoch_{tag}": [1.0, 0.5]},
-                  validation={f"epoch_{tag}": [2.0, 1.5]})
+        write_run(
+            pathlib.Path(run_dir),
+            record(family, run),
+            train={f"epoch_{tag}": [1.0, 0.5]},
+            validation={f"epoch_{tag}": [2.0, 1.5]},
+        )
         server = Server(logdir)
         listing = server.json("families")
         assert [(f["family"], [r["name"] for r in f["runs"]]) for f in listing["families"]] == [(family, [run])]

@@ -125,3 +125,11 @@ def test_run_json_is_valid_json_for_every_run(script_tree):
     for run in reader.find_runs(str(script_tree["logdir"])):
         with open(os.path.join(script_tree["logdir"], run, "run.json")) as f:
             assert json.load(f)["status"] == "completed"
+
+
+def test_a_diverged_run_makes_the_exit_status_1(tmp_path, tbreg_cache):
+    proc = run_script("tbreg.train_sizes", "--logdir", str(tmp_path), "--models", "tiny,small", "--max_epochs", "3",
+                      "--learning_rate", "1e9", "--callbacks", "none", "--quiet", cache_dir=tbreg_cache)
+    assert proc.returncode == 1, proc.stderr
+    assert "runs did not end well: tiny diverged" in proc.stderr and "Traceback" not in proc.stderr
+    assert logtree.read_run_json(str(tmp_path / "sizes" / "small"))["status"] == "diverged"  # the family went on

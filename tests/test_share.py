@@ -597,3 +597,22 @@ def test_console_error_is_one_line(tmp_path):
     assert [l for l in proc.stderr.splitlines() if l.startswith("tbreg")] == [
         f"tbreg: error: {tmp_path / 'nope'}: no such log dir; train one first: tbreg-train-sizes --logdir={tmp_path / 'nope'}"
     ]
+
+
+@pytest.mark.parametrize("name", ["report", "export"])
+def test_keep_damaged_warns_with_file_and_offset_and_uses_the_good_part(tree, tmp_path, capsys, name):
+    path = event_file(tree / "sizes" / "small", "validation")
+    good = reader.inspect_event_file(path)
+    flip_byte(path, good.size - 3)  # inside the last record: every event before it is good
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = tbreg(capsys, *(a.format(logdir=tree, out=out) for a in COMMANDS[name]), "--keep_damaged")
+    assert code == 0, err
+    (warning,) = [line for line in err.splitlines() if line.startswith("tbreg: warning:")]
+    assert path in warning and "corrupted record at byte" in warning and f"using the {good.events - 1} events" in warning
+    assert len(os.listdir(out)) == 1
+    if name == "export":
+        rows = list(csv.DictReader(open(out / "scalars.csv")))
+        steps = [int(r["step"]) for r in rows
+                 if (r["run"], r["split"], r["tag"]) == ("small", "validation", "epoch_loss")]
+        assert steps and steps == list(range(len(steps)))  # the good part, from the first epoch on
