@@ -27,7 +27,7 @@ setup(
         "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
     ],
     package_data={"plugins.overfitting": ["static/*"]},
-    extras_require={"test": ["pytest>=8", "pytest-xdist", "hypothesis"]},
+    extras_require={"test": ["pytest>=8", "hypothesis"]},
     entry_points={
         "console_scripts": [
             "tbreg=tbreg.cli:run",

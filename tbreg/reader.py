@@ -71,21 +71,24 @@ def load(event_dir: str) -> event_accumulator.EventAccumulator:
     return acc
 
 
+def _series(acc, legacy_kind: str, legacy_point, plugin: str, tensor_point) -> dict:
+    """{tag: points} of one kind: legacy events (`legacy_kind`) and tensor summaries of `plugin`."""
+    tags = acc.Tags()
+    getter = {event_accumulator.SCALARS: acc.Scalars, event_accumulator.HISTOGRAMS: acc.Histograms}[legacy_kind]
+    out = {tag: [legacy_point(e) for e in getter(tag)] for tag in tags[legacy_kind]}
+    for tag in tags[event_accumulator.TENSORS]:
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name == plugin:
+            out[tag] = [tensor_point(e) for e in acc.Tensors(tag)]
+    return out
+
+
 def scalars(event_dir: str) -> dict[str, list[Point]]:
     """Every scalar in `event_dir` by tag: Keras 3's tensor summaries and legacy scalar events."""
-    acc = load(event_dir)
-    tags = acc.Tags()
-    out = {
-        tag: [Point(e.step, e.wall_time, float(e.value)) for e in acc.Scalars(tag)]
-        for tag in tags[event_accumulator.SCALARS]
-    }
-    for tag in tags[event_accumulator.TENSORS]:
-        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
-            continue
-        out[tag] = [
-            Point(e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)
-        ]
-    return out
+    return _series(
+        load(event_dir),
+        event_accumulator.SCALARS, lambda e: Point(e.step, e.wall_time, float(e.value)),
+        "scalars", lambda e: Point(e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto))),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,17 +122,11 @@ def _tensor_buckets(proto) -> np.ndarray:
 
 def histograms(event_dir: str) -> dict[str, list[HistogramPoint]]:
     """Every histogram in `event_dir` by tag: Keras 3's / tf.summary's tensor summaries and legacy ones."""
-    acc = load(event_dir)
-    tags = acc.Tags()
-    out = {
-        tag: [HistogramPoint(e.step, e.wall_time, _legacy_buckets(e.histogram_value)) for e in acc.Histograms(tag)]
-        for tag in tags[event_accumulator.HISTOGRAMS]
-    }
-    for tag in tags[event_accumulator.TENSORS]:
-        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "histograms":
-            continue
-        out[tag] = [HistogramPoint(e.step, e.wall_time, _tensor_buckets(e.tensor_proto)) for e in acc.Tensors(tag)]
-    return out
+    return _series(
+        load(event_dir),
+        event_accumulator.HISTOGRAMS, lambda e: HistogramPoint(e.step, e.wall_time, _legacy_buckets(e.histogram_value)),
+        "histograms", lambda e: HistogramPoint(e.step, e.wall_time, _tensor_buckets(e.tensor_proto)),
+    )
 
 
 def texts(event_dir: str) -> dict[str, list[TextPoint]]:

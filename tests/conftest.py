@@ -24,6 +24,46 @@ def run_script(module: str, *args: str, cache_dir=None, check=False, timeout=600
     return proc
 
 
+def synthetic_data(n_train=400, n_val=200, features=8, seed=0, noise=2.0):
+    """A small noisy linearly separable binary problem as `tbreg.datasets.Data` (labels (N, 1))."""
+    import numpy as np
+
+    from tbreg import datasets
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(features, 1))
+    x = rng.normal(size=(n_train + n_val, features)).astype(np.float32)
+    y = ((x @ w + rng.normal(scale=noise, size=(n_train + n_val, 1))) > 0).astype(np.float32)
+    return datasets.Data("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+
+
+def tbreg(capsys, *argv):
+    """Runs `tbreg argv…` in this process (flags parsed as the console script does): (code, out, err)."""
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from tbreg import cli
+
+    with flagsaver.flagsaver():
+        args = flags.FLAGS(["tbreg", *map(str, argv)])
+        try:
+            cli.main(args)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    """`tbreg` failed with exit 1 and exactly one stderr line, `tbreg: error: …`, holding each fragment."""
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tbreg: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
 @pytest.fixture(scope="session")
 def tbreg_cache(tmp_path_factory):
     """One dataset cache for the whole test session (mnist1d is generated once)."""

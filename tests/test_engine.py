@@ -1,19 +1,16 @@
 """The fast engine gives the keras engine's results and writes the same log tree."""
 
-import dataclasses
+import functools
 
 import numpy as np
 import pytest
 
-from tbreg import config, datasets, logtree, models, reader, training
+from conftest import synthetic_data
+
+from tbreg import config, logtree, models, reader, training
 
 
-def _data(n_train=256, n_val=256, features=10, seed=1):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(features, 1))
-    x = rng.normal(size=(n_train + n_val, features)).astype(np.float32)
-    y = ((x @ w + rng.normal(scale=1.5, size=(n_train + n_val, 1))) > 0).astype(np.float32)
-    return datasets.Data("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+_data = functools.partial(synthetic_data, n_train=256, n_val=256, features=10, seed=1, noise=1.5)
 
 
 def _train(tmp_path, engine, spec, data, **overrides):

@@ -5,31 +5,12 @@ import shutil
 
 import numpy as np
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 from matplotlib import image as mpl_image
 
-from tbreg import cli, plot, reader, share
+from conftest import assert_one_line_error, tbreg
 
+from tbreg import plot, reader, share
 
-def tbreg(capsys, *argv):
-    """Runs `tbreg argv…` in this process (flags parsed as the console script does): (code, out, err)."""
-    with flagsaver.flagsaver():
-        args = flags.FLAGS(["tbreg", *map(str, argv)])
-        try:
-            cli.main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 1, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tbreg: error: "), err
-    assert all(f in lines[0] for f in fragments), lines[0]
 
 
 def test_png_of_a_family(script_tree, tmp_path, capsys):

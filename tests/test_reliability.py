@@ -17,7 +17,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, run_script, synthetic_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,12 +137,7 @@ def test_sigterm_lock_side_by_side_then_resume(tmp_path, tbreg_cache):
 # 1: in process — SIGINT at an epoch boundary, exact continuation, skipping finished runs
 
 
-def _data(n_train=400, n_val=200, features=8, seed=0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(features, 1))
-    x = rng.normal(size=(n_train + n_val, features)).astype(np.float32)
-    y = ((x @ w + rng.normal(scale=2.0, size=(n_train + n_val, 1))) > 0).astype(np.float32)
-    return datasets.Data("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+_data = synthetic_data
 
 
 CFG = config.TrainConfig(

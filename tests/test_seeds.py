@@ -1,17 +1,17 @@
 """Seeds: each model trained N times into <family>/<model>/seed_<k>, and the aggregate run
 <family>/<model>/mean whose events are the numpy mean and std over the seed runs' events."""
 
+import functools
 import os
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_script, synthetic_data
 
 from tbreg import (
     _train_script,
     aggregate,
     config,
-    datasets,
     families,
     logtree,
     models,
@@ -20,12 +20,7 @@ from tbreg import (
 )
 
 
-def _data(n_train=300, n_val=100, features=8, seed=0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(features, 1))
-    x = rng.normal(size=(n_train + n_val, features)).astype(np.float32)
-    y = ((x @ w + rng.normal(scale=2.0, size=(n_train + n_val, 1))) > 0).astype(np.float32)
-    return datasets.Data("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+_data = functools.partial(synthetic_data, n_train=300, n_val=100)
 
 
 @pytest.fixture(scope="module")

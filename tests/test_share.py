@@ -16,34 +16,12 @@ import time
 
 import pytest
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 
-from tbreg import cli, logtree, reader, share
+from tbreg import logtree, reader, share
 from tbreg.errors import UserError
 
-from conftest import REPO
+from conftest import REPO, assert_one_line_error, tbreg
 
-
-def tbreg(capsys, *argv):
-    """Runs `tbreg argv…` in this process (flags parsed as the console script does): (code, out, err)."""
-    with flagsaver.flagsaver():
-        args = flags.FLAGS(["tbreg", *map(str, argv)])
-        try:
-            cli.main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 1, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tbreg: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture

@@ -5,15 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from conftest import synthetic_data
+
 from tbreg import config, datasets, families, logtree, models, reader, training
 
 
-def _data(n_train=400, n_val=200, features=8, seed=0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(features, 1))
-    x = rng.normal(size=(n_train + n_val, features)).astype(np.float32)
-    y = ((x @ w + rng.normal(scale=2.0, size=(n_train + n_val, 1))) > 0).astype(np.float32)
-    return datasets.Data("synthetic", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=2)
+_data = synthetic_data
 
 
 def _expected_stop(values, patience, min_delta):

@@ -8,7 +8,6 @@ Rows are parsed by pandas' C reader; a file that fails to parse is scanned once 
 only to name the first bad line.
 """
 
-import gzip
 import hashlib
 import http.client
 import io
