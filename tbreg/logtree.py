@@ -214,11 +214,13 @@ def _jsonable(value):
 
 def list_files(root: str) -> list[str]:
     """Paths of all files below `root`, relative to it, sorted."""
-    out = []
+    out, local = [], _is_local(root)
     for dirpath, _, filenames in gfile.walk(root):
-        rel = os.path.relpath(dirpath, root) if _is_local(root) else dirpath[len(root) :].strip("/")
+        rel = os.path.relpath(dirpath, root) if local else dirpath[len(root) :].strip("/")
         for name in filenames:
-            out.append(os.path.normpath(os.path.join(rel, name)) if rel not in ("", ".") else name)
+            # ram:// lists `train_eval/x` also as `train/_eval`; keep only names that exist as files
+            if local or gfile.exists(os.path.join(dirpath, name)):
+                out.append(os.path.normpath(os.path.join(rel, name)) if rel not in ("", ".") else name)
     return sorted(out)
 
 
@@ -304,7 +306,10 @@ def _publish(tmp: str, dst: str, files: list[str]) -> None:
         if gfile.exists(dst):
             gfile.rmtree(dst)
         raise
-    gfile.rmtree(tmp)
+    try:  # every file has moved; what is left are (virtual) dirs
+        gfile.rmtree(tmp)
+    except tf.errors.NotFoundError:  # ram:// lists phantom entries (`train/_eval` for `train_eval/…`)
+        pass
 
 
 def copy_baseline(logdir: str, from_family: str, to_family: str, model: str, if_exists: str = "new") -> str | None:

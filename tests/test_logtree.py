@@ -12,7 +12,7 @@ from tbreg.errors import UserError
 
 def _make_run(root, files=None):
     files = files or {"run.json": b'{"status": "completed"}', "train/events.out.tfevents.1": b"\x00" * 100 + b"abc",
-                      "validation/events.out.tfevents.2": b"xyz" * 50}
+                      "validation/events.out.tfevents.2": b"xyz" * 50, "train_eval/events.out.tfevents.3": b"e"}
     for rel, data in files.items():
         path = os.path.join(root, rel)
         tf.io.gfile.makedirs(os.path.dirname(path))
