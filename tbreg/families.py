@@ -135,13 +135,18 @@ IMDB_ORIGINAL = chollet("original", (16, 16))
 IMDB_SIZES = Family(
     "sizes", (chollet("smaller", (4, 4)), IMDB_ORIGINAL, chollet("bigger", (512, 512))), source=CHOLLET_SOURCE
 )
-IMDB_REGULARIZERS = Family(
-    "regularizers",
-    (dataclasses.replace(IMDB_ORIGINAL, name="l2", l2=0.002), dataclasses.replace(IMDB_ORIGINAL, name="dropout", dropout=0.5)),
-    baseline_family="sizes",
-    default_baseline="original",
-    source=CHOLLET_SOURCE,
-)
+def chollet_regularizers(base: ModelSpec, baseline_family: str) -> Family:
+    """Chollet's L2 (0.002) and dropout (0.5) versions of `base`, with `base` as the baseline."""
+    return Family(
+        "regularizers",
+        (dataclasses.replace(base, name="l2", l2=0.002), dataclasses.replace(base, name="dropout", dropout=0.5)),
+        baseline_family=baseline_family,
+        default_baseline=base.name,
+        source=CHOLLET_SOURCE,
+    )
+
+
+IMDB_REGULARIZERS = chollet_regularizers(IMDB_ORIGINAL, "sizes")
 
 MNIST_LARGE = chollet("large", (96, 96))
 MNIST_LEARNING_RATE = Family(
@@ -151,13 +156,7 @@ MNIST_LEARNING_RATE = Family(
 )
 MNIST_CAPACITY = Family("capacity", (chollet("small", ()), MNIST_LARGE), source=CHOLLET_SOURCE)
 # Chollet's IMDB regularizers applied to his MNIST model that overfits (capacity/large).
-MNIST_REGULARIZERS = Family(
-    "regularizers",
-    (dataclasses.replace(MNIST_LARGE, name="l2", l2=0.002), dataclasses.replace(MNIST_LARGE, name="dropout", dropout=0.5)),
-    baseline_family="capacity",
-    default_baseline="large",
-    source=CHOLLET_SOURCE,
-)
+MNIST_REGULARIZERS = chollet_regularizers(MNIST_LARGE, "capacity")
 
 TUTORIAL_LARGE = ModelSpec("large", LARGE)
 

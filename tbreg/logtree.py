@@ -32,6 +32,18 @@ def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+def probe_dir(path: str) -> None:
+    """Creates dir `path` (and its parents) and writes and removes a probe file in it.
+
+    Raises the file system's own error (tf.errors.OpError or OSError); callers word it for users.
+    """
+    gfile.makedirs(path)
+    probe = os.path.join(path, f".tbreg-probe-{uuid.uuid4().hex[:8]}")
+    with gfile.GFile(probe, "wb") as f:
+        f.write(b"")
+    gfile.remove(probe)
+
+
 def _taken(path: str) -> bool:
     return gfile.isdir(path) and bool(gfile.listdir(path))
 

@@ -157,13 +157,8 @@ def check_writable(path: str) -> None:
     """Fails with a one-line UserError unless a file can be written at `path` (made by a probe)."""
     if gfile.isdir(path):
         raise UserError(f"{path} is a directory; give a file name, e.g. {os.path.join(path, 'out')}")
-    parent = os.path.dirname(path) or "."
-    probe = os.path.join(parent, f".tbreg-probe-{uuid.uuid4().hex[:8]}")
     try:
-        gfile.makedirs(parent)
-        with gfile.GFile(probe, "wb") as f:
-            f.write(b"")
-        gfile.remove(probe)
+        logtree.probe_dir(os.path.dirname(path) or ".")
     except tf.errors.OpError as e:
         raise UserError(f"cannot write {path} ({_op_error_text(e)}); pick a writable location") from None
 
@@ -774,12 +769,8 @@ class SyncResult:
 def check_destination(uri: str) -> None:
     """Fails with a one-line UserError unless `uri` is a dir tf.io.gfile can create and write."""
     scheme = _scheme(uri)
-    probe = os.path.join(uri, f".tbreg-probe-{uuid.uuid4().hex[:8]}")
     try:
-        gfile.makedirs(uri)
-        with gfile.GFile(probe, "wb") as f:
-            f.write(b"")
-        gfile.remove(probe)
+        logtree.probe_dir(uri)
     except tf.errors.UnimplementedError:
         raise UserError(
             f"{uri}: unknown URI scheme {scheme!r}; tf.io.gfile here knows local paths, gs:// and ram:// "

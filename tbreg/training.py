@@ -411,11 +411,7 @@ def _train_in_processes(tasks, jobs: int, verbose: int) -> list[RunResult]:
 def check_logdir(logdir: str) -> None:
     """Fails early, before any training, if `logdir` cannot be created or written."""
     try:
-        tf.io.gfile.makedirs(logdir)
-        probe = os.path.join(logdir, f".tbreg-write-test-{os.getpid()}")
-        with tf.io.gfile.GFile(probe, "w") as f:
-            f.write("ok")
-        tf.io.gfile.remove(probe)
+        logtree.probe_dir(logdir)
     except (tf.errors.OpError, OSError) as e:
         message = getattr(e, "message", None) or str(e)
         raise UserError(f"--logdir={logdir} is not writable ({message.splitlines()[0]}); pick another dir") from None
