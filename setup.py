@@ -27,7 +27,10 @@ setup(
         "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
     ],
     package_data={"plugins.overfitting": ["static/*"]},
-    extras_require={"test": ["pytest>=8", "hypothesis"]},
+    extras_require={
+        "ray": ["ray>=2.9"],  # tbreg sweep --engine=ray
+        "test": ["pytest>=8", "hypothesis", "ray>=2.9"],  # the tests run Ray on a local two-worker cluster
+    },
     entry_points={
         "console_scripts": [
             "tbreg=tbreg.cli:run",

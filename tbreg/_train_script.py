@@ -9,33 +9,14 @@ import sys
 
 from absl import app, flags
 
+from tbreg import _flags, datasets, families, logtree, training
 from tbreg import callbacks as callbacks_lib
-from tbreg import config as config_lib
-from tbreg import datasets, families, logtree, training
 from tbreg.errors import UserError
 
-_LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
-_DATASET = flags.DEFINE_enum("dataset", "mnist1d", list(datasets.NAMES), "Dataset; mnist1d is generated offline.")
-_DATA_PATH = flags.DEFINE_string(
-    "data_path", None,
-    "higgs: local .csv/.csv.gz or URL (default: the UCI URL); imdb, mnist: local Keras .npz or URL "
-    "(default: Keras' own file via ~/.keras/datasets).",
-)
-_CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Dataset cache (default $TBREG_CACHE or ~/.cache/tbreg).")
-_MODELS = flags.DEFINE_list("models", [], "Comma list of models to train (default: the whole family).")
 _IF_EXISTS = flags.DEFINE_enum(
     "if_exists", "new", list(logtree.IF_EXISTS),
     "When a run dir exists: new = train into <model>.2, <model>.3, …; error = stop; overwrite = delete it first.",
 )
-_MAX_EPOCHS = flags.DEFINE_integer("max_epochs", None, "Most epochs per model (preset: higgs 10000, mnist1d 150, imdb and mnist 20).", lower_bound=1)
-_PATIENCE = flags.DEFINE_integer("patience", None, "EarlyStopping patience on the validation data loss.", lower_bound=0)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Batch size (tutorial: 500).", lower_bound=1)
-_BUFFER_SIZE = flags.DEFINE_integer("buffer_size", None, "Shuffle buffer (tutorial: 10000).", lower_bound=1)
-_N_TRAIN = flags.DEFINE_integer("n_train", None, "Training examples (higgs: the rows after validation).", lower_bound=1)
-_N_VALIDATION = flags.DEFINE_integer("n_validation", None, "Validation examples (higgs: the first rows).", lower_bound=1)
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Initial learning rate of models without one of their own (preset 0.001: the tutorial's Adam, Chollet's RMSprop).", lower_bound=0)
-_DECAY_EPOCHS = flags.DEFINE_float("decay_epochs", None, "InverseTimeDecay: epochs until the rate halves.", lower_bound=0)
-_SEED = flags.DEFINE_integer("seed", None, "Random seed for weights, dropout and shuffling.")
 _ENGINE = flags.DEFINE_enum(
     "engine", "fast", ["fast", "keras"],
     "fast: one compiled call per epoch (default); keras: plain model.fit, for per-batch callbacks.",
@@ -43,65 +24,21 @@ _ENGINE = flags.DEFINE_enum(
 _JOBS = flags.DEFINE_integer(
     "jobs", 1, "Train this many models of the family at once, in separate processes.", lower_bound=1
 )
-_SEEDS = flags.DEFINE_list(
-    "seeds", [],
-    "N: train every model N times, with seeds --seed, --seed+1, …; or a comma list of seeds. Runs go to "
-    "<family>/<model>/seed_<k>, plus the aggregate run <family>/<model>/mean (mean and std). Empty: one run per model.",
-)
-flags.register_validator(
-    "seeds",
-    lambda v: all(x.strip().lstrip("-").isdigit() for x in v) and (len(v) != 1 or int(v[0]) >= 1),
-    message="must be a count N >= 1 or a comma list of integer seeds",
-)
-_MC_SAMPLES = flags.DEFINE_integer(
-    "mc_samples", None,
-    "Monte-Carlo dropout passes per epoch for models that have them (regularizers' dropout models; default 20); 0: off.",
-    lower_bound=0,
-)
 _BASELINE = flags.DEFINE_string(
     "baseline", None,
     "Families with a baseline (regularizers): the run copied in beside them (default: the family's, e.g. "
     "sizes/tiny; imdb: sizes/original; mnist: capacity/large); empty: none.",
 )
-_QUIET = flags.DEFINE_bool("quiet", False, "No per-epoch progress dots.")
 _RESUME = flags.DEFINE_bool(
     "resume", False,
     "Continue the newest run of each model where an interrupt (Ctrl-C, SIGTERM) stopped it; finished runs are skipped.",
-)
-_CALLBACKS = flags.DEFINE_list(
-    "callbacks", ["all"],
-    f"tbreg callbacks per run: all, none, or a comma list of {', '.join(callbacks_lib.NAMES)}.",
-)
-_HISTOGRAM_FREQ = flags.DEFINE_integer(
-    "histogram_freq", 1, "Weight histograms, norms and sparsity every N epochs (0: off).", lower_bound=0
-)
-_SPARSITY_THRESHOLD = flags.DEFINE_float(
-    "sparsity_threshold", 1e-3, "weight_sparsity counts weights with |w| below this as zero.", lower_bound=0
-)
-_TRAIN_EVAL_FREQ = flags.DEFINE_integer(
-    "train_eval_freq", 1, "Evaluate training data in inference mode every N epochs (0: off).", lower_bound=0
-)
-_TRAIN_EVAL_EXAMPLES = flags.DEFINE_integer(
-    "train_eval_examples", 1000, "Training examples evaluated by train_eval.", lower_bound=1
-)
-flags.register_validator(
-    "callbacks",
-    lambda v: v in (["all"], ["none"]) or all(n in callbacks_lib.NAMES for n in v),
-    message=f"must be all, none, or a comma list of: {', '.join(callbacks_lib.NAMES)}",
 )
 
 
 def callbacks_for(data):
     """`run_dir -> [tbreg callbacks]` as the flags say, for training.train_family."""
-    return functools.partial(  # a partial, not a closure: --jobs sends it to worker processes
-        callbacks_lib.make,
-        names=callbacks_lib.resolve_names(_CALLBACKS.value),
-        histogram_freq=_HISTOGRAM_FREQ.value,
-        sparsity_threshold=_SPARSITY_THRESHOLD.value,
-        train_data=(data.x_train, data.y_train),
-        train_eval_freq=_TRAIN_EVAL_FREQ.value,
-        train_eval_examples=_TRAIN_EVAL_EXAMPLES.value,
-    )
+    # a partial, not a closure: --jobs sends it to worker processes
+    return functools.partial(callbacks_lib.make, train_data=(data.x_train, data.y_train), **_flags.callback_options())
 
 
 def add_models_validator(family: families.Family) -> None:
@@ -109,34 +46,6 @@ def add_models_validator(family: families.Family) -> None:
     flags.register_validator(
         "models", lambda v: all(m in names for m in v), message=f"must be a comma list of: {', '.join(names)}"
     )
-
-
-def make_config() -> config_lib.TrainConfig:
-    return config_lib.for_dataset(
-        _DATASET.value,
-        data_path=_DATA_PATH.value,
-        cache_dir=_CACHE_DIR.value,
-        max_epochs=_MAX_EPOCHS.value,
-        patience=_PATIENCE.value,
-        batch_size=_BATCH_SIZE.value,
-        buffer_size=_BUFFER_SIZE.value,
-        n_train=_N_TRAIN.value,
-        n_validation=_N_VALIDATION.value,
-        learning_rate=_LEARNING_RATE.value,
-        decay_epochs=_DECAY_EPOCHS.value,
-        seed=_SEED.value,
-        engine=_ENGINE.value,
-        verbose=0 if _QUIET.value else 1,
-    )
-
-
-def seeds_from(values, seed: int) -> list[int] | None:
-    """The seeds `--seeds` means: N -> seed … seed+N-1; a list -> itself; empty -> None (one run per model)."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return list(range(seed, seed + int(values[0])))
-    return [int(v) for v in values]
 
 
 def _run_name(r) -> str:
@@ -225,27 +134,27 @@ def run(family_name: str, argv, before_training=None) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (all options are --flags)")
-    logdir = _LOGDIR.value
+    logdir = _flags.LOGDIR.value
     try:
-        config = make_config()
+        config = _flags.make_config(_ENGINE.value)
         family = families.get(family_name, config.dataset)
         try:
-            specs = family.select(_MODELS.value)
+            specs = family.select(_flags.MODELS.value)
         except UserError as e:
             raise UserError(f"--models: {e} on {config.dataset}") from None
-        if _MC_SAMPLES.value is not None:
-            specs = [dataclasses.replace(s, mc_samples=_MC_SAMPLES.value) if s.mc_samples else s for s in specs]
+        if _flags.MC_SAMPLES.value is not None:
+            specs = [dataclasses.replace(s, mc_samples=_flags.MC_SAMPLES.value) if s.mc_samples else s for s in specs]
         training.check_logdir(logdir)
         data = datasets.load(config)
         if before_training:
             before_training(logdir, family, config)
         baseline = family.default_baseline if _BASELINE.value is None else _BASELINE.value
         copy_baseline(logdir, family, config, baseline)
-        flag_values = {f.name: f.value for f in flags.FLAGS.get_key_flags_for_module(sys.modules[__name__])}
+        flag_values = _flags.values(sys.modules[__name__])
         results = training.train_family(
             family, specs, data, config, logdir, _IF_EXISTS.value,
             callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
-            seeds=seeds_from(_SEEDS.value, config.seed), resume=_RESUME.value,
+            seeds=_flags.seeds_from(_flags.SEEDS.value, config.seed), resume=_RESUME.value,
         )
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ tbreg share export LOGDIR -o SCALARS.csv|SCALARS.json
 tbreg share bundle LOGDIR -o RUNS.tar.gz
 tbreg share open BUNDLE [--dest=DIR]
 tbreg share upload LOGDIR URI [--watch [--interval=SECONDS] [--max_cycles=N]]
+tbreg sweep [--families=…] [--grid name=v1,v2 …] [--seeds=N] [--engine=local|ray] [--jobs=N] (see tbreg sweep --help)
 tbreg plot FAMILY_DIR -o FIGURE.png|FIGURE.svg [--metric=NAME] [--smoothing_std=N] [--logx] [--ylim=LOW,HIGH]
 """
 
@@ -210,6 +211,10 @@ def main(argv):
 
 
 def run():
+    if sys.argv[1:2] == ["sweep"]:  # its own flags, defined only when it runs
+        from tbreg import sweep_cli
+
+        app.run(sweep_cli.main)
     app.run(main)
 
 

@@ -9,6 +9,7 @@ are exactly Keras' own. Callbacks are driven through Keras' `CallbackList` at ep
 """
 
 import math
+import time
 import warnings
 
 import keras
@@ -62,7 +63,7 @@ def _build(model, x, y):
 
 
 def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbacks=(), seed: int = 0,
-             resume_dir: str | None = None):
+             resume_dir: str | None = None, checkpoint_secs: float | None = None):
     """Trains `model` (compiled) for up to `epochs` epochs; returns the History.
 
     Stops when a callback sets `model.stop_training` (e.g. EarlyStopping) or the loss is not
@@ -70,7 +71,9 @@ def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbac
     `on_train_end` runs however training ends, so their writers are flushed and closed.
     With `resume_dir`, an interrupt (SIGINT, or SIGTERM turned into KeyboardInterrupt) stops at the
     end of the current epoch and saves the training state there (see tbreg.resume); if that dir
-    holds a saved state, training continues from it.
+    holds a saved state, training continues from it. With `checkpoint_secs` too, the state is
+    also saved after the first epoch that ends at least that many seconds after the last save
+    (0: every epoch), so a training that is killed can continue from there (see tbreg.resume).
     """
     x_val, y_val = validation_data
     _build(model, x, y)
@@ -86,7 +89,9 @@ def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbac
         start = 0
         if resume_dir and resume.exists(resume_dir):
             start = resume.restore(resume_dir, model, runner.generator, callback_list.callbacks)
-            resume.clear(resume_dir)  # new events follow: only a new save may be resumed from
+            if checkpoint_secs is None:
+                resume.clear(resume_dir)  # new events follow: only a new save may be resumed from
+        last_save = time.monotonic()
         with resume.deferred_interrupts() as pending:
             for epoch in range(start, epochs):
                 callback_list.on_epoch_begin(epoch)
@@ -106,6 +111,9 @@ def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbac
                     model.stop_training = True
                 if model.stop_training:
                     break
+                if resume_dir and checkpoint_secs is not None and time.monotonic() - last_save >= checkpoint_secs:
+                    resume.save(resume_dir, model, runner.generator, epoch, callback_list.callbacks)
+                    last_save = time.monotonic()
     except BaseException:
         try:
             callback_list.on_train_end(logs)  # flush and close every writer

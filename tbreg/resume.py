@@ -6,6 +6,11 @@ saves the training state into `<run>/.resume/` and then raises KeyboardInterrupt
 interrupts at once (no state saved). `load`/`restore` put the state back so training continues with
 the next epoch: same weights, optimizer, dropout and shuffle generators, EarlyStopping, History and
 the state of callbacks that define `resume_state()` / `restore_state(state)`.
+
+A save also records the size of every event file of the run (after flushing the callbacks'
+writers), so that a training killed after a save (SIGKILL, a lost machine) can be continued from
+it: `rewind_events` sets aside what the killed process wrote after the save, which training then
+writes again — every step once. Sweeps save periodically (`fast_fit(checkpoint_secs=…)`).
 """
 
 import contextlib
@@ -20,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 RESUME_DIR = ".resume"
+ATTEMPTS_DIR = ".attempts"  # what killed trainings wrote after their last save, set aside
 _ARRAYS, _STATE = "arrays.npz", "state.json"
 _EARLY_STOPPING = ("wait", "stopped_epoch", "best", "best_epoch")
 
@@ -66,15 +72,39 @@ def _keyed(callbacks):
         yield f"{name}#{seen[name]}", callback
 
 
+def flush_writers(callbacks) -> None:
+    """Flushes the summary writers of Keras' TensorBoard and tbreg's callbacks (their `_writers`)."""
+    for callback in callbacks:
+        for writer in list(getattr(callback, "_writers", {}).values()):
+            writer.flush()
+
+
+def event_files(run_dir: str) -> dict[str, int]:
+    """{path relative to `run_dir`: size} of the run's event files (not those set aside)."""
+    sizes = {}
+    for dirpath, dirnames, filenames in tf.io.gfile.walk(run_dir):
+        dirnames[:] = [d for d in dirnames if d not in (RESUME_DIR, ATTEMPTS_DIR)]
+        for name in filenames:
+            if "tfevents" in name:
+                path = os.path.join(dirpath, name)
+                sizes[os.path.relpath(path, run_dir)] = tf.io.gfile.stat(path).length
+    return sizes
+
+
 def save(resume_dir: str, model, generator, epoch: int, callbacks) -> None:
-    """Saves the state after `epoch` (the last completed one) into `resume_dir`."""
+    """Saves the state after `epoch` (the last completed one) into `resume_dir`.
+
+    The callbacks' writers are flushed first, and the sizes of the run's event files (the run
+    dir is `resume_dir`'s parent) are part of the state.
+    """
+    flush_writers(callbacks)
     tf.io.gfile.makedirs(resume_dir)
     arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
     arrays["generator"] = generator.state.numpy()
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    state = {"epoch": epoch, "callbacks": {}}
+    state = {"epoch": epoch, "callbacks": {}, "event_files": event_files(os.path.dirname(resume_dir.rstrip("/")))}
     for key, callback in _keyed(callbacks):
         if isinstance(callback, keras.callbacks.History):
             entry = {"history": callback.history, "epochs": list(getattr(callback, "epoch", []))}
@@ -119,6 +149,54 @@ def restore(resume_dir: str, model, generator, callbacks) -> int:
         elif hasattr(callback, "restore_state"):
             callback.restore_state(entry)
     return state["epoch"] + 1
+
+
+def saved_epoch(resume_dir: str) -> int | None:
+    """The last completed epoch of the saved state; None without one."""
+    if not exists(resume_dir):
+        return None
+    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
+        return json.loads(f.read())["epoch"]
+
+
+def _read(path: str, start: int = 0) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        f.seek(start)
+        return f.read()
+
+
+def _truncate(path: str, size: int) -> None:
+    if "://" not in path:
+        os.truncate(path, size)
+        return
+    head = _read(path)[:size]  # object stores cannot truncate: rewrite the file
+    _write(path, head)
+
+
+def rewind_events(resume_dir: str, attempt: str) -> int:
+    """Sets aside the event-file bytes written after the save in `resume_dir`; returns how many.
+
+    Each event file of the run is cut back to its size at the save; the cut part (and any event
+    file the save did not know) goes to `<run>/.attempts/<attempt>/`, renamed so TensorBoard does
+    not read it as events. Nothing is lost; the steps after the save are then trained again.
+    """
+    run_dir = os.path.dirname(resume_dir.rstrip("/"))
+    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
+        saved = json.loads(f.read()).get("event_files")
+    if saved is None:  # a state from before sizes were recorded: nothing to compare with
+        return 0
+    moved = 0
+    for rel, size in event_files(run_dir).items():
+        keep = saved.get(rel, 0)
+        if size <= keep:
+            continue
+        path = os.path.join(run_dir, rel)
+        aside = os.path.join(run_dir, ATTEMPTS_DIR, attempt, rel.replace("tfevents", "set-aside-events") + f".from-{keep}")
+        tf.io.gfile.makedirs(os.path.dirname(aside))
+        _write(aside, _read(path, keep))
+        _truncate(path, keep)
+        moved += size - keep
+    return moved
 
 
 def clear(resume_dir: str) -> None:

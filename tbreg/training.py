@@ -67,15 +67,16 @@ def make_datasets(data, config):
     return train, val
 
 
-def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
+def fit(model, data, config, callbacks, resume_dir: str | None = None, checkpoint_secs: float | None = None) -> None:
     """Trains a compiled model with `config.engine`: "fast" (one compiled call per epoch) or "keras".
 
     The fast engine saves its state into `resume_dir` when interrupted and continues from it
-    (tbreg.resume); the keras engine is not resumable.
+    (tbreg.resume), every `checkpoint_secs` too when given; the keras engine is not resumable.
     """
     if config.engine == "fast":
         engine.fast_fit(model, data.x_train, data.y_train, (data.x_val, data.y_val), config.max_epochs,
-                        config.batch_size, callbacks, seed=config.seed, resume_dir=resume_dir)
+                        config.batch_size, callbacks, seed=config.seed, resume_dir=resume_dir,
+                        checkpoint_secs=checkpoint_secs)
     elif config.engine == "keras":
         train_ds, val_ds = make_datasets(data, config)
         model.fit(train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=callbacks, verbose=0, shuffle=False)
@@ -161,7 +162,8 @@ def _best(history: dict, monitor: str) -> tuple[int | None, float | None]:
     return epoch, float(values[epoch])
 
 
-def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), extra: dict | None = None) -> RunResult:
+def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), extra: dict | None = None,
+              checkpoint_secs: float | None = None) -> RunResult:
     """Trains `spec` on `data` into `run_dir` (which must be new) and returns the result.
 
     Writes Keras' TensorBoard logs under `run_dir/train` and `run_dir/validation`, and
@@ -172,7 +174,8 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
     `Interrupted`; the fast engine then leaves its state in `run_dir/.resume/`, and a later
     train_run on the same `run_dir` continues from it (same steps, no duplicate points). A lock
     (`run_dir/.lock`) keeps a second training out while this one writes. A spec's own learning
-    rate replaces the config's (and is what run.json's config says).
+    rate replaces the config's (and is what run.json's config says). `checkpoint_secs` (fast
+    engine) also saves that state periodically, so a killed training continues from its last save.
     """
     if spec.learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=spec.learning_rate)
@@ -182,7 +185,7 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
         return _not_started(family, spec, run_dir, e)
     default_writer = _default_summary_writer()
     try:
-        return _train_locked(spec, data, config, run_dir, family, callbacks, extra)
+        return _train_locked(spec, data, config, run_dir, family, callbacks, extra, checkpoint_secs)
     finally:
         logtree.unlock_run(run_dir)
         _default_summary_writer(default_writer)
@@ -214,9 +217,13 @@ def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0)
     return RunResult(family, spec.name, run_dir, "failed", params, error=f"{type(e).__name__}: {_reason(e)}")
 
 
-def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
+def _train_locked(spec, data, config, run_dir, family, callbacks, extra, checkpoint_secs=None) -> RunResult:
     resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
-    previous = logtree.read_run_json(run_dir) if resume.exists(resume_dir) else None
+    resuming = resume.exists(resume_dir)
+    previous = (logtree.read_run_json(run_dir) or {}) if resuming else None
+    if resuming:  # what a killed training wrote after its last save is written again
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        resume.rewind_events(resume_dir, f"after-epoch-{resume.saved_epoch(resume_dir)}-{stamp}")
     keras.utils.set_random_seed(config.seed)
     model = compile_model(spec, data, config)
     monitor = "val_" + models.data_loss_name(data.num_classes)
@@ -237,13 +244,13 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         "versions": versions(),
         **(extra or {}),
     }
-    if previous:  # continuing an interrupted training: same run, same start
-        resumed = {"after_epoch": previous.get("stopped_epoch"), "at": _now()}
+    if resuming:  # continuing an interrupted training: same run, same start
+        resumed = {"after_epoch": resume.saved_epoch(resume_dir), "at": _now()}
         record.update(started=previous.get("started", record["started"]))
         record["resumed"] = [*previous.get("resumed", []), resumed]
     try:
         logtree.write_run_json(run_dir, record)
-        if not previous:
+        if not resuming:
             run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
     except (OSError, tf.errors.OpError) as e:  # e.g. disk full: this run fails, the family goes on
         return _not_started(family, spec, run_dir, e, model.count_params())
@@ -266,7 +273,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         all_callbacks.append(tfdocs_modeling.EpochDots(report_every=100))
     interrupted = None
     try:
-        fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None)
+        fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None, checkpoint_secs)
         result.status = _status(history.history, early_stopping, data.num_classes)
         resume.clear(resume_dir)
     except KeyboardInterrupt:

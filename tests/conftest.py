@@ -1,6 +1,7 @@
 """Shared fixtures: a script-made log tree (real scripts, real event files) and small helpers."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,19 @@ def run_script(module: str, *args: str, cache_dir=None, check=False, timeout=600
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# TensorFlow 2.21's C++ start-up lines, printed even with TF_CPP_MIN_LOG_LEVEL=2.
+_TF_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
+    r"|To enable the following instructions: .*"
+)
+
+
+def own_lines(stderr: str) -> list[str]:
+    """stderr's non-empty lines that are not TensorFlow's start-up chatter."""
+    return [line for line in stderr.splitlines() if line.strip() and not _TF_NOISE.fullmatch(line)]
 
 
 def synthetic_data(n_train=400, n_val=200, features=8, seed=0, noise=2.0):

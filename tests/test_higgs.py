@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import own_lines, run_script
 
 from tbreg import config as config_lib
 from tbreg.datasets import higgs
@@ -500,18 +500,6 @@ def test_connection_dropped_mid_body(gz, tmp_path, server):
 # ---------------------------------------------------------------------------------------------------
 # End to end, as a user runs the script (subprocesses run in parallel: each imports TensorFlow)
 
-# TensorFlow 2.21's C++ start-up lines, printed even with TF_CPP_MIN_LOG_LEVEL=2.
-_TF_NOISE = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
-)
-
-
-def _own_lines(stderr: str) -> list[str]:
-    """stderr's non-empty lines that are not TensorFlow's start-up chatter."""
-    return [line for line in stderr.splitlines() if line.strip() and not _TF_NOISE.fullmatch(line)]
-
-
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
@@ -551,7 +539,7 @@ def test_script_bad_file_is_one_line_error(e2e):
         f"train_sizes.py: error: {e2e['bad']}: line 42: expected 29 comma-separated columns "
         "(label + 28 features), found 2"
     )
-    assert _own_lines(proc.stderr) == [expected], proc.stderr
+    assert own_lines(proc.stderr) == [expected], proc.stderr
     assert not os.path.exists(e2e["tmp"] / "bad_logs" / "sizes" / "tiny" / "run.json")
 
 
@@ -577,5 +565,5 @@ def test_script_bad_flag_value(e2e, job, flag_message):
     proc = e2e[job]
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    own = _own_lines(proc.stderr)  # the models list may go on with other datasets' model names
+    own = own_lines(proc.stderr)  # the models list may go on with other datasets' model names
     assert any(line.startswith(f"FATAL Flags parsing error: {flag_message}") for line in own), proc.stderr

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script, synthetic_data
 
 from tbreg import (
-    _train_script,
+    _flags,
     aggregate,
     config,
     families,
@@ -111,10 +111,10 @@ def test_runs_that_stopped_early_drop_out_of_later_steps(tmp_path):
 
 
 def test_seeds_flag_values():
-    assert _train_script.seeds_from([], 0) is None
-    assert _train_script.seeds_from(["3"], 0) == [0, 1, 2]
-    assert _train_script.seeds_from(["2"], 10) == [10, 11]
-    assert _train_script.seeds_from(["7", "1", "42"], 0) == [7, 1, 42]
+    assert _flags.seeds_from([], 0) is None
+    assert _flags.seeds_from(["3"], 0) == [0, 1, 2]
+    assert _flags.seeds_from(["2"], 10) == [10, 11]
+    assert _flags.seeds_from(["7", "1", "42"], 0) == [7, 1, 42]
 
 
 def test_script_with_seeds(tmp_path, tbreg_cache):

@@ -22,8 +22,10 @@ from tensorboard.plugins.hparams import api as hp
 from plugins.overfitting import metadata
 
 # HParams names, in the order the dashboard lists them, and where each comes from in the record.
-_FROM_HPARAMS = ("model", "units", "depth", "activation", "l1", "l2", "dropout", "optimizer")
-_FROM_CONFIG = ("learning_rate", "batch_size")
+_FROM_HPARAMS = ("model", "units", "depth", "activation", "l1", "l2", "dropout", "max_norm", "batch_norm", "optimizer",
+                 "schedule")
+_FROM_CONFIG = ("learning_rate", "batch_size", "patience", "max_epochs", "decay_epochs", "n_train", "seed")
+HPARAM_NAMES = ("family", *_FROM_HPARAMS, *_FROM_CONFIG, "dataset", "params")
 
 
 def run_record(record: dict, step: int) -> bool:
@@ -70,4 +72,28 @@ def write_run_end(run_dir: str, record: dict) -> None:
     writer = tf.summary.create_file_writer(run_dir)
     with writer.as_default():
         run_record(record, step=int(record.get("epochs") or 0))
+    writer.close()
+
+
+def experiment_metrics(data_loss: str) -> list:
+    """The HParams dashboard's metrics for runs of a task whose data loss is `data_loss`."""
+    return [
+        hp.Metric(f"epoch_{data_loss}", group="validation", display_name="validation data loss"),
+        hp.Metric(f"epoch_{data_loss}", group="train", display_name="train data loss"),
+        hp.Metric(f"gap/{data_loss}", group="train", display_name="generalization gap"),
+        hp.Metric("epoch_accuracy", group="validation", display_name="validation accuracy"),
+        hp.Metric("epoch_loss", group="train", display_name="train loss (with penalty)"),
+    ]
+
+
+def write_experiment(logdir: str, data_loss: str) -> None:
+    """Writes the HParams experiment config at `logdir`'s root: every tbreg hyperparameter and the
+    metrics above, so the dashboard shows a whole sweep (each run still writes its own values)."""
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        hp.hparams_config(
+            hparams=[hp.HParam(name) for name in HPARAM_NAMES],
+            metrics=experiment_metrics(data_loss),
+            time_created_secs=time.time(),
+        )
     writer.close()

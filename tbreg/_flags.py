@@ -1,0 +1,111 @@
+"""The flags that the training scripts and `tbreg sweep` share: data, config, seeds, callbacks.
+
+Imported only by command-line modules; library code takes explicit arguments.
+"""
+
+import sys
+
+from absl import flags
+
+from tbreg import callbacks as callbacks_lib
+from tbreg import config as config_lib
+from tbreg import datasets
+
+LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
+DATASET = flags.DEFINE_enum("dataset", "mnist1d", list(datasets.NAMES), "Dataset; mnist1d is generated offline.")
+DATA_PATH = flags.DEFINE_string(
+    "data_path", None,
+    "higgs: local .csv/.csv.gz or URL (default: the UCI URL); imdb, mnist: local Keras .npz or URL "
+    "(default: Keras' own file via ~/.keras/datasets).",
+)
+CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Dataset cache (default $TBREG_CACHE or ~/.cache/tbreg).")
+MODELS = flags.DEFINE_list("models", [], "Comma list of models to train (default: the whole family).")
+MAX_EPOCHS = flags.DEFINE_integer("max_epochs", None, "Most epochs per model (preset: higgs 10000, mnist1d 150, imdb and mnist 20).", lower_bound=1)
+PATIENCE = flags.DEFINE_integer("patience", None, "EarlyStopping patience on the validation data loss.", lower_bound=0)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Batch size (tutorial: 500).", lower_bound=1)
+BUFFER_SIZE = flags.DEFINE_integer("buffer_size", None, "Shuffle buffer (tutorial: 10000).", lower_bound=1)
+N_TRAIN = flags.DEFINE_integer("n_train", None, "Training examples (higgs: the rows after validation).", lower_bound=1)
+N_VALIDATION = flags.DEFINE_integer("n_validation", None, "Validation examples (higgs: the first rows).", lower_bound=1)
+LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Initial learning rate of models without one of their own (preset 0.001: the tutorial's Adam, Chollet's RMSprop).", lower_bound=0)
+DECAY_EPOCHS = flags.DEFINE_float("decay_epochs", None, "InverseTimeDecay: epochs until the rate halves.", lower_bound=0)
+SEED = flags.DEFINE_integer("seed", None, "Random seed for weights, dropout and shuffling.")
+SEEDS = flags.DEFINE_list(
+    "seeds", [],
+    "N: train every model N times, with seeds --seed, --seed+1, …; or a comma list of seeds. Runs go to "
+    "<family>/<model>/seed_<k>, plus the aggregate run <family>/<model>/mean (mean and std). Empty: one run per model.",
+)
+flags.register_validator(
+    "seeds",
+    lambda v: all(x.strip().lstrip("-").isdigit() for x in v) and (len(v) != 1 or int(v[0]) >= 1),
+    message="must be a count N >= 1 or a comma list of integer seeds",
+)
+MC_SAMPLES = flags.DEFINE_integer(
+    "mc_samples", None,
+    "Monte-Carlo dropout passes per epoch for models that have them (regularizers' dropout models; default 20); 0: off.",
+    lower_bound=0,
+)
+QUIET = flags.DEFINE_bool("quiet", False, "No per-epoch progress dots.")
+CALLBACKS = flags.DEFINE_list(
+    "callbacks", ["all"],
+    f"tbreg callbacks per run: all, none, or a comma list of {', '.join(callbacks_lib.NAMES)}.",
+)
+HISTOGRAM_FREQ = flags.DEFINE_integer(
+    "histogram_freq", 1, "Weight histograms, norms and sparsity every N epochs (0: off).", lower_bound=0
+)
+SPARSITY_THRESHOLD = flags.DEFINE_float(
+    "sparsity_threshold", 1e-3, "weight_sparsity counts weights with |w| below this as zero.", lower_bound=0
+)
+TRAIN_EVAL_FREQ = flags.DEFINE_integer(
+    "train_eval_freq", 1, "Evaluate training data in inference mode every N epochs (0: off).", lower_bound=0
+)
+TRAIN_EVAL_EXAMPLES = flags.DEFINE_integer(
+    "train_eval_examples", 1000, "Training examples evaluated by train_eval.", lower_bound=1
+)
+flags.register_validator(
+    "callbacks",
+    lambda v: v in (["all"], ["none"]) or all(n in callbacks_lib.NAMES for n in v),
+    message=f"must be all, none, or a comma list of: {', '.join(callbacks_lib.NAMES)}",
+)
+def seeds_from(values, seed: int) -> list[int] | None:
+    """The seeds `--seeds` means: N -> seed … seed+N-1; a list -> itself; empty -> None (one run per model)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return list(range(seed, seed + int(values[0])))
+    return [int(v) for v in values]
+
+
+def callback_options() -> dict:
+    """Keyword arguments of `tbreg.callbacks.make` (but `train_data`) as the flags say."""
+    return {
+        "names": callbacks_lib.resolve_names(CALLBACKS.value),
+        "histogram_freq": HISTOGRAM_FREQ.value,
+        "sparsity_threshold": SPARSITY_THRESHOLD.value,
+        "train_eval_freq": TRAIN_EVAL_FREQ.value,
+        "train_eval_examples": TRAIN_EVAL_EXAMPLES.value,
+    }
+
+
+def make_config(engine: str = "fast") -> config_lib.TrainConfig:
+    """The dataset's preset with the flags given on the command line."""
+    return config_lib.for_dataset(
+        DATASET.value,
+        data_path=DATA_PATH.value,
+        cache_dir=CACHE_DIR.value,
+        max_epochs=MAX_EPOCHS.value,
+        patience=PATIENCE.value,
+        batch_size=BATCH_SIZE.value,
+        buffer_size=BUFFER_SIZE.value,
+        n_train=N_TRAIN.value,
+        n_validation=N_VALIDATION.value,
+        learning_rate=LEARNING_RATE.value,
+        decay_epochs=DECAY_EPOCHS.value,
+        seed=SEED.value,
+        engine=engine,
+        verbose=0 if QUIET.value else 1,
+    )
+
+
+def values(*modules) -> dict:
+    """{name: value} of the flags this module and `modules` define (for run.json)."""
+    return {f.name: f.value for m in (sys.modules[__name__], *modules) for f in flags.FLAGS.get_key_flags_for_module(m)}

@@ -1,0 +1,287 @@
+"""`tbreg sweep` as users run it: real worker processes, a real local Ray cluster, real kills."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, own_lines, run_script
+
+from tbreg import config, logtree, reader, resume, sweep
+
+ray = pytest.importorskip("ray", reason="pip install -e '.[test]' installs Ray")
+
+SMALL = ["--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3", "--seeds=2", "--max_epochs=4",
+         "--histogram_freq=2"]
+
+
+def run_sweep(logdir, *args, cache_dir, **kw):
+    return run_script("tbreg.cli", "sweep", f"--logdir={logdir}", *args, cache_dir=cache_dir, **kw)
+
+
+def start_sweep(logdir, *args, cache_dir) -> subprocess.Popen:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(cache_dir))
+    return subprocess.Popen([sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={logdir}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def runs(logdir) -> dict:
+    """{run dir relative to logdir: run.json} for every run of the tree."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(logdir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if logtree.RUN_JSON in filenames:
+            out[os.path.relpath(dirpath, logdir)] = logtree.read_run_json(dirpath)
+    return out
+
+
+def curves(run_dir) -> dict:
+    """{split/tag: [(step, value)]} of a run's scalars."""
+    out = {}
+    for split in ("train", "validation", "train_eval"):
+        path = os.path.join(run_dir, split)
+        if os.path.isdir(path):
+            for tag, points in reader.scalars(path).items():
+                out[f"{split}/{tag}"] = [(p.step, p.value) for p in points]
+    return out
+
+
+def assert_same_curves(a, b, rtol=1e-5):
+    assert a.keys() == b.keys()
+    for tag in a:
+        assert [s for s, _ in a[tag]] == [s for s, _ in b[tag]], tag
+        assert [v for _, v in a[tag]] == pytest.approx([v for _, v in b[tag]], rel=rtol, abs=1e-7), tag
+
+
+def assert_each_step_once(run_dir, epochs):
+    for tag, points in curves(run_dir).items():
+        if tag.endswith(("epoch_loss", "epoch_accuracy")):
+            assert [s for s, _ in points] == list(range(epochs)), tag
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid and the trials (library level, no training)
+
+
+def test_trials_are_named_by_model_grid_point_and_seed(tmp_path):
+    s = sweep.Sweep(config.for_dataset("mnist1d"), families=("sizes", "regularizers"), models=("tiny", "l2"),
+                    grid=sweep.parse_grid(["l2=1e-4,1e-3 dropout=0.2", "units=16x16"]), seeds=(3,))
+    trials = sweep.expand(s, str(tmp_path))
+    labels = [t.label for t in trials]
+    assert labels[0] == "sizes/tiny,l2=0.0001,dropout=0.2,units=16x16/seed_3"
+    assert "regularizers/l2,l2=0.001,dropout=0.2,units=16x16/seed_3" in labels
+    assert len(labels) == len(set(labels)) == 2 * 2  # tiny is in sizes only, l2 in regularizers only
+    t = trials[0]
+    assert (t.spec.l2, t.spec.dropout, t.spec.units, t.config.seed) == (1e-4, 0.2, (16, 16), 3)
+    assert t.run_dir == os.path.join(str(tmp_path), "sizes", "tiny,l2=0.0001,dropout=0.2,units=16x16", "seed_3")
+    # the key changes with anything that changes the numbers, and only then
+    again = sweep.expand(s, str(tmp_path))
+    assert [t.key for t in again] == [t.key for t in trials]
+    longer = sweep.expand(sweep.Sweep(config.for_dataset("mnist1d", max_epochs=9), s.families, s.models, s.grid,
+                                      s.seeds), str(tmp_path))
+    assert not {t.key for t in longer} & {t.key for t in trials}
+
+
+@pytest.mark.parametrize(
+    "items, fragment",
+    [
+        (["lr=0.1"], "unknown hyperparameter 'lr'"),
+        (["dropout=0.2,1.5"], "dropout=1.5: not in [0, 1)"),
+        (["l2"], "'l2' is not name=v1,v2"),
+        (["l2=1e-4", "l2=1e-3"], "l2 is given twice"),
+        (["units=16xa"], "units=16xa"),
+        (["optimizer=adamw"], "not one of adam, rmsprop, sgd"),
+        (["l2="], "l2 needs a comma list of values"),
+    ],
+)
+def test_bad_grid_is_one_line_error(items, fragment):
+    with pytest.raises(sweep.UserError, match=None) as e:
+        sweep.parse_grid(items)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local workers and Ray: the same tree; re-runs skip finished trials
+
+
+@pytest.fixture(scope="module")
+def local_and_ray(tmp_path_factory, tbreg_cache):
+    root = tmp_path_factory.mktemp("sweeps")
+    local = run_sweep(root / "local", *SMALL, "--jobs=2", cache_dir=tbreg_cache, check=True)
+    on_ray = run_sweep(root / "ray", *SMALL, "--jobs=2", "--engine=ray", cache_dir=tbreg_cache, check=True)
+    return root, local, on_ray
+
+
+def test_local_and_ray_write_the_same_tree(local_and_ray):
+    root, local, on_ray = local_and_ray
+    a, b = runs(root / "local"), runs(root / "ray")
+    assert sorted(a) == sorted(b) == [
+        "sizes/tiny,l2=0.001/mean", "sizes/tiny,l2=0.001/seed_0", "sizes/tiny,l2=0.001/seed_1",
+        "sizes/tiny,l2=0/mean", "sizes/tiny,l2=0/seed_0", "sizes/tiny,l2=0/seed_1",
+    ]
+    for run in a:
+        assert a[run]["hparams"] == b[run]["hparams"]
+        assert a[run]["status"] == b[run]["status"] == ("aggregate" if run.endswith("mean") else "completed")
+        if not run.endswith("mean"):
+            assert a[run]["sweep"]["key"] == b[run]["sweep"]["key"] and a[run]["sweep"]["attempt"] == 1
+            assert a[run]["best_value"] == pytest.approx(b[run]["best_value"], rel=1e-5)
+        assert_same_curves(curves(root / "local" / run), curves(root / "ray" / run))
+    assert a["sizes/tiny,l2=0.001/seed_1"]["hparams"]["l2"] == 0.001
+    assert a["sizes/tiny,l2=0.001/seed_1"]["config"]["seed"] == 1
+    assert "4 trials into" in local.stderr and "2 local worker processes" in local.stderr
+    assert "local Ray instance" in on_ray.stderr
+    assert "ETA" in local.stderr and "[4/4 done" in local.stderr
+    for tree in ("local", "ray"):
+        record = json.loads((root / tree / "sweep.json").read_text())
+        assert record["hparams_config"] and [t["status"] for t in record["runs"][0]["trials"]] == ["completed"] * 4
+
+
+def test_hparams_dashboard_shows_the_sweep(local_and_ray):
+    from test_plugin import Server
+
+    server = Server(local_and_ray[0] / "local")
+    response = server.client.post(
+        "/data/plugin/hparams/experiment", data=json.dumps({"experimentName": ""}),
+        headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    experiment = json.loads(response.get_data(as_text=True))
+    names = [h["name"] for h in experiment["hparamInfos"]]
+    assert {"family", "model", "l2", "dropout", "seed", "units"} <= set(names)
+    metrics = {(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]}
+    assert ("validation", "epoch_sparse_categorical_crossentropy") in metrics
+    assert ("train", "gap/sparse_categorical_crossentropy") in metrics
+    response = server.client.post(
+        "/data/plugin/hparams/session_groups",
+        data=json.dumps({"allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [], "startIndex": 0, "sliceSize": 100}),
+        headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
+    )
+    groups = json.loads(response.get_data(as_text=True))["sessionGroups"]
+    sessions = {s["name"]: (g["hparams"], s["metricValues"]) for g in groups for s in g["sessions"]}
+    hparams, metric_values = sessions["sizes/tiny,l2=0.001/seed_1"]
+    assert hparams["l2"] == 0.001 and hparams["seed"] == 1
+    assert any(m["name"]["tag"] == "epoch_sparse_categorical_crossentropy" for m in metric_values)
+
+
+def test_rerun_skips_finished_trials(local_and_ray, tbreg_cache):
+    root = local_and_ray[0]
+    before = {p: os.path.getsize(p) for p in _event_files(root / "local")}
+    again = run_sweep(root / "local", *SMALL, "--jobs=2", cache_dir=tbreg_cache, check=True)
+    assert "(4 already finished, skipped)" in again.stderr and "start" not in again.stderr
+    assert {p: os.path.getsize(p) for p in _event_files(root / "local")} == before  # nothing trained or rewritten
+    assert again.stdout.count("completed (earlier)") == 4
+    other = run_sweep(root / "local", *SMALL[:-2], "--max_epochs=5", cache_dir=tbreg_cache)
+    lines = own_lines(other.stderr)
+    assert other.returncode == 1 and lines[-1].startswith("tbreg sweep: error: ")
+    assert "holds a run of a different trial" in lines[-1] and "another --logdir" in lines[-1]
+
+
+def _event_files(logdir):
+    return [os.path.join(d, f) for d, _, fs in os.walk(logdir) for f in fs if "tfevents" in f]
+
+
+# ---------------------------------------------------------------------------------------------
+# Killed workers, failed trials, interrupts
+
+
+def _wait_for_save(run_dir, epoch: int, proc, timeout=180) -> int:
+    """Waits until `run_dir` has a saved state after at least `epoch`; returns the pid holding its lock."""
+    deadline = time.monotonic() + timeout
+    state = os.path.join(run_dir, resume.RESUME_DIR)
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        saved = resume.saved_epoch(state) if os.path.exists(os.path.join(state, "state.json")) else None
+        holder = logtree.lock_holder(run_dir)
+        if saved is not None and saved >= epoch and holder:
+            return holder["pid"]
+        time.sleep(0.05)
+    raise AssertionError(f"no saved state in {run_dir} after {timeout} s")
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_killed_worker_is_retried_and_continues(tmp_path, tbreg_cache, engine):
+    args = ["--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3", "--max_epochs=30", "--patience=30",
+            "--checkpoint_secs=0", f"--engine={engine}", "--jobs=2", "--histogram_freq=5"]
+    reference = run_sweep(tmp_path / "reference", *args, cache_dir=tbreg_cache, check=True)
+    assert "retry" not in reference.stderr
+    proc = start_sweep(tmp_path / "killed", *args, cache_dir=tbreg_cache)
+    victim = tmp_path / "killed" / "sizes" / "tiny,l2=0.001"
+    os.kill(_wait_for_save(victim, 5, proc), signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "retry  sizes/tiny,l2=0.001: attempt 1 failed" in err and "(attempt 2 of 3)" in err
+    record = logtree.read_run_json(str(victim))
+    assert record["status"] == "completed" and record["epochs"] == 30
+    assert record["sweep"]["attempt"] == 2 and len(record["sweep"]["errors"]) == 1
+    assert ("SIGKILL" in record["sweep"]["errors"][0]) if engine == "local" else "Ray" in record["sweep"]["errors"][0]
+    assert record["resumed"] and record["resumed"][0]["after_epoch"] >= 5  # continued, not started over
+    assert_each_step_once(victim, 30)
+    assert_same_curves(curves(victim), curves(tmp_path / "reference" / "sizes" / "tiny,l2=0.001"), rtol=1e-4)
+    other = logtree.read_run_json(str(tmp_path / "killed" / "sizes" / "tiny,l2=0"))
+    assert other["status"] == "completed" and other["sweep"]["attempt"] == 1  # the other trial never noticed
+    trials = json.loads((tmp_path / "killed" / "sweep.json").read_text())["runs"][-1]["trials"]
+    assert [t["attempts"] for t in trials] == [1, 2]
+
+
+def test_failed_trial_is_retried_recorded_and_alone(tmp_path, tbreg_cache):
+    # n_train=100000 asks mnist1d for more examples than it has: that trial fails in its worker.
+    config_file = tmp_path / "sweep.toml"
+    config_file.write_text('families = ["sizes"]\nmodels = ["tiny"]\nmax_epochs = 3\n[grid]\nn_train = [1000, 100000]\n')
+    proc = run_sweep(tmp_path / "logs", f"--config={config_file}", "--retries=1", "--jobs=2", cache_dir=tbreg_cache)
+    assert proc.returncode == 1
+    assert "retry  sizes/tiny,n_train=100000: attempt 1 failed (mnist1d has 4000 examples" in proc.stderr
+    assert "FAILED sizes/tiny,n_train=100000" in proc.stderr and "after 2 attempts" in proc.stderr
+    assert "1 of 2 trials failed after every attempt" in proc.stderr
+    good = logtree.read_run_json(str(tmp_path / "logs" / "sizes" / "tiny,n_train=1000"))
+    assert good["status"] == "completed" and good["epochs"] == 3 and good["config"]["n_train"] == 1000
+    trials = json.loads((tmp_path / "logs" / "sweep.json").read_text())["runs"][-1]["trials"]
+    bad = [t for t in trials if t["status"] == "failed"]
+    assert len(bad) == 1 and bad[0]["attempts"] == 2 and len(bad[0]["errors"]) == 2
+    assert all("mnist1d has 4000 examples" in e for e in bad[0]["errors"])
+    # flags on the command line win over the file
+    again = run_sweep(tmp_path / "logs2", f"--config={config_file}", "--grid=n_train=1000", "--max_epochs=2",
+                      cache_dir=tbreg_cache, check=True)
+    assert "1 trials into" in again.stderr
+    assert logtree.read_run_json(str(tmp_path / "logs2" / "sizes" / "tiny,n_train=1000"))["epochs"] == 2
+
+
+def test_interrupted_sweep_continues_on_rerun(tmp_path, tbreg_cache):
+    args = ["--families=sizes", "--models=tiny,small", "--max_epochs=40", "--patience=40", "--checkpoint_secs=0"]
+    proc = start_sweep(tmp_path, *args, cache_dir=tbreg_cache)
+    _wait_for_save(tmp_path / "sizes" / "small", 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "run the same command again to continue" in err
+    record = logtree.read_run_json(str(tmp_path / "sizes" / "small"))
+    assert record["status"] == "interrupted" and record["resumable"]
+    stopped = record["epochs"]
+    assert logtree.read_run_json(str(tmp_path / "sizes" / "tiny"))["status"] == "completed"
+    again = run_sweep(tmp_path, *args, cache_dir=tbreg_cache, check=True)
+    assert "(1 already finished, skipped)" in again.stderr and "start  sizes/small" in again.stderr
+    record = logtree.read_run_json(str(tmp_path / "sizes" / "small"))
+    assert record["status"] == "completed" and record["resumed"][0]["after_epoch"] == stopped - 1
+    assert_each_step_once(tmp_path / "sizes" / "small", 40)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--grid=lr=0.1"], "unknown hyperparameter 'lr'"),
+        (["--families=nope"], "mnist1d has no family 'nope'"),
+        (["--models=huge"], "--models: huge not in sizes on mnist1d"),
+        (["--address=auto"], "--address is for --engine=ray"),
+        (["--config=/nonexistent.toml"], "--config=/nonexistent.toml: cannot read it"),
+        (["--mc_samples=3"], "does not take --mc_samples"),
+        (["stray"], "unexpected argument 'stray'"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_error(tmp_path, tbreg_cache, args, fragment):
+    proc = run_sweep(tmp_path / "logs", *args, cache_dir=tbreg_cache)
+    lines = own_lines(proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tbreg sweep: error: ") and fragment in lines[0], lines[0]
+    assert not (tmp_path / "logs").exists()  # nothing written
