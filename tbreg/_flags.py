@@ -74,6 +74,13 @@ def seeds_from(values, seed: int) -> list[int] | None:
         return list(range(seed, seed + int(values[0])))
     return [int(v) for v in values]
 
+CHECKPOINT_SECS = flags.DEFINE_float(
+    "checkpoint_secs", 30,
+    "Save the training state this often (0: every epoch; fast engine), so a run that is killed (SIGKILL, a lost "
+    "machine) continues with --resume (a sweep: on retry or re-run) from its last save.",
+    lower_bound=0,
+)
+
 
 def callback_options() -> dict:
     """Keyword arguments of `tbreg.callbacks.make` (but `train_data`) as the flags say."""
@@ -102,6 +109,7 @@ def make_config(engine: str = "fast") -> config_lib.TrainConfig:
         decay_epochs=DECAY_EPOCHS.value,
         seed=SEED.value,
         engine=engine,
+        checkpoint_secs=CHECKPOINT_SECS.value,
         verbose=0 if QUIET.value else 1,
     )
 

@@ -25,6 +25,7 @@ class TrainConfig:
     decay_epochs: float = 1_000  # InverseTimeDecay decay_steps = steps_per_epoch * decay_epochs
     seed: int = 0
     engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
+    checkpoint_secs: float | None = None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
     verbose: int = 1  # 0 silent, 1 EpochDots progress
 
     def steps_per_epoch(self) -> int:

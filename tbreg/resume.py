@@ -10,7 +10,8 @@ the state of callbacks that define `resume_state()` / `restore_state(state)`.
 A save also records the size of every event file of the run (after flushing the callbacks'
 writers), so that a training killed after a save (SIGKILL, a lost machine) can be continued from
 it: `rewind_events` sets aside what the killed process wrote after the save, which training then
-writes again — every step once. Sweeps save periodically (`fast_fit(checkpoint_secs=…)`).
+writes again — every step once. The scripts and sweeps also save periodically
+(`--checkpoint_secs`, `fast_fit(checkpoint_secs=…)`).
 """
 
 import contextlib
@@ -26,7 +27,8 @@ import tensorflow as tf
 
 RESUME_DIR = ".resume"
 ATTEMPTS_DIR = ".attempts"  # what killed trainings wrote after their last save, set aside
-_ARRAYS, _STATE = "arrays.npz", "state.json"
+STATE_FILE = "state.npz"  # arrays and the JSON state in one file, replaced atomically: never half a save
+_JSON = "__state_json__"
 _EARLY_STOPPING = ("wait", "stopped_epoch", "best", "best_epoch")
 
 
@@ -103,7 +105,6 @@ def save(resume_dir: str, model, generator, epoch: int, callbacks) -> None:
     arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
     arrays["generator"] = generator.state.numpy()
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     state = {"epoch": epoch, "callbacks": {}, "event_files": event_files(os.path.dirname(resume_dir.rstrip("/")))}
     for key, callback in _keyed(callbacks):
         if isinstance(callback, keras.callbacks.History):
@@ -115,27 +116,32 @@ def save(resume_dir: str, model, generator, epoch: int, callbacks) -> None:
         else:
             entry = None
         state["callbacks"][key] = entry
-    _write(os.path.join(resume_dir, _ARRAYS), buffer.getvalue())
-    _write(os.path.join(resume_dir, _STATE), json.dumps(state, default=float).encode())
+    arrays[_JSON] = np.frombuffer(json.dumps(state, default=float).encode(), dtype=np.uint8)
+    np.savez(buffer, **arrays)
+    _write(os.path.join(resume_dir, STATE_FILE), buffer.getvalue())
 
 
 def exists(resume_dir: str) -> bool:
-    return tf.io.gfile.exists(os.path.join(resume_dir, _STATE))
+    return tf.io.gfile.exists(os.path.join(resume_dir, STATE_FILE))
+
+
+def _load(resume_dir: str):
+    """(state dict, arrays) of the save in `resume_dir`."""
+    with tf.io.gfile.GFile(os.path.join(resume_dir, STATE_FILE), "rb") as f:
+        arrays = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    return json.loads(arrays[_JSON].tobytes()), arrays
 
 
 def restore(resume_dir: str, model, generator, callbacks) -> int:
     """Restores what `save` wrote (after the callbacks' on_train_begin); returns the next epoch."""
-    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
-        state = json.loads(f.read())
-    with tf.io.gfile.GFile(os.path.join(resume_dir, _ARRAYS), "rb") as f:
-        arrays = np.load(io.BytesIO(f.read()), allow_pickle=False)
-        for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
-            for i, v in enumerate(variables):
-                value = arrays[f"{prefix}_{i}"]
-                if tuple(value.shape) != tuple(v.shape):
-                    raise ValueError(f"{resume_dir}: the saved state does not fit this model ({v.path})")
-                v.assign(value)
-        generator.state.assign(arrays["generator"])
+    state, arrays = _load(resume_dir)
+    for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        for i, v in enumerate(variables):
+            value = arrays[f"{prefix}_{i}"]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ValueError(f"{resume_dir}: the saved state does not fit this model ({v.path})")
+            v.assign(value)
+    generator.state.assign(arrays["generator"])
     for key, callback in _keyed(callbacks):
         entry = state["callbacks"].get(key)
         if entry is None:
@@ -155,8 +161,7 @@ def saved_epoch(resume_dir: str) -> int | None:
     """The last completed epoch of the saved state; None without one."""
     if not exists(resume_dir):
         return None
-    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
-        return json.loads(f.read())["epoch"]
+    return _load(resume_dir)[0]["epoch"]
 
 
 def _read(path: str, start: int = 0) -> bytes:
@@ -181,10 +186,7 @@ def rewind_events(resume_dir: str, attempt: str) -> int:
     not read it as events. Nothing is lost; the steps after the save are then trained again.
     """
     run_dir = os.path.dirname(resume_dir.rstrip("/"))
-    with tf.io.gfile.GFile(os.path.join(resume_dir, _STATE), "rb") as f:
-        saved = json.loads(f.read()).get("event_files")
-    if saved is None:  # a state from before sizes were recorded: nothing to compare with
-        return 0
+    saved = _load(resume_dir)[0]["event_files"]
     moved = 0
     for rel, size in event_files(run_dir).items():
         keep = saved.get(rel, 0)

@@ -13,7 +13,7 @@ trial's numbers, so a re-run of the same sweep knows its finished trials and ski
 The driver (`run_sweep`) hands trials to a pool — worker processes here (`LocalPool`) or Ray tasks
 on a cluster (`RayPool`); both call `run_trial` in the worker. A trial whose attempt fails (the
 training raised, or its worker died) is retried up to `retries` times and never stops the others;
-every trial saves its training state every `checkpoint_secs`, so a retry — or a re-run after an
+every trial saves its training state every `config.checkpoint_secs`, so a retry — or a re-run after an
 interrupt — continues from the last save (tbreg.resume sets aside what the dead attempt wrote
 after it). Attempts and errors are recorded in the run's run.json (`sweep.errors`) and in
 `<logdir>/sweep.json`. The HParams experiment config is written once at the log tree's root.
@@ -207,7 +207,8 @@ def trial_key(family: str, spec, config: TrainConfig, callbacks: dict) -> str:
     decided = {
         "family": family,
         "spec": dataclasses.asdict(spec),
-        "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cache_dir", "verbose")},
+        "config": {k: v for k, v in dataclasses.asdict(config).items()
+                   if k not in ("cache_dir", "verbose", "checkpoint_secs")},
         "callbacks": {k: list(v) if isinstance(v, tuple) else v for k, v in callbacks.items()},
     }
     return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -288,7 +289,7 @@ def _set_aside_attempt(run_dir: str) -> None:
         tf.io.gfile.rename(os.path.join(run_dir, rel), dst, overwrite=True)
 
 
-def run_trial(trial: Trial, attempt: int, checkpoint_secs: float | None, errors=()) -> dict:
+def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
     """Trains `trial` into its run dir (attempt `attempt`, after `errors` of earlier ones); returns
     its outcome. Continues from the trial's saved state if there is one; otherwise what an earlier
     attempt wrote is set aside and the trial starts afresh."""
@@ -307,8 +308,7 @@ def run_trial(trial: Trial, attempt: int, checkpoint_secs: float | None, errors=
     extra = {"sweep": {"key": trial.key, "trial": trial.name, "grid": trial.grid, "attempt": attempt,
                        "errors": list(errors)}}
     try:
-        r = training.train_run(trial.spec, data, trial.config, trial.run_dir, trial.family, callbacks, extra,
-                               checkpoint_secs=checkpoint_secs)
+        r = training.train_run(trial.spec, data, trial.config, trial.run_dir, trial.family, callbacks, extra)
     except training.Interrupted as e:
         r = e.result
     return {"status": r.status, "epochs": r.epochs, "best_epoch": r.best_epoch, "best_value": r.best_value,
@@ -479,6 +479,7 @@ class RayPool:
             raise UserError("--engine=ray needs Ray: pip install 'tbreg[ray]' (or pip install ray)") from None
         self._ray = ray
         options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+        address = address or os.environ.get("RAY_ADDRESS") or None  # what ray.init() would connect to
         try:
             if address:
                 ray.init(address=address, **options)
@@ -651,7 +652,7 @@ def _record_failure(trial: Trial, errors: list) -> None:
         pass
 
 
-def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, checkpoint_secs: float | None = 30.0,
+def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> SweepResult:
     """Runs every trial of `sweep` into `logdir` on `pool` (see the module doc); returns the results.
 
@@ -659,6 +660,8 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, checkpoint_secs
     epoch and save, waits for them, and returns with `interrupted` set: a re-run continues.
     """
     started = time.monotonic()
+    if "://" not in logdir:  # workers (Ray's above all) may run in another working dir
+        logdir = os.path.abspath(logdir)
     trials = expand(sweep, logdir)
     results = {t.run_dir: TrialResult(t, "queued") for t in trials}
     queue = collections.deque()
@@ -733,7 +736,7 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, checkpoint_secs
             while queue and len(running) < pool.capacity and not interrupted:
                 trial = queue.popleft()
                 attempts[trial.run_dir] += 1
-                call = (trial, attempts[trial.run_dir], checkpoint_secs, tuple(errors[trial.run_dir]))
+                call = (trial, attempts[trial.run_dir], tuple(errors[trial.run_dir]))
                 running[pool.submit(call)] = trial
                 progress.running[trial.label] = time.monotonic()
                 again = f" (attempt {attempts[trial.run_dir]} of {retries + 1})" if attempts[trial.run_dir] > 1 else ""

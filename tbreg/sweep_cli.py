@@ -42,10 +42,6 @@ _JOBS = flags.DEFINE_integer(
 )
 _ADDRESS = flags.DEFINE_string("address", None, "--engine=ray: the cluster (auto, ray://head:10001, …); none: a local one.")
 _RETRIES = flags.DEFINE_integer("retries", 2, "Attempts after a trial's first one fails (its training or its worker).", lower_bound=0)
-_CHECKPOINT_SECS = flags.DEFINE_float(
-    "checkpoint_secs", 30, "Save each trial's training state this often (0: every epoch), so retries and re-runs continue.",
-    lower_bound=0,
-)
 
 _NOT_FOR_SWEEPS = ("mc_samples",)
 
@@ -152,7 +148,7 @@ def sweep_main(argv) -> int:
     log = (lambda line: None) if _flags.QUIET.value else (lambda line: print(line, file=sys.stderr, flush=True))
     logdir = _flags.LOGDIR.value
     with _pool() as pool:
-        result = sweep.run_sweep(spec, logdir, pool, _RETRIES.value, _CHECKPOINT_SECS.value, log=log)
+        result = sweep.run_sweep(spec, logdir, pool, _RETRIES.value, log=log)
     print(f"\nsweep on {config.dataset} ({logdir}), {sweep._duration(result.seconds)}:")
     print(_format_table(result))
     print(f"\nSee it in TensorBoard: tensorboard --logdir {logdir}  (HParams tab: every trial with its metrics)")

@@ -67,16 +67,16 @@ def make_datasets(data, config):
     return train, val
 
 
-def fit(model, data, config, callbacks, resume_dir: str | None = None, checkpoint_secs: float | None = None) -> None:
+def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
     """Trains a compiled model with `config.engine`: "fast" (one compiled call per epoch) or "keras".
 
     The fast engine saves its state into `resume_dir` when interrupted and continues from it
-    (tbreg.resume), every `checkpoint_secs` too when given; the keras engine is not resumable.
+    (tbreg.resume), and every `config.checkpoint_secs` too; the keras engine is not resumable.
     """
     if config.engine == "fast":
         engine.fast_fit(model, data.x_train, data.y_train, (data.x_val, data.y_val), config.max_epochs,
                         config.batch_size, callbacks, seed=config.seed, resume_dir=resume_dir,
-                        checkpoint_secs=checkpoint_secs)
+                        checkpoint_secs=config.checkpoint_secs)
     elif config.engine == "keras":
         train_ds, val_ds = make_datasets(data, config)
         model.fit(train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=callbacks, verbose=0, shuffle=False)
@@ -162,8 +162,7 @@ def _best(history: dict, monitor: str) -> tuple[int | None, float | None]:
     return epoch, float(values[epoch])
 
 
-def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), extra: dict | None = None,
-              checkpoint_secs: float | None = None) -> RunResult:
+def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), extra: dict | None = None) -> RunResult:
     """Trains `spec` on `data` into `run_dir` (which must be new) and returns the result.
 
     Writes Keras' TensorBoard logs under `run_dir/train` and `run_dir/validation`, and
@@ -174,8 +173,9 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
     `Interrupted`; the fast engine then leaves its state in `run_dir/.resume/`, and a later
     train_run on the same `run_dir` continues from it (same steps, no duplicate points). A lock
     (`run_dir/.lock`) keeps a second training out while this one writes. A spec's own learning
-    rate replaces the config's (and is what run.json's config says). `checkpoint_secs` (fast
-    engine) also saves that state periodically, so a killed training continues from its last save.
+    rate replaces the config's (and is what run.json's config says). With `config.checkpoint_secs`
+    the fast engine also saves that state periodically, so a killed training continues from its
+    last save (what it wrote after that save is set aside, see tbreg.resume.rewind_events).
     """
     if spec.learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=spec.learning_rate)
@@ -185,7 +185,7 @@ def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), 
         return _not_started(family, spec, run_dir, e)
     default_writer = _default_summary_writer()
     try:
-        return _train_locked(spec, data, config, run_dir, family, callbacks, extra, checkpoint_secs)
+        return _train_locked(spec, data, config, run_dir, family, callbacks, extra)
     finally:
         logtree.unlock_run(run_dir)
         _default_summary_writer(default_writer)
@@ -217,7 +217,7 @@ def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0)
     return RunResult(family, spec.name, run_dir, "failed", params, error=f"{type(e).__name__}: {_reason(e)}")
 
 
-def _train_locked(spec, data, config, run_dir, family, callbacks, extra, checkpoint_secs=None) -> RunResult:
+def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
     resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
     resuming = resume.exists(resume_dir)
     previous = (logtree.read_run_json(run_dir) or {}) if resuming else None
@@ -273,7 +273,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra, checkpo
         all_callbacks.append(tfdocs_modeling.EpochDots(report_every=100))
     interrupted = None
     try:
-        fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None, checkpoint_secs)
+        fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None)
         result.status = _status(history.history, early_stopping, data.num_classes)
         resume.clear(resume_dir)
     except KeyboardInterrupt:
@@ -359,7 +359,9 @@ def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for
                                      record.get("epochs") or 0, record.get("best_epoch"), record.get("best_value")))
             continue
         if newest and resume.exists(os.path.join(newest, resume.RESUME_DIR)):
-            print(f"{name}: resuming after epoch {record.get('stopped_epoch')}", file=sys.stderr)
+            after = resume.saved_epoch(os.path.join(newest, resume.RESUME_DIR))
+            how = "" if record.get("status") == "interrupted" else f" (its training stopped while {record.get('status')})"
+            print(f"{name}: resuming after epoch {after}{how}", file=sys.stderr)
             run_dir = newest
         else:
             run_dir = logtree.claim_run_dir(logdir, family.name, spec.name, if_exists)

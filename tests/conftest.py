@@ -78,6 +78,21 @@ def assert_one_line_error(code, err, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
+def assert_steps_once(run_dir, epochs):
+    """Every epoch tag has steps 0..epochs-1 exactly once; per-iteration tags strictly increase."""
+    from tbreg import reader
+
+    scalars = reader.run_scalars(str(run_dir))
+    assert {"train", "validation"} <= set(scalars)
+    for split, tags in scalars.items():
+        for tag, points in tags.items():
+            steps = [p.step for p in points]
+            if tag.endswith("_vs_iterations"):
+                assert steps == sorted(set(steps)), (split, tag)
+            else:
+                assert steps == list(range(epochs)), (split, tag, steps)
+
+
 @pytest.fixture(scope="session")
 def tbreg_cache(tmp_path_factory):
     """One dataset cache for the whole test session (mnist1d is generated once)."""

@@ -17,7 +17,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, run_script, synthetic_data
+from conftest import REPO, assert_steps_once, run_script, synthetic_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,19 +54,6 @@ def _wait_for(condition, proc, timeout=120):
 
 def _has_events(d):
     return d.is_dir() and any(reader.is_event_file(f) for f in os.listdir(d))
-
-
-def assert_steps_once(run_dir, epochs):
-    """Every epoch tag has steps 0..epochs-1 exactly once; per-iteration tags strictly increase."""
-    scalars = reader.run_scalars(str(run_dir))
-    assert {"train", "validation"} <= set(scalars)
-    for split, tags in scalars.items():
-        for tag, points in tags.items():
-            steps = [p.step for p in points]
-            if tag.endswith("_vs_iterations"):
-                assert steps == sorted(set(steps)), (split, tag)
-            else:
-                assert steps == list(range(epochs)), (split, tag, steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +118,30 @@ def test_sigterm_lock_side_by_side_then_resume(tmp_path, tbreg_cache):
     assert [r["after_epoch"] for r in record["resumed"]] == [last]
     assert not (run / resume.RESUME_DIR).exists() and not (logdir / "sizes" / "tiny.2").exists()
     assert_steps_once(run, epochs)
+
+
+def test_sigkill_resumes_from_the_last_periodic_save(tmp_path, tbreg_cache):
+    common = ["--models=tiny", "--max_epochs=25", "--patience=25", "--quiet", "--checkpoint_secs=0"]
+    reference = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "ref"), *common, cache_dir=tbreg_cache)
+    assert reference.returncode == 0, reference.stderr
+    run = tmp_path / "runs" / "sizes" / "tiny"
+    state = str(run / resume.RESUME_DIR)
+    proc = _start("tbreg.train_sizes", "--logdir", str(tmp_path / "runs"), *common, cache=tbreg_cache)
+    _wait_for(lambda: resume.exists(state) and resume.saved_epoch(state) >= 4, proc)
+    proc.kill()  # SIGKILL: no handler runs, run.json stays "running", the lock stays behind
+    proc.communicate(timeout=60)
+    assert logtree.read_run_json(str(run))["status"] == "running"
+    again = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "runs"), *common, "--resume",
+                       cache_dir=tbreg_cache)
+    assert again.returncode == 0, again.stderr
+    assert "(its training stopped while running)" in again.stderr and "taking over the lock" in again.stderr
+    record = logtree.read_run_json(str(run))
+    assert record["status"] == "completed" and record["resumed"][0]["after_epoch"] >= 4
+    assert_steps_once(run, 25)
+    ours, theirs = reader.run_scalars(str(run)), reader.run_scalars(str(tmp_path / "ref" / "sizes" / "tiny"))
+    for split in ("train", "validation"):
+        for tag, points in theirs[split].items():
+            assert [p.value for p in ours[split][tag]] == pytest.approx([p.value for p in points], rel=1e-4), tag
 
 
 # ---------------------------------------------------------------------------------------------

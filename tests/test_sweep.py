@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, own_lines, run_script
+from conftest import REPO, assert_steps_once, own_lines, run_script
 
 from tbreg import config, logtree, reader, resume, sweep
 
@@ -40,13 +40,8 @@ def runs(logdir) -> dict:
 
 def curves(run_dir) -> dict:
     """{split/tag: [(step, value)]} of a run's scalars."""
-    out = {}
-    for split in ("train", "validation", "train_eval"):
-        path = os.path.join(run_dir, split)
-        if os.path.isdir(path):
-            for tag, points in reader.scalars(path).items():
-                out[f"{split}/{tag}"] = [(p.step, p.value) for p in points]
-    return out
+    return {f"{split}/{tag}": [(p.step, p.value) for p in points]
+            for split, tags in reader.run_scalars(str(run_dir)).items() for tag, points in tags.items()}
 
 
 def assert_same_curves(a, b, rtol=1e-5):
@@ -54,12 +49,6 @@ def assert_same_curves(a, b, rtol=1e-5):
     for tag in a:
         assert [s for s, _ in a[tag]] == [s for s, _ in b[tag]], tag
         assert [v for _, v in a[tag]] == pytest.approx([v for _, v in b[tag]], rel=rtol, abs=1e-7), tag
-
-
-def assert_each_step_once(run_dir, epochs):
-    for tag, points in curves(run_dir).items():
-        if tag.endswith(("epoch_loss", "epoch_accuracy")):
-            assert [s for s, _ in points] == list(range(epochs)), tag
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +182,7 @@ def _wait_for_save(run_dir, epoch: int, proc, timeout=180) -> int:
     state = os.path.join(run_dir, resume.RESUME_DIR)
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        saved = resume.saved_epoch(state) if os.path.exists(os.path.join(state, "state.json")) else None
+        saved = resume.saved_epoch(state)
         holder = logtree.lock_holder(run_dir)
         if saved is not None and saved >= epoch and holder:
             return holder["pid"]
@@ -204,7 +193,7 @@ def _wait_for_save(run_dir, epoch: int, proc, timeout=180) -> int:
 @pytest.mark.parametrize("engine", ["local", "ray"])
 def test_killed_worker_is_retried_and_continues(tmp_path, tbreg_cache, engine):
     args = ["--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3", "--max_epochs=30", "--patience=30",
-            "--checkpoint_secs=0", f"--engine={engine}", "--jobs=2", "--histogram_freq=5"]
+            "--checkpoint_secs=0", f"--engine={engine}", "--jobs=2"]
     reference = run_sweep(tmp_path / "reference", *args, cache_dir=tbreg_cache, check=True)
     assert "retry" not in reference.stderr
     proc = start_sweep(tmp_path / "killed", *args, cache_dir=tbreg_cache)
@@ -218,12 +207,39 @@ def test_killed_worker_is_retried_and_continues(tmp_path, tbreg_cache, engine):
     assert record["sweep"]["attempt"] == 2 and len(record["sweep"]["errors"]) == 1
     assert ("SIGKILL" in record["sweep"]["errors"][0]) if engine == "local" else "Ray" in record["sweep"]["errors"][0]
     assert record["resumed"] and record["resumed"][0]["after_epoch"] >= 5  # continued, not started over
-    assert_each_step_once(victim, 30)
+    assert_steps_once(victim, 30)
     assert_same_curves(curves(victim), curves(tmp_path / "reference" / "sizes" / "tiny,l2=0.001"), rtol=1e-4)
     other = logtree.read_run_json(str(tmp_path / "killed" / "sizes" / "tiny,l2=0"))
     assert other["status"] == "completed" and other["sweep"]["attempt"] == 1  # the other trial never noticed
     trials = json.loads((tmp_path / "killed" / "sweep.json").read_text())["runs"][-1]["trials"]
     assert [t["attempts"] for t in trials] == [1, 2]
+
+
+def test_events_after_the_last_save_are_set_aside_and_trained_again(tmp_path, tbreg_cache):
+    # A worker killed after its save at epoch 4 but after writing epochs 5..11: the state of such a
+    # kill, made exactly — the save copied mid-run, put back after the run ended, run.json "running".
+    args = ["--families=sizes", "--models=tiny", "--max_epochs=12", "--patience=12", "--checkpoint_secs=0"]
+    proc = start_sweep(tmp_path, *args, cache_dir=tbreg_cache)
+    run_dir = tmp_path / "sizes" / "tiny"
+    _wait_for_save(run_dir, 4, proc)
+    saved = (run_dir / resume.RESUME_DIR / resume.STATE_FILE).read_bytes()
+    assert proc.wait(timeout=300) == 0
+    reference = curves(run_dir)
+    assert not resume.exists(str(run_dir / resume.RESUME_DIR))  # a finished run leaves no state behind
+    (run_dir / resume.RESUME_DIR).mkdir()
+    (run_dir / resume.RESUME_DIR / resume.STATE_FILE).write_bytes(saved)
+    after = resume.saved_epoch(str(run_dir / resume.RESUME_DIR))
+    record = logtree.read_run_json(str(run_dir))
+    logtree.write_run_json(str(run_dir), {**record, "status": "running"})
+    again = run_sweep(tmp_path, *args, cache_dir=tbreg_cache, check=True)
+    assert "start  sizes/tiny" in again.stderr
+    record = logtree.read_run_json(str(run_dir))
+    assert record["status"] == "completed" and record["resumed"][-1]["after_epoch"] == after >= 4
+    assert_steps_once(run_dir, 12)
+    assert_same_curves(curves(run_dir), reference)
+    aside = [p for p in (run_dir / resume.ATTEMPTS_DIR).rglob("*") if p.is_file()]
+    assert aside and all("tfevents" not in p.name for p in aside)  # kept, but not read by TensorBoard
+    assert sum(p.stat().st_size for p in aside) > 0
 
 
 def test_failed_trial_is_retried_recorded_and_alone(tmp_path, tbreg_cache):
@@ -264,7 +280,7 @@ def test_interrupted_sweep_continues_on_rerun(tmp_path, tbreg_cache):
     assert "(1 already finished, skipped)" in again.stderr and "start  sizes/small" in again.stderr
     record = logtree.read_run_json(str(tmp_path / "sizes" / "small"))
     assert record["status"] == "completed" and record["resumed"][0]["after_epoch"] == stopped - 1
-    assert_each_step_once(tmp_path / "sizes" / "small", 40)
+    assert_steps_once(tmp_path / "sizes" / "small", 40)
 
 
 @pytest.mark.parametrize(
