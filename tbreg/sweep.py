@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import platform
 import signal
 import sys
 import time
@@ -296,7 +297,7 @@ def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
     start = time.monotonic()
     tf.io.gfile.makedirs(trial.run_dir)
     holder = logtree.lock_holder(trial.run_dir)
-    if holder and attempt > 1 and holder.get("host") != _host():  # that attempt's worker is gone
+    if holder and attempt > 1 and holder.get("host") != platform.node():  # that attempt's worker is gone
         tf.io.gfile.remove(os.path.join(trial.run_dir, logtree.LOCK))
     else:
         logtree.check_unlocked(trial.run_dir)
@@ -313,18 +314,12 @@ def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
         r = e.result
     return {"status": r.status, "epochs": r.epochs, "best_epoch": r.best_epoch, "best_value": r.best_value,
             "params": r.params, "error": r.error, "resumed_after": resumed_after,
-            "seconds": time.monotonic() - start, "pid": os.getpid(), "host": _host()}
-
-
-def _host() -> str:
-    import platform
-
-    return platform.node()
+            "seconds": time.monotonic() - start, "pid": os.getpid(), "host": platform.node()}
 
 
 def _set_threads(threads: int) -> None:
     try:
-        training._init_worker(threads)
+        training.set_cpu_threads(threads)
     except RuntimeError:  # TensorFlow already started in this process (a reused Ray worker)
         pass
 
@@ -568,9 +563,6 @@ class SweepResult:
     seconds: float
     interrupted: bool = False
 
-    def count(self, *statuses) -> int:
-        return sum(1 for r in self.results if r.status in statuses)
-
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -584,8 +576,8 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Trials done / running / failed with an ETA, printed on every start and end."""
 
-    def __init__(self, total: int, capacity: int, log: Callable[[str], None]):
-        self.total, self.capacity, self.log = total, capacity, log
+    def __init__(self, total: int, capacity: int):
+        self.total, self.capacity = total, capacity
         self.done = self.failed = 0
         self.durations = []  # of attempts that finished this time
         self.running = {}  # label -> monotonic start
@@ -688,7 +680,7 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2,
     _write_sweep_json(logdir, history)
 
     skipped = len(trials) - len(queue)
-    progress = Progress(len(trials), pool.capacity, log)
+    progress = Progress(len(trials), pool.capacity)
     progress.done = skipped
     log(f"sweep: {len(trials)} trials into {logdir}"
         + (f" ({skipped} already finished, skipped)" if skipped else "") + f" on {pool.describe()}")
@@ -777,7 +769,7 @@ def _write_means(trials, results, log) -> list[str]:
     for group, members in groups.items():
         fresh = any(not r.skipped for r in members) or not tf.io.gfile.exists(os.path.join(group, aggregate.MEAN))
         if fresh and all(r.status in FINISHED for r in members):
-            aggregate.write_mean(group, training._write_record_summaries)
+            aggregate.write_mean(group, training.write_record_summaries)
             written.append(os.path.join(group, aggregate.MEAN))
     if written:
         log(f"sweep: wrote {len(written)} aggregate run(s) (mean and std over the seeds)")

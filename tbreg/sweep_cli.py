@@ -24,7 +24,7 @@ import tomllib
 
 from absl import flags
 
-from tbreg import _flags
+from tbreg import _flags, datasets
 from tbreg.errors import UserError
 
 flags.FLAGS.set_default("logdir", "runs/sweep")
@@ -147,6 +147,8 @@ def sweep_main(argv) -> int:
     )
     log = (lambda line: None) if _flags.QUIET.value else (lambda line: print(line, file=sys.stderr, flush=True))
     logdir = _flags.LOGDIR.value
+    sweep.expand(spec, logdir)  # unknown families or models: one line now
+    datasets.load(config)  # a bad --dataset/--data_path: one line now, not a failed attempt per trial
     with _pool() as pool:
         result = sweep.run_sweep(spec, logdir, pool, _RETRIES.value, log=log)
     print(f"\nsweep on {config.dataset} ({logdir}), {sweep._duration(result.seconds)}:")

@@ -370,7 +370,8 @@ def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for
     return results
 
 
-def _write_record_summaries(run_dir: str, record: dict) -> None:
+def write_record_summaries(run_dir: str, record: dict) -> None:
+    """A run's record as the plugin's start and end summaries (e.g. for an aggregate run)."""
     run_summary.write_run_start(run_dir, record)
     run_summary.write_run_end(run_dir, record)
 
@@ -382,7 +383,7 @@ def _with_means(results: list[RunResult], group_dirs: list[str], family_name: st
     out = []
     for group in group_dirs:
         members = [r for r in results if os.path.dirname(r.run_dir) == group]
-        record = aggregate.write_mean(group, _write_record_summaries)
+        record = aggregate.write_mean(group, write_record_summaries)
         out += members
         out.append(RunResult(family_name, record.get("model") or members[0].model, os.path.join(group, aggregate.MEAN),
                              aggregate.STATUS, members[0].params, record["epochs"], record["best_epoch"], record["best_value"]))
@@ -395,7 +396,8 @@ def _train_task(task) -> RunResult:
     return train_run(spec, data, config, run_dir, family_name, callbacks, extra)
 
 
-def _init_worker(threads: int) -> None:
+def set_cpu_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op threads for this process (before its first op)."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
@@ -407,7 +409,7 @@ def _train_in_processes(tasks, jobs: int, verbose: int) -> list[RunResult]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     quiet = [(s, d, dataclasses.replace(c, verbose=0), r, f, cb, e) for s, d, c, r, f, cb, e in tasks]
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=set_cpu_threads,
                                                 initargs=(threads,)) as pool:
         futures = [pool.submit(_train_task, task) for task in quiet]
         for future in concurrent.futures.as_completed(futures):

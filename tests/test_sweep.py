@@ -293,6 +293,7 @@ def test_interrupted_sweep_continues_on_rerun(tmp_path, tbreg_cache):
         (["--config=/nonexistent.toml"], "--config=/nonexistent.toml: cannot read it"),
         (["--mc_samples=3"], "does not take --mc_samples"),
         (["stray"], "unexpected argument 'stray'"),
+        (["--dataset=higgs", "--data_path=/nonexistent/HIGGS.csv.gz"], "/nonexistent/HIGGS.csv.gz"),
     ],
 )
 def test_bad_sweep_input_is_one_line_error(tmp_path, tbreg_cache, args, fragment):
