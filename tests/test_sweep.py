@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,18 @@ def test_rerun_skips_finished_trials(local_and_ray, tbreg_cache):
     lines = own_lines(other.stderr)
     assert other.returncode == 1 and lines[-1].startswith("tbreg sweep: error: ")
     assert "holds a run of a different trial" in lines[-1] and "another --logdir" in lines[-1]
+
+
+def test_readme_python_example_runs(tmp_path, tbreg_cache):
+    text = open(os.path.join(REPO, "README.md")).read().split("## Sweeps on one machine or a Ray cluster", 1)[1]
+    (tmp_path / "example.py").write_text(re.search(r"```python\n(.*?)```", text, re.S).group(1))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
+    proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "('regularizers/l2,l2=0.001/seed_1', 'completed'" in proc.stdout
+    assert sorted(runs(tmp_path / "runs" / "sweep")) == [
+        f"regularizers/l2,l2={v}/{run}" for v in ("0.0001", "0.001") for run in ("mean", "seed_0", "seed_1")]
 
 
 def _event_files(logdir):
