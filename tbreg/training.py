@@ -221,9 +221,10 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
     resuming = resume.exists(resume_dir)
     previous = (logtree.read_run_json(run_dir) or {}) if resuming else None
+    after_epoch = resume.saved_epoch(resume_dir) if resuming else None  # read the save once
     if resuming:  # what a killed training wrote after its last save is written again
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        resume.rewind_events(resume_dir, f"after-epoch-{resume.saved_epoch(resume_dir)}-{stamp}")
+        resume.rewind_events(resume_dir, f"after-epoch-{after_epoch}-{stamp}")
     keras.utils.set_random_seed(config.seed)
     model = compile_model(spec, data, config)
     monitor = "val_" + models.data_loss_name(data.num_classes)
@@ -245,7 +246,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         **(extra or {}),
     }
     if resuming:  # continuing an interrupted training: same run, same start
-        resumed = {"after_epoch": resume.saved_epoch(resume_dir), "at": _now()}
+        resumed = {"after_epoch": after_epoch, "at": _now()}
         record.update(started=previous.get("started", record["started"]))
         record["resumed"] = [*previous.get("resumed", []), resumed]
     try:
