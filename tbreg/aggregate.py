@@ -17,17 +17,13 @@ import dataclasses
 import datetime
 import logging
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
 
-from tbreg import logtree, reader
+from tbreg import analysis, logtree, reader
 
-MEAN = "mean"
-STD_SUFFIX = "/std"
-STATUS = "aggregate"
-_SEED_DIR = re.compile(r"^seed_(-?\d+)$")
+MEAN, STD_SUFFIX, STATUS = analysis.MEAN, analysis.STD_SUFFIX, analysis.AGGREGATE_STATUS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +36,7 @@ class Band:
     count: np.ndarray  # members that logged each step
 
 
-def seed_dir(seed: int) -> str:
-    return f"seed_{seed}"
+seed_dir = analysis.seed_dir
 
 
 def members(group_dir: str) -> list[str]:
@@ -49,7 +44,7 @@ def members(group_dir: str) -> list[str]:
     found = []
     for name in tf.io.gfile.listdir(group_dir):
         name = name.rstrip("/")
-        m = _SEED_DIR.match(name)
+        m = analysis.SEED_RUN.fullmatch(name)
         if m and tf.io.gfile.exists(os.path.join(group_dir, name, logtree.RUN_JSON)):
             found.append((int(m.group(1)), name))
     return [name for _, name in sorted(found)]

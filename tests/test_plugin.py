@@ -9,11 +9,14 @@ import gzip
 import json
 import math
 import os
+import pathlib
+import shutil
 from importlib import metadata as importlib_metadata
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_script
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_ingester, plugin_event_multiplexer
 from tensorboard.backend.event_processing import data_provider as tb_data_provider
@@ -65,7 +68,11 @@ class Server:
         response = self.get(route, **params)
         assert response.status_code == 200, response.get_data(as_text=True)
         assert response.mimetype == "application/json"
-        return json.loads(response.get_data(as_text=True))
+        return json.loads(response.get_data(as_text=True), parse_constant=strict_json)
+
+
+def strict_json(constant):
+    raise AssertionError(f"{constant} is not JSON")  # what browsers' JSON.parse refuses
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +104,12 @@ def is_baseline(run_dir):
 
 
 def header(run_dir):
-    return {"run": f"{run_dir.parent.name}/{run_dir.name}", "name": run_dir.name, "baseline": is_baseline(run_dir)}
+    return {
+        "run": f"{run_dir.parent.name}/{run_dir.name}",
+        "name": run_dir.name,
+        "baseline": is_baseline(run_dir),
+        "seeds": None,
+    }
 
 
 def data_loss_tag(run_dir):
@@ -187,6 +199,7 @@ def test_family_view(scripts, script_tree, metric):
                         for s in metadata.SPLITS
                         if s in by_split and metric in by_split[s]
                     },
+                    "std": {},
                 }
             )
         answer = scripts.json("family", family=family, metric=metric)
@@ -282,19 +295,30 @@ def test_hparams_dashboard_lists_every_run(scripts):
 # A synthetic tree with every tag the callbacks write, an XSS-named run, NaN and a running run
 
 
-def write_scalars(event_dir, values: dict):
+def write_scalars(event_dir, values: dict, steps=None):
+    """Each tag's values at steps 0, 1, … (epochs), or at `steps` (e.g. optimizer iterations)."""
     writer = tf.summary.create_file_writer(str(event_dir))
     with writer.as_default():
         for tag, ys in values.items():
-            for step, y in enumerate(ys):
+            for step, y in zip(steps or range(len(ys)), ys):
                 tf.summary.scalar(tag, y, step=step)
     writer.close()
 
 
-def write_run(run_dir, record, train: dict, validation: dict, weights=None, end=True):
+# Keras' TensorBoard callback logs these in validation/ at the optimizer's step, not the epoch.
+ITERATION_TAGS = ("evaluation_loss_vs_iterations", "evaluation_binary_crossentropy_vs_iterations")
+
+
+def write_run(run_dir, record, train: dict, validation: dict, weights=None, end=True, mc=None, iterations=None):
+    """A run as tbreg writes it: record, train/ and validation/ (plus validation_mc/ with `mc`, and
+    Keras' per-iteration evaluation tags at the steps `iterations`)."""
     summary.write_run_start(str(run_dir), record)
     write_scalars(run_dir / "train", train)
     write_scalars(run_dir / "validation", validation)
+    if mc:
+        write_scalars(run_dir / "validation_mc", mc)
+    if iterations:
+        write_scalars(run_dir / "validation", {t: [1.0] * len(iterations) for t in ITERATION_TAGS}, iterations)
     if weights:
         writer = tf.summary.create_file_writer(str(run_dir / "train"))
         with writer.as_default():
@@ -336,6 +360,8 @@ def synthetic(tmp_path_factory):
         },
         validation={"epoch_loss": [3.0, 2.5, 2.0, 2.5], "epoch_binary_crossentropy": [2.5, 2.0, 1.5, 2.0]},
         weights=[np.array([-1.0, 0.0, 1.0, 3.0]), np.array([-0.5, 0.0, 0.5, 1.0])],
+        mc={"epoch_binary_crossentropy": [2.25, 1.75, 1.25, 1.5]},  # MC dropout: tbreg.callbacks.MCDropout
+        iterations=[8, 16, 24, 32],
     )
     write_run(
         fam / XSS,
@@ -343,6 +369,7 @@ def synthetic(tmp_path_factory):
         train={"epoch_loss": [1.0, float("nan"), 0.5], "epoch_binary_crossentropy": [1.0, float("nan"), 0.5]},
         validation={"epoch_binary_crossentropy": [2.0, 1.0, 1.0]},
         end=False,  # still training: its record says running, its curves say how far it got
+        iterations=[10, 20, 30],
     )
     write_run(
         fam / "base",
@@ -353,6 +380,7 @@ def synthetic(tmp_path_factory):
     )
     write_scalars(fam / "norecord" / "train", {"epoch_binary_crossentropy": [0.5, 0.25]})
     write_scalars(fam / "norecord" / "validation", {"epoch_binary_crossentropy": [0.75, 0.5]})
+    write_scalars(fam / "norecord" / "validation", {t: [0.5, 0.25] for t in ITERATION_TAGS}, [40, 80])
     return Server(logdir)
 
 
@@ -362,10 +390,10 @@ def test_synthetic_families(synthetic):
             {
                 "family": "fam",
                 "runs": [
-                    {"run": "fam/base", "name": "base", "baseline": True},
-                    {"run": f"fam/{XSS}", "name": XSS, "baseline": False},
-                    {"run": "fam/l2", "name": "l2", "baseline": False},
-                    {"run": "fam/norecord", "name": "norecord", "baseline": False},
+                    {"run": "fam/base", "name": "base", "baseline": True, "seeds": None},
+                    {"run": f"fam/{XSS}", "name": XSS, "baseline": False, "seeds": None},
+                    {"run": "fam/l2", "name": "l2", "baseline": False, "seeds": None},
+                    {"run": "fam/norecord", "name": "norecord", "baseline": False, "seeds": None},
                 ],
                 "metrics": ["epoch_binary_crossentropy", "epoch_loss", "epoch_regularization_loss"],
                 "data_loss": "epoch_binary_crossentropy",
@@ -380,6 +408,7 @@ def test_synthetic_summary(synthetic):
         "run": "fam/l2",
         "name": "l2",
         "baseline": False,
+        "seeds": None,
         "params": 10,
         "data_loss": "epoch_binary_crossentropy",
         "best_epoch": 2,
@@ -390,11 +419,13 @@ def test_synthetic_summary(synthetic):
         "status": "completed",
         "penalty_share": 0.5 / 1.5,
     }
-    # Running: the stop epoch is how far the curves got; NaN is null and never the best.
+    # Running: the stop epoch is how far the curves got (in epochs: Keras' evaluation_*_vs_iterations
+    # tags go to step 30); NaN is null and never the best.
     assert rows[XSS] == {
         "run": f"fam/{XSS}",
         "name": XSS,
         "baseline": False,
+        "seeds": None,
         "params": 10,
         "data_loss": "epoch_binary_crossentropy",
         "best_epoch": 1,
@@ -409,6 +440,7 @@ def test_synthetic_summary(synthetic):
         "run": "fam/norecord",
         "name": "norecord",
         "baseline": False,
+        "seeds": None,
         "params": None,
         "data_loss": "epoch_binary_crossentropy",
         "best_epoch": 1,
@@ -435,6 +467,16 @@ def test_synthetic_family_view_nan_is_null(synthetic):
     assert runs[XSS]["series"] == {"train": {"steps": [0, 1, 2], "values": [1.0, None, 0.5]}}
     assert runs["base"]["series"] == {}  # no epoch_loss logged: listed, without curves
     assert runs["l2"]["series"]["validation"] == {"steps": [0, 1, 2, 3], "values": [3.0, 2.5, 2.0, 2.5]}
+    assert all(r["std"] == {} for r in runs.values())  # no seed groups here
+
+
+def test_synthetic_mc_dropout_line(synthetic):
+    """validation_mc (tbreg's MCDropout) is a split of its own, drawn after train and validation."""
+    runs = {r["name"]: r for r in synthetic.json("family", family="fam", metric="epoch_binary_crossentropy")["runs"]}
+    assert list(runs["l2"]["series"]) == ["train", "validation", "validation_mc"]
+    assert runs["l2"]["series"]["validation_mc"] == {"steps": [0, 1, 2, 3], "values": [2.25, 1.75, 1.25, 1.5]}
+    assert list(runs["norecord"]["series"]) == ["train", "validation"]
+    assert metadata.SPLITS == ("train", "validation", "train_eval", "validation_mc")
 
 
 def test_synthetic_regularization(synthetic):
@@ -460,11 +502,21 @@ def test_synthetic_weights(synthetic):
             "tag": "weights/hidden_1/kernel",
             "epoch": epoch,
             "runs": [
-                {"run": "fam/base", "name": "base", "baseline": True, "epoch": 0, "buckets": base[0].buckets.tolist()},
+                {
+                    "run": "fam/base",
+                    "name": "base",
+                    "baseline": True,
+                    "seeds": None,
+                    "seed_run": None,
+                    "epoch": 0,
+                    "buckets": base[0].buckets.tolist(),
+                },
                 {
                     "run": "fam/l2",
                     "name": "l2",
                     "baseline": False,
+                    "seeds": None,
+                    "seed_run": None,
                     "epoch": l2_index,
                     "buckets": written[l2_index].buckets.tolist(),
                 },
@@ -515,6 +567,267 @@ def test_live_new_epochs_appear(tmp_path):
     }
     row = server.json("summary", family="fam")["rows"][0]
     assert (row["status"], row["stop_epoch"]) == ("early_stopped", 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seed groups (the scripts' --seeds), MC dropout, stop epochs of runs without a record
+
+
+def train_seeded(logdir, cache_dir):
+    """A log tree of seed groups made by the scripts (mnist1d, 3 epochs, seeds 0 and 1):
+
+    - sizes/tiny/{seed_0,seed_1,mean};
+    - regularizers/dropout/{seed_0,seed_1,mean}, with MC dropout (validation_mc), and the
+      baseline group regularizers/tiny/{seed_0,seed_1,mean} the script copies in from sizes;
+    - sizes/pending/{seed_0,seed_1}: sizes/tiny's seed runs without a mean, as while training.
+    """
+    common = ["--logdir", str(logdir), "--max_epochs", "3", "--quiet", "--seeds", "2"]
+    run_script("tbreg.train_sizes", *common, "--models", "tiny", cache_dir=cache_dir, check=True)
+    run_script(
+        "tbreg.train_regularizers", *common, "--models", "dropout", "--mc_samples", "2", cache_dir=cache_dir, check=True
+    )
+    shutil.copytree(logdir / "sizes" / "tiny", logdir / "sizes" / "pending", ignore=shutil.ignore_patterns("mean"))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, tbreg_cache):
+    """train_seeded's tree, plus norecord/tiny: a trained run's train/ and validation/ without its record."""
+    logdir = tmp_path_factory.mktemp("seeded") / "runs"
+    train_seeded(logdir, tbreg_cache)
+    for split in ("train", "validation"):
+        shutil.copytree(logdir / "sizes" / "tiny" / "seed_0" / split, logdir / "norecord" / "tiny" / split)
+    return Server(logdir)
+
+
+def group(family, model, baseline=False):
+    return {"run": f"{family}/{model}/mean", "name": model, "baseline": baseline, "seeds": 2}
+
+
+def seed_run(family, model, k):
+    return {"run": f"{family}/{model}/seed_{k}", "name": f"{model}/seed_{k}", "baseline": False, "seeds": None}
+
+
+def test_seed_groups_are_members_of_their_family(seeded):
+    logdir = pathlib.Path(seeded.logdir)
+    families = {f["family"]: f for f in seeded.json("families")["families"]}
+    assert list(families) == ["norecord", "regularizers", "sizes"]  # no family "sizes/tiny"
+    assert families["sizes"]["runs"] == [
+        seed_run("sizes", "pending", 0),
+        seed_run("sizes", "pending", 1),
+        group("sizes", "tiny"),
+    ]
+    # The copied group's record names its own family (sizes): the baseline, first. The sizes
+    # family's own group is not a baseline.
+    assert families["regularizers"]["runs"] == [
+        group("regularizers", "tiny", baseline=True),
+        group("regularizers", "dropout"),
+    ]
+    for family in ("sizes", "regularizers"):
+        shown = [split_scalars(logdir / r["run"]) for r in families[family]["runs"]]
+        tags = {t for run in shown for by_tag in run.values() for t in by_tag}
+        assert "epoch_loss/std" in tags  # in the mean runs, but never a metric
+        metrics = sorted(t for t in tags if t.startswith("epoch_") and not t.endswith("/std"))
+        assert families[family]["metrics"] == metrics
+    assert "epoch_accuracy" in families["regularizers"]["metrics"]
+
+
+def test_seed_group_curves_are_the_mean_with_a_std_band(seeded):
+    logdir = pathlib.Path(seeded.logdir)
+    tag = "epoch_sparse_categorical_crossentropy"
+    runs = {r["name"]: r for r in seeded.json("family", family="regularizers", metric=tag)["runs"]}
+    for name in ("tiny", "dropout"):
+        mean = split_scalars(logdir / "regularizers" / name / "mean")
+        assert runs[name]["series"] == {s: series(mean[s][tag]) for s in metadata.SPLITS if s in mean}
+        assert runs[name]["std"] == {s: series(mean[s][tag + "/std"]) for s in metadata.SPLITS if s in mean}
+    # The dropout model's MC-dropout line, mean and band like the others.
+    assert list(runs["dropout"]["series"]) == list(runs["dropout"]["std"]) == [
+        "train", "validation", "train_eval", "validation_mc",
+    ]
+    assert list(runs["tiny"]["series"]) == ["train", "validation", "train_eval"]
+    # Mean and std are the seed runs' (numpy, ddof=0) at every epoch.
+    seeds = [split_scalars(logdir / "regularizers" / "dropout" / f"seed_{k}") for k in (0, 1)]
+    for split in ("validation", "validation_mc"):
+        values = np.array([[p.value for p in run[split][tag]] for run in seeds])
+        assert runs["dropout"]["series"][split]["steps"] == [0, 1, 2]
+        assert runs["dropout"]["series"][split]["values"] == pytest.approx(values.mean(axis=0).tolist(), rel=1e-6)
+        assert runs["dropout"]["std"][split]["values"] == pytest.approx(values.std(axis=0).tolist(), rel=1e-5)
+        assert min(runs["dropout"]["std"][split]["values"]) > 0  # two seeds, two different runs
+    # A group without a mean yet: its seed runs as plain runs, without a band.
+    pending = {r["name"]: r for r in seeded.json("family", family="sizes", metric=tag)["runs"]}
+    for k in (0, 1):
+        own = split_scalars(logdir / "sizes" / "pending" / f"seed_{k}")
+        assert pending[f"pending/seed_{k}"]["series"] == {s: series(own[s][tag]) for s in metadata.SPLITS if s in own}
+        assert pending[f"pending/seed_{k}"]["std"] == {}
+
+
+def test_std_tags_are_no_metric(seeded):
+    response = seeded.get("family", family="sizes", metric="epoch_loss/std")
+    assert response.status_code == 404
+    assert "no metric 'epoch_loss/std' in family 'sizes'" in response.get_data(as_text=True)
+
+
+def test_seed_group_summary_row_is_its_means(seeded):
+    logdir = pathlib.Path(seeded.logdir)
+    tag = "epoch_sparse_categorical_crossentropy"
+    rows = {r["run"]: r for r in seeded.json("summary", family="sizes")["rows"]}
+    assert list(rows) == ["sizes/pending/seed_0", "sizes/pending/seed_1", "sizes/tiny/mean"]
+    record = logtree.read_run_json(str(logdir / "sizes" / "tiny" / "mean"))
+    train = {p.step: p.value for p in split_scalars(logdir / "sizes" / "tiny" / "mean")["train"][tag]}
+    row = rows["sizes/tiny/mean"]
+    assert row == {
+        **group("sizes", "tiny"),
+        "params": record["params"],
+        "data_loss": tag,
+        "best_epoch": record["best_epoch"],
+        "best_value": record["best_value"],
+        "train_value": train[record["best_epoch"]],
+        "gap": record["best_value"] - train[record["best_epoch"]],
+        "stop_epoch": record["stopped_epoch"],
+        "status": "aggregate",
+        "penalty_share": row["penalty_share"],
+    }
+    assert record["members"] == ["seed_0", "seed_1"] and row["penalty_share"] == pytest.approx(0.0, abs=1e-6)
+    for k in (0, 1):
+        seed_record = logtree.read_run_json(str(logdir / "sizes" / "pending" / f"seed_{k}"))
+        row = rows[f"sizes/pending/seed_{k}"]
+        assert (row["name"], row["seeds"], row["baseline"]) == (f"pending/seed_{k}", None, False)
+        assert (row["status"], row["best_epoch"], row["best_value"], row["stop_epoch"]) == (
+            seed_record["status"], seed_record["best_epoch"], seed_record["best_value"], seed_record["stopped_epoch"],
+        )
+    rows = seeded.json("summary", family="regularizers")["rows"]
+    assert [(r["name"], r["baseline"], r["seeds"], r["status"]) for r in rows] == [
+        ("tiny", True, 2, "aggregate"),
+        ("dropout", False, 2, "aggregate"),
+    ]
+
+
+def test_seed_group_regularization_and_weights(seeded):
+    logdir = pathlib.Path(seeded.logdir)
+    answer = seeded.json("regularization", family="regularizers")
+    runs = {r["name"]: r for r in answer["runs"]}
+    train = split_scalars(logdir / "regularizers" / "dropout" / "mean")["train"]
+    assert runs["dropout"]["penalty"] == series(train["epoch_regularization_loss"])
+    assert runs["dropout"]["layers"] == {
+        t[len("regularization/") :]: series(points)
+        for t, points in sorted(train.items())
+        if t.startswith("regularization/") and not t.endswith("/std")
+    }
+    assert list(runs["dropout"]["layers"]) == ["hidden_1", "hidden_2", "hidden_3", "hidden_4", "logits"]
+    # The means log no histograms: a group's weights are its first seed run's.
+    first = {name: reader.histograms(str(logdir / "regularizers" / name / "seed_0" / "train")) for name in runs}
+    expected = {}
+    for by_tag in first.values():
+        for t, points in by_tag.items():
+            expected[t] = max(expected.get(t, 0), points[-1].step)
+    assert answer["weights"] == dict(sorted(expected.items())) and "weights/hidden_4/kernel" in expected
+    weights = seeded.json("weights", family="regularizers", tag="weights/hidden_1/kernel", epoch="1")
+    assert [(r["name"], r["seeds"], r["seed_run"], r["epoch"]) for r in weights["runs"]] == [
+        ("tiny", 2, "seed_0", 1),
+        ("dropout", 2, "seed_0", 1),
+    ]
+    for r in weights["runs"]:
+        assert r["buckets"] == first[r["name"]]["weights/hidden_1/kernel"][1].buckets.tolist()
+
+
+def test_stop_epoch_counts_epochs_not_optimizer_steps(seeded):
+    """Keras logs evaluation_*_vs_iterations at the optimizer's step: not an epoch."""
+    validation = split_scalars(pathlib.Path(seeded.logdir) / "norecord" / "tiny")["validation"]
+    iterations = max(p.step for t, points in validation.items() if t.endswith("_vs_iterations") for p in points)
+    assert iterations > 2 and [p.step for p in validation["epoch_loss"]] == [0, 1, 2]
+    (row,) = seeded.json("summary", family="norecord")["rows"]
+    assert (row["name"], row["status"], row["stop_epoch"]) == ("tiny", None, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad records: wrong types and non-finite numbers are ignored, every route still answers
+
+NAN, INF = float("nan"), float("inf")
+BAD_RECORDS = {
+    "nan": {
+        "params": NAN, "best_epoch": 2, "best_value": NAN, "epochs": NAN, "stopped_epoch": INF,
+        "overfitting_onset": {"epoch": 1, "train": NAN}, "hparams": {"l2": NAN, "units": INF},
+        "config": {"learning_rate": -INF},
+    },
+    "types": {
+        "params": "10", "best_epoch": "2", "best_value": "0.5", "epochs": "3", "stopped_epoch": [2],
+        "status": ["completed"], "family": ["bad"], "monitor": 7, "hparams": [1], "config": "lr=1",
+        "overfitting_onset": [1, 0.5], "started": 5,
+    },
+    "bools": {
+        "params": True, "best_epoch": True, "best_value": 0.5, "epochs": True, "stopped_epoch": False,
+        "family": {"name": "other"},
+    },
+    "huge": {
+        "params": 10**400, "best_epoch": 2**60, "best_value": 1e308, "epochs": 10**400, "stopped_epoch": -1,
+        "status": "early_stopped", "overfitting_onset": {"epoch": 2**60, "train": -1e308},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    """Runs of family `bad` whose records (written by summary.py's writer) hold bad values; each has
+    the same curves: best validation data loss 1.0 at epoch 1, training 0.5 there, 3 epochs."""
+    logdir = tmp_path_factory.mktemp("bad")
+    curves = {
+        "train": {"epoch_binary_crossentropy": [1.0, 0.5, 0.25], "epoch_loss": [1.0, 0.5, 0.25]},
+        "validation": {"epoch_binary_crossentropy": [1.5, 1.0, 1.25]},
+    }
+    for name, bad_values in BAD_RECORDS.items():
+        write_run(logdir / "bad" / name, {**record("bad", name), **bad_values}, **curves)
+    # A seed group whose mean's record lists its members as a string, not a list.
+    write_run(logdir / "bad" / "grp" / "seed_0", record("bad", "grp"), **curves)
+    mean = {**record("bad", "grp", status="aggregate"), "members": "seed_0", "best_epoch": None, "params": [10],
+            "stopped_epoch": NAN}
+    write_run(logdir / "bad" / "grp" / "mean", mean, **curves)
+    return Server(logdir)
+
+
+def test_bad_record_values_are_ignored(bad):
+    rows = {r["name"]: r for r in bad.json("summary", family="bad")["rows"]}
+    from_curves = {
+        "params": None, "data_loss": "epoch_binary_crossentropy", "best_epoch": 1, "best_value": 1.0,
+        "train_value": 0.5, "gap": 0.5, "stop_epoch": 2, "penalty_share": 0.0,
+    }
+    plain = {"baseline": False, "seeds": None, **from_curves}
+    assert rows == {
+        "bools": {"run": "bad/bools", "name": "bools", **plain, "status": "completed"},
+        "grp": {"run": "bad/grp/mean", "name": "grp", **plain, "seeds": 1, "status": "aggregate"},
+        "huge": {"run": "bad/huge", "name": "huge", **plain, "status": "early_stopped"},
+        "nan": {"run": "bad/nan", "name": "nan", **plain, "status": "completed"},
+        "types": {"run": "bad/types", "name": "types", **plain, "status": None},
+    }
+    assert [r["name"] for r in bad.json("families")["families"][0]["runs"]] == ["bools", "grp", "huge", "nan", "types"]
+    for metric in ("epoch_binary_crossentropy", "epoch_loss"):
+        answer = bad.json("family", family="bad", metric=metric)
+        assert [r["series"]["train"]["values"][1] for r in answer["runs"]] == [0.5] * 5
+    assert [r["penalty_source"] for r in bad.json("regularization", family="bad")["runs"]] == [
+        "epoch_loss - epoch_binary_crossentropy"
+    ] * 5
+    assert bad.get("weights", family="bad", tag="weights/x", epoch="0").status_code == 404
+
+
+def test_bad_record_values_stay_out_of_hparams():
+    assert summary.hparams_of(BAD_RECORDS["nan"]) == {"l1": 0.0}
+    # wrong containers are skipped; a string is a value the dashboard shows as it is
+    types = {**BAD_RECORDS["types"], "dataset": "higgs"}
+    assert summary.hparams_of(types) == {"l1": 0.0, "dataset": "higgs", "params": "10"}
+    assert summary.hparams_of(BAD_RECORDS["huge"]) == {"l1": 0.0}
+    assert summary.hparams_of(record("fam", "a")) == {
+        "family": "fam", "model": "a", "units": "4", "depth": 1, "l1": 0.0, "learning_rate": 0.001,
+        "batch_size": 500, "dataset": "higgs", "params": 10,
+    }
+
+
+def test_dollar_names_are_plain_json_strings(tmp_path):
+    """Sweep points like `lr=$1`: plain strings in every answer (the tab escapes `$` for Plotly)."""
+    names = ["a$b$c", "tiny,lr=$1", "$x$"]
+    for name in names:
+        curve = {"epoch_binary_crossentropy": [1.0]}
+        write_run(tmp_path / "fam" / name, record("fam", name), train=curve, validation=curve)
+    server = Server(tmp_path)
+    assert [r["name"] for r in server.json("families")["families"][0]["runs"]] == sorted(names)
+    assert [r["run"] for r in server.json("summary", family="fam")["rows"]] == [f"fam/{n}" for n in sorted(names)]
 
 
 # ---------------------------------------------------------------------------------------------

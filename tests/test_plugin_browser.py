@@ -232,14 +232,21 @@ def in_frame(body):
 
 
 XSS = "<img src=x onerror=alert(1)>"
+DOLLARS = ("a$b$c", "tiny,lr=$1")  # names Plotly would typeset as LaTeX: `$…$`
+FAMILIES = ["regularizers", "seeded/regularizers", "seeded/sizes", "sizes"]
 
 
 @pytest.fixture(scope="module")
-def logdir(script_tree, tmp_path_factory):
-    """The scripts' log tree plus a run named like an HTML injection (a copy of sizes/tiny)."""
+def logdir(script_tree, tmp_path_factory, tbreg_cache):
+    """The scripts' log tree plus runs named like an HTML injection and with `$` (copies of
+    sizes/tiny), and seeded/: seed groups and MC dropout made by the scripts (test_plugin.train_seeded)."""
+    from test_plugin import train_seeded
+
     root = tmp_path_factory.mktemp("browser") / "runs"
     shutil.copytree(script_tree["logdir"], root)
-    shutil.copytree(root / "sizes" / "tiny", root / "sizes" / XSS)
+    for name in (XSS, *DOLLARS):
+        shutil.copytree(root / "sizes" / "tiny", root / "sizes" / name)
+    train_seeded(root / "seeded", tbreg_cache)
     return root
 
 
@@ -250,7 +257,7 @@ def tensorboard(logdir):
         wait_until(
             lambda: (
                 get_json(url + "data/plugins_listing").get("overfitting", {}).get("enabled")
-                and len(get_json(url + "data/plugin/overfitting/families")["families"]) == 2
+                and [f["family"] for f in get_json(url + "data/plugin/overfitting/families")["families"]] == FAMILIES
             ),
             what="tensorboard to load the log dir",
         )
@@ -315,8 +322,8 @@ def test_overfitting_tab_renders_charts_and_table(tensorboard, tab):
               traces: traces.length,
               rows: [...rows].map((r) => r.dataset.run),
               solid: dashes.filter((d) => !d || d === "none").length,
-              dashed: dashes.filter((d) => d.startsWith("9px")).length,
-              dotted: dashes.filter((d) => d.startsWith("3px")).length,
+              dashed: dashes.filter((d) => d === "9px, 9px").length,
+              dotted: dashes.filter((d) => d === "3px, 3px").length,
               legend: [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent),
               penaltyTraces: doc.querySelectorAll("#regularization .penalty .scatterlayer .trace").length,
               weightTraces: doc.querySelectorAll("#regularization .weights .scatterlayer .trace").length,
@@ -349,7 +356,7 @@ def test_overfitting_tab_renders_charts_and_table(tensorboard, tab):
     assert browser.errors == []
 
 
-def test_switching_family_and_hparams_dashboard(tensorboard, tab):
+def test_switching_family_and_hparams_dashboard(tensorboard, tab, logdir):
     browser = tab
     select_family(browser, "sizes")
     rows = browser.wait_for(
@@ -360,22 +367,41 @@ def test_switching_family_and_hparams_dashboard(tensorboard, tab):
             """
         )
     )
-    assert rows == [f"sizes/{XSS}", "sizes/small", "sizes/tiny"]
+    names = sorted([XSS, *DOLLARS, "small", "tiny"])  # XSS first: "<" sorts before letters
+    assert rows == [f"sizes/{name}" for name in names]
     # The injected name renders as text everywhere: table, legend, options; no element is created.
+    # Names with `$` are text too, not LaTeX (Plotly would typeset `$…$` with MathJax around).
     page = browser.wait_for(
         in_frame(
             """
             const legend = [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent);
-            return legend.length === 3 ? {
+            return legend.length === 5 ? {
               legend,
-              cell: doc.querySelector("#summary tbody tr td").textContent,
+              cells: [...doc.querySelectorAll("#summary tbody tr")].map((r) => r.querySelector("td").textContent),
               images: doc.querySelectorAll("img").length,
+              math: doc.querySelectorAll("#curves [class*=math]").length,
               options: [...doc.querySelectorAll("#run-select option")].map((o) => o.textContent),
             } : null;
             """
         )
     )
-    assert page == {"legend": [XSS, "small", "tiny"], "cell": XSS, "images": 0, "options": [XSS, "small", "tiny"]}
+    assert page == {"legend": names, "cells": names, "images": 0, "math": 0, "options": names}
+    # Even with MathJax on the page (a stub that never finishes typesetting: Plotly hides `$…$` text
+    # until it does), a redraw keeps every name visible as text.
+    shown = browser.wait_for(
+        in_frame(
+            """
+            doc.defaultView.MathJax = {version: "3.2.2", config: {}, startup: {defaultReady() {}},
+              typesetClear() {}, tex2svgPromise: () => new Promise(() => {})};
+            const smoothing = doc.querySelector(".toolbar input[type=range]");
+            smoothing.value = "0.5";
+            smoothing.dispatchEvent(new Event("input"));
+            const texts = [...doc.querySelectorAll("#curves .legendtext")];
+            return texts.map((t) => [t.textContent, getComputedStyle(t).display]);
+            """
+        )
+    )
+    assert shown == [[name, "block"] for name in names]
     browser.screenshot(os.path.join(ARTIFACTS, "overfitting_tab_sizes.png"))
     # Sorting: a click on a header sorts by it, a second click reverses.
     rows = get_json(tensorboard + "data/plugin/overfitting/summary?family=sizes")["rows"]
@@ -405,7 +431,8 @@ def test_switching_family_and_hparams_dashboard(tensorboard, tab):
         },
     )
     sessions = sorted(s["name"] for g in groups["sessionGroups"] for s in g["sessions"])
-    assert sessions == ["regularizers/l2", "regularizers/tiny", f"sizes/{XSS}", "sizes/small", "sizes/tiny"]
+    recorded = sorted(str(p.parent.relative_to(logdir)) for p in logdir.rglob("run.json"))
+    assert sessions == recorded and f"sizes/{XSS}" in sessions and "seeded/sizes/tiny/mean" in sessions
     assert browser.errors == []
 
 
@@ -415,6 +442,72 @@ def get_json_post(url, body):
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def test_seed_groups_bands_and_mc_dropout_line(tensorboard, tab):
+    """A seed group is its mean's lines with a ±std band per split; MC dropout is a dash-dotted line."""
+    browser = tab
+    select_family(browser, "seeded/regularizers")
+    state = browser.wait_for(
+        in_frame(
+            """
+            const plot = doc.querySelector("#curves .js-plotly-plot");
+            const rows = [...doc.querySelectorAll("#summary tbody tr")];
+            if (!plot || !plot.data || !rows.length) return null;
+            if (!rows[0].dataset.run.startsWith("seeded/regularizers/")) return null;
+            const note = doc.querySelector("#curves .section-note").textContent;
+            if (!note.endsWith(" in seeded/regularizers")) return null;
+            const weights = doc.querySelector("#regularization .weights .js-plotly-plot");
+            if (!weights || !weights.data || weights.data.length !== 2) return null;
+            const lines = plot.data.filter((t) => !t.fill);
+            return {
+              legend: [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent),
+              bands: plot.data.filter((t) => t.fill === "toself").map((t) => t.legendgroup),
+              fills: doc.querySelectorAll("#curves .scatterlayer .trace path.js-fill").length,
+              lines: lines.map((t) => [t.legendgroup, t.line.dash]),
+              mcDash: [...doc.querySelectorAll("#curves .scatterlayer .trace path.js-line")]
+                .map((p) => p.style.strokeDasharray).filter((d) => d === "9px, 3px, 3px, 3px").length,
+              rows: rows.map((r) => [
+                r.dataset.run, r.querySelector("td").textContent, r.querySelector(".status").textContent,
+              ]),
+              weights: weights.data.map((t) => t.name),
+              note: doc.querySelector("#curves .legend-note").textContent,
+            };
+            """
+        )
+    )
+    browser.screenshot(os.path.join(ARTIFACTS, "overfitting_tab_seeds.png"))
+    tiny, dropout = "seeded/regularizers/tiny/mean", "seeded/regularizers/dropout/mean"
+    assert state["legend"] == ["tiny (baseline, 2 seeds)", "dropout (2 seeds)"]
+    assert state["lines"] == [
+        [tiny, "solid"], [tiny, "dash"], [tiny, "dot"],
+        [dropout, "solid"], [dropout, "dash"], [dropout, "dot"], [dropout, "dashdot"],
+    ]
+    assert state["bands"] == [tiny] * 3 + [dropout] * 4 and state["fills"] == 7  # one band per line, drawn
+    assert state["mcDash"] == 1  # the MC-dropout line, dash-dotted
+    assert "validation, MC dropout" in state["note"]
+    # (the table is still sorted by parameters, descending, from the test before)
+    assert state["rows"] == [
+        [dropout, "dropout (2 seeds)", "aggregate"],
+        [tiny, "tiny (baseline, 2 seeds)", "aggregate"],
+    ]
+    assert [name.split(" · epoch ")[0] for name in state["weights"]] == [
+        "tiny (baseline, 2 seeds) · seed_0", "dropout (2 seeds) · seed_0",
+    ]
+    # The sizes family: its group, and a group without a mean yet as its seed runs, without bands.
+    select_family(browser, "seeded/sizes")
+    legend = browser.wait_for(
+        in_frame(
+            """
+            const legend = [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent);
+            const plot = doc.querySelector("#curves .js-plotly-plot");
+            if (legend.length !== 3) return null;
+            return [legend, plot.data.filter((t) => t.fill === "toself").map((t) => t.legendgroup)];
+            """
+        )
+    )
+    assert legend == [["pending/seed_0", "pending/seed_1", "tiny (2 seeds)"], ["seeded/sizes/tiny/mean"] * 3]
+    assert browser.errors == []
 
 
 def test_new_epochs_appear_live(tensorboard, tab, logdir):
@@ -435,15 +528,11 @@ def test_new_epochs_appear_live(tensorboard, tab, logdir):
         for epoch in (before, before + 1):
             tf.summary.scalar(metric, 1.0, step=epoch)
     writer.close()
-    wait_until(
-        lambda: (
-            get_json(f"{tensorboard}data/plugin/overfitting/family?family=sizes&metric={metric}")["runs"][1]["series"][
-                "train"
-            ]["steps"][-1]
-            == before + 1
-        ),
-        what="tensorboard to reload the new epochs",
-    )
+    def small_steps():
+        runs = get_json(f"{tensorboard}data/plugin/overfitting/family?family=sizes&metric={metric}")["runs"]
+        return next(r for r in runs if r["run"] == "sizes/small")["series"]["train"]["steps"]
+
+    wait_until(lambda: small_steps()[-1] == before + 1, what="tensorboard to reload the new epochs")
     browser.evaluate(in_frame('doc.querySelector("button.button").click(); return true;'))
     assert browser.wait_for(in_frame(points + f"return n === {before + 2};"))
     assert browser.errors == []

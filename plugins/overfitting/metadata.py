@@ -13,12 +13,14 @@ PLUGIN_NAME = "overfitting"
 PAYLOAD_VERSION = 1  # version of the plugin_data content; bump when the record's meaning changes
 RUN_TAG = "overfitting/run"
 
-# Splits: subdirectories of a run dir, each a TensorBoard run of its own.
-TRAIN, VALIDATION, TRAIN_EVAL = "train", "validation", "train_eval"
-SPLITS = (TRAIN, VALIDATION, TRAIN_EVAL)
+# Splits: subdirectories of a run dir, each a TensorBoard run of its own, in the order they are drawn:
+# Keras' train and validation, tbreg's train_eval (train data, inference mode) and validation_mc
+# (validation data, Monte-Carlo dropout: tbreg.callbacks.MCDropout).
+TRAIN, VALIDATION, TRAIN_EVAL, VALIDATION_MC = "train", "validation", "train_eval", "validation_mc"
+SPLITS = (TRAIN, VALIDATION, TRAIN_EVAL, VALIDATION_MC)
 
 # Tags written by Keras' TensorBoard callback and tbreg's callbacks (train split unless said).
-EPOCH_PREFIX = "epoch_"
+EPOCH_PREFIX = "epoch_"  # step = epoch; Keras' `evaluation_*_vs_iterations` tags count optimizer steps
 LOSS_TAG = "epoch_loss"
 PENALTY_TAG = "epoch_regularization_loss"
 LAYER_PENALTY_PREFIX = "regularization/"

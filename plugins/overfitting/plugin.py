@@ -2,15 +2,19 @@
 
 Everything comes through TensorBoard's data provider (`context.data_provider`); the plugin never
 opens a file of the log tree. Runs are grouped the way tbreg writes them:
-`<family>/<run>/{train,validation,train_eval}` are TensorBoard runs of their own, `<family>/<run>`
-holds the run's record (see `summary.py`) and its HParams.
+`<family>/<run>/{train,validation,train_eval,validation_mc}` are TensorBoard runs of their own,
+`<family>/<run>` holds the run's record (see `summary.py`) and its HParams. A seed group
+`<family>/<model>/{seed_<k>,mean}` is one member of `<family>` named `<model>`: its mean run, with
+the band `<tag>/std` (see `tbreg.analysis`); its seed runs are shown only while it has no mean.
+Records are untrusted: a value of the wrong type or a non-finite number is ignored.
 
 Routes (`*_route` parses and responds, `*_impl` computes plain data):
   /families                          families, their runs, metrics and data loss
-  /family?family=F&metric=TAG        one metric of every run of F, per split
+  /family?family=F&metric=TAG        one metric of every run of F, per split (and a group's std)
   /summary?family=F                  per run: best epoch, best validation data loss, gap, status, …
   /regularization?family=F           per run: data loss, penalty and per-layer penalties
   /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
+                                     (a seed group's: its first seed run's, named in `seed_run`)
   /static/*, /vendor/plotly.min.js   the frontend (ES module) and plotly.js from the plotly package
 """
 
@@ -34,6 +38,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from plugins.overfitting import metadata
+from tbreg import analysis
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STATIC_TYPES = {
@@ -81,7 +86,11 @@ class Series:
 
 @dataclasses.dataclass
 class Run:
-    """A run dir as TensorBoard names it (`run`), with its split runs and its record."""
+    """A member of a family: a run dir as TensorBoard names it (`run`), its split runs and record.
+
+    A seed group is its mean run, with `seeds` = how many seed runs it averages (None otherwise);
+    the mean has no histograms, so a group's weights are those of its first seed run (`seed_run`).
+    """
 
     run: str
     family: str
@@ -89,13 +98,19 @@ class Run:
     splits: dict = dataclasses.field(default_factory=dict)  # split -> TensorBoard run name
     record: dict | None = None
     baseline: bool = False
+    seeds: int | None = None
+    seed_run: str | None = None  # "seed_<k>": the member whose histograms stand for the group
+    seed_splits: dict = dataclasses.field(default_factory=dict)  # that member's splits
 
     def header(self) -> dict:
-        return {"run": self.run, "name": self.name, "baseline": self.baseline}
+        return {"run": self.run, "name": self.name, "baseline": self.baseline, "seeds": self.seeds}
+
+    def histogram_splits(self) -> dict:
+        return self.seed_splits if self.seed_run else self.splits
 
     def data_loss_from_record(self) -> str | None:
-        monitor = (self.record or {}).get("monitor")
-        if isinstance(monitor, str) and monitor.startswith("val_"):
+        monitor = _text(self.record, "monitor")
+        if monitor and monitor.startswith("val_"):
             return metadata.EPOCH_PREFIX + monitor[len("val_") :]
         return None
 
@@ -121,7 +136,13 @@ class Snapshot:
         return next((t for t in metadata.DATA_LOSS_TAGS if t in logged), metadata.LOSS_TAG)
 
     def last_epoch(self, run: Run) -> int | None:
-        steps = [d.step for name in run.splits.values() for d in self.last.get(name, {}).values()]
+        """The last epoch the run's curves reached (`epoch_*` tags: other steps are not epochs)."""
+        steps = [
+            d.step
+            for name in run.splits.values()
+            for tag, d in self.last.get(name, {}).items()
+            if tag.startswith(metadata.EPOCH_PREFIX)
+        ]
         return max(steps) if steps else None
 
 
@@ -142,11 +163,31 @@ def _split_of(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _family_of(run: str) -> tuple[str, str]:
-    if run == ".":
-        return "", "."
-    family, name = posixpath.split(run)
-    return family, name
+def _members(dirs: dict, records: dict) -> list:
+    """The runs families show, from {run dir: {split: TensorBoard run}} and the records.
+
+    A seed group is its mean run (its seed runs are not shown); the seed runs of a group without a
+    mean yet are plain runs named `<model>/seed_<k>`.
+    """
+    names = {run: analysis.run_name(run, records.get(run)) for run in dirs}
+    seed_runs = collections.defaultdict(list)  # group -> [(seed, run dir)]
+    for run, n in names.items():
+        if n.is_seed:
+            seed_runs[n.group].append((int(analysis.SEED_RUN.fullmatch(n.member).group(1)), run))
+    means = {n.group for n in names.values() if n.is_mean}
+    out = []
+    for run, n in names.items():
+        if n.is_seed and n.group in means:
+            continue
+        r = Run(run, n.family, f"{n.name}/{n.member}" if n.is_seed else n.name, dirs[run], records.get(run))
+        if n.is_mean:
+            members = (r.record or {}).get("members")
+            r.seeds = len(members) if isinstance(members, list) and members else len(seed_runs[n.group])
+            if seed_runs[n.group]:
+                first = min(seed_runs[n.group])[1]
+                r.seed_run, r.seed_splits = names[first].member, dirs[first]
+        out.append(r)
+    return out
 
 
 def _encode(value) -> str:
@@ -235,17 +276,16 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         )
         records = self._records(ctx, experiment)
         last = last_scalars.result()
-        runs = {}
+        dirs = {}  # run dir -> {split: TensorBoard run}
         for name in [*last, *records]:
             run, split = _split_of(name)
             if split is None and name not in records:
                 continue  # scalars at a run dir's root: not a split tbreg writes
-            if run not in runs:
-                runs[run] = Run(run, *_family_of(run), record=records.get(run))
+            splits = dirs.setdefault(run, {})
             if split:
-                runs[run].splits[split] = name
+                splits[split] = name
         families = collections.defaultdict(list)
-        for run in runs.values():
+        for run in _members(dirs, records):
             families[run.family].append(run)
         for family, members in families.items():
             _mark_baselines(family, members)
@@ -327,26 +367,38 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 {
                     "family": family,
                     "runs": [r.header() for r in runs],
-                    "metrics": sorted(t for t in tags if t.startswith(metadata.EPOCH_PREFIX)),
+                    "metrics": sorted(
+                        t for t in tags if t.startswith(metadata.EPOCH_PREFIX) and not analysis.is_std_tag(t)
+                    ),
                     "data_loss": counts.most_common(1)[0][0] if counts else metadata.LOSS_TAG,
                 }
             )
         return {"families": out}
 
     def family_impl(self, ctx, experiment, family: str, metric: str) -> dict:
+        """Per run and split, the metric's series; for a seed group also its std (`std`, same splits)."""
         snapshot = self._snapshot(ctx, experiment)
         runs = snapshot.family(family)
-        series = self._scalars(ctx, experiment, snapshot, [(n, metric) for r in runs for n in r.splits.values()])
-        if not series:
+        std = analysis.std_tag(metric)
+        wanted = [
+            (name, tag)
+            for r in runs
+            for name in r.splits.values()
+            for tag in ((metric, std) if r.seeds is not None else (metric,))
+        ]
+        series = self._scalars(ctx, experiment, snapshot, [] if analysis.is_std_tag(metric) else wanted)
+        if not any(tag == metric for _, tag in series):
             raise errors.NotFoundError(f"no metric {metric!r} in family {family!r}")
         out = []
         for r in runs:
-            by_split = {
-                split: series[(name, metric)]
-                for split, name in sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
-                if (name, metric) in series
-            }
-            out.append({**r.header(), "series": by_split})
+            splits = sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
+            out.append(
+                {
+                    **r.header(),
+                    "series": {split: series[(name, metric)] for split, name in splits if (name, metric) in series},
+                    "std": {split: series[(name, std)] for split, name in splits if (name, std) in series},
+                }
+            )
         return {"family": family, "metric": metric, "runs": out}
 
     def summary_impl(self, ctx, experiment, family: str) -> dict:
@@ -368,7 +420,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         wanted = []
         for r in runs:
             train = r.splits.get(metadata.TRAIN)
-            layer_tags = [t for t in snapshot.last.get(train, {}) if t.startswith(metadata.LAYER_PENALTY_PREFIX)]
+            layer_tags = [
+                t
+                for t in snapshot.last.get(train, {})
+                if t.startswith(metadata.LAYER_PENALTY_PREFIX) and not analysis.is_std_tag(t)
+            ]
             wanted += [
                 (train, t) for t in (snapshot.data_loss(r), metadata.LOSS_TAG, metadata.PENALTY_TAG, *layer_tags)
             ]
@@ -395,7 +451,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
 
     def _weight_tags(self, ctx, experiment, runs) -> dict:
         """{tag: last epoch} of the weights histograms logged by `runs`."""
-        split_runs = [n for r in runs for n in r.splits.values()]
+        split_runs = [n for r in runs for n in r.histogram_splits().values()]
         if not split_runs:
             return {}
         listing = self._provider.list_tensors(
@@ -407,15 +463,15 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         tags = {}
         for by_tag in listing.values():
             for tag, meta in by_tag.items():
-                if tag.startswith(metadata.WEIGHTS_PREFIX):
+                if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag):
                     tags[tag] = max(tags.get(tag, 0), meta.max_step or 0)
         return dict(sorted(tags.items()))
 
     def weights_impl(self, ctx, experiment, family: str, tag: str, epoch: int) -> dict:
         runs = self._snapshot(ctx, experiment).family(family)
-        owner = {name: r for r in runs for name in r.splits.values()}
+        owner = {name: r for r in runs for name in r.histogram_splits().values()}
         data = {}
-        if tag.startswith(metadata.WEIGHTS_PREFIX) and owner:
+        if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and owner:
             data = self._provider.read_tensors(
                 ctx,
                 experiment_id=experiment,
@@ -431,7 +487,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 found[r.run] = _histogram_at(datums, epoch)
         if not found:
             raise errors.NotFoundError(f"no weights histogram {tag!r} in family {family!r}")
-        out = [{**r.header(), **found[r.run]} for r in runs if r.run in found]
+        out = [{**r.header(), "seed_run": r.seed_run, **found[r.run]} for r in runs if r.run in found]
         return {"family": family, "tag": tag, "epoch": epoch, "runs": out}
 
     # ---------------------------------------------------------------------------------------
@@ -508,11 +564,12 @@ def _static_file(relative: str) -> str:
 
 
 def _mark_baselines(family: str, runs: list) -> None:
-    """A run whose record names another family than the folder it sits in is that folder's baseline.
+    """A run whose record names another family than the folder it sits in is that folder's baseline
+    (a seed group by its mean's record: `regularizers/tiny/mean` copied from sizes is one).
 
     At the log dir's root the folder has no name; there the most common recorded family counts.
     """
-    recorded = [r.record.get("family") for r in runs if r.record and r.record.get("family")]
+    recorded = [_text(r.record, "family") for r in runs if _text(r.record, "family")]
     home = posixpath.basename(family)
     if not home:
         counts = collections.Counter(recorded).most_common(2)
@@ -520,7 +577,7 @@ def _mark_baselines(family: str, runs: list) -> None:
             return
         home = counts[0][0]
     for r in runs:
-        family_of_record = (r.record or {}).get("family")
+        family_of_record = _text(r.record, "family")
         r.baseline = bool(family_of_record) and family_of_record != home
 
 
@@ -552,39 +609,54 @@ def _last_record(datums) -> dict | None:
     last = max(enumerate(datums), key=lambda ix: (ix[1].step, ix[0]))[1]
     try:
         record = json.loads(last.numpy.item())
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
 
 
+# Reading records: a value of the wrong type, or a number that is not finite, counts as missing.
+
+
+def _text(record: dict | None, key: str) -> str | None:
+    value = (record or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _count(value) -> int | None:
+    """An epoch or a count: a non-negative int (not a bool) that JavaScript holds exactly, else None."""
+    return value if type(value) is int and 0 <= value < 2**53 else None
 
 
 def _summary_row(r: Run, data_loss: str, series: dict, last_epoch: int | None) -> dict:
     """One row of the summary table.
 
     A finished run's best epoch is its record's (training saw every epoch; TensorBoard may keep a
-    sample of long series); a running run's is the lowest validation data loss so far.
+    sample of long series); a running run's is the lowest validation data loss so far. A seed
+    group's row is its mean run's: the record of the mean (status `aggregate`) and its curves.
     """
     record = r.record or {}
-    status = record.get("status")
+    status = _text(record, "status")
+    finished = status not in (None, "running")
     train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
     val_series = series.get((val, data_loss))
     best_epoch, best_value = val_series.best if val_series else (None, None)
-    if (
-        status not in (None, "running")
-        and isinstance(record.get("best_epoch"), int)
-        and _number(record.get("best_value"))
-    ):
+    if finished and _count(record.get("best_epoch")) is not None and _number(record.get("best_value")):
         best_epoch, best_value = record["best_epoch"], float(record["best_value"])
     train_series = series.get((train, data_loss))
     train_value = train_series.at(best_epoch) if train_series and best_epoch is not None else None
     onset = record.get("overfitting_onset")
     if (
         train_value is None
+        and best_epoch is not None
         and isinstance(onset, dict)
-        and onset.get("epoch") == best_epoch
+        and _count(onset.get("epoch")) == best_epoch
         and _number(onset.get("train"))
     ):
         train_value = float(onset["train"])  # tbreg's GeneralizationGap callback recorded it
@@ -596,18 +668,18 @@ def _summary_row(r: Run, data_loss: str, series: dict, last_epoch: int | None) -
         penalty = logged.at(best_epoch) if logged else None
         if penalty is None and train_value is not None and data_loss != metadata.LOSS_TAG:
             penalty = max(0.0, total - train_value)
-        penalty_share = None if penalty is None else penalty / total
-    stop_epoch = record.get("stopped_epoch") if status not in (None, "running") else None
+        penalty_share = None if penalty is None else _finite(penalty / total)
+    stop_epoch = _count(record.get("stopped_epoch")) if finished else None
     if stop_epoch is None:
-        stop_epoch = last_epoch  # running (or no record): as far as the curves got
+        stop_epoch = last_epoch  # running (or no usable record): as far as the curves got
     return {
         **r.header(),
-        "params": record.get("params"),
+        "params": record["params"] if _number(record.get("params")) else None,
         "data_loss": data_loss,
         "best_epoch": best_epoch,
         "best_value": best_value,
         "train_value": train_value,
-        "gap": None if best_value is None or train_value is None else best_value - train_value,
+        "gap": None if best_value is None or train_value is None else _finite(best_value - train_value),
         "stop_epoch": stop_epoch,
         "status": status,
         "penalty_share": penalty_share,

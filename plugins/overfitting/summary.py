@@ -14,6 +14,8 @@ the run's root dir (beside `train/` and `validation/`), so that
 
 import datetime
 import json
+import math
+import operator
 import time
 
 import tensorflow as tf
@@ -36,10 +38,37 @@ def run_record(record: dict, step: int) -> bool:
     )
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _hparam_value(value) -> bool:
+    """A value the HParams dashboard shows: a str, bool, int or finite float (not NaN or ±inf)."""
+    if isinstance(value, (str, bool)):
+        return True
+    try:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an int too large for the dashboard's double
+        return False
+
+
+def _epoch_step(record: dict) -> int:
+    """The record's `epochs` as a summary step; 0 when it is not a non-negative int."""
+    epochs = record.get("epochs")
+    try:
+        step = operator.index(epochs)  # an int or a numpy integer; not a float, str or None
+    except TypeError:
+        return 0
+    return step if not isinstance(epochs, bool) and 0 <= step < 2**63 else 0
+
+
 def hparams_of(record: dict) -> dict:
-    """The run's hyperparameters for TensorBoard's HParams dashboard (str, int, float or bool)."""
-    hparams = record.get("hparams") or {}
-    config = record.get("config") or {}
+    """The run's hyperparameters for TensorBoard's HParams dashboard (str, int, float or bool).
+
+    Values of other types and non-finite numbers are left out (records are written by hand too).
+    """
+    hparams = _dict(record.get("hparams"))
+    config = _dict(record.get("config"))
     values = {
         "family": record.get("family"),
         **{name: hparams.get(name, 0.0 if name == "l1" else None) for name in _FROM_HPARAMS},
@@ -47,7 +76,7 @@ def hparams_of(record: dict) -> dict:
         "dataset": record.get("dataset"),
         "params": record.get("params"),
     }
-    return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}
+    return {k: v for k, v in values.items() if _hparam_value(v)}
 
 
 def _started_secs(record: dict) -> float:
@@ -71,7 +100,7 @@ def write_run_end(run_dir: str, record: dict) -> None:
     """At the end of a run: its final record, at step = epochs trained (so it supersedes step 0)."""
     writer = tf.summary.create_file_writer(run_dir)
     with writer.as_default():
-        run_record(record, step=int(record.get("epochs") or 0))
+        run_record(record, step=_epoch_step(record))
     writer.close()
 
 

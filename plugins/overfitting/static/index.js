@@ -123,11 +123,13 @@ function buildPage() {
       views.el("span", {className: "dash solid"}), "train",
       views.el("span", {className: "dash dashed"}), "validation",
       views.el("span", {className: "dash dotted"}), "train, inference mode",
+      views.el("span", {className: "dash dashdot"}), "validation, MC dropout",
+      views.el("span", {className: "band"}), "± std over a group's seeds",
       views.el("span", {className: "hint"}, "· hover for values · click a run in the legend to hide it")),
     curvesChart.node,
   );
 
-  const summary = views.section("Summary", "Best epoch = lowest validation data loss (the loss without the penalty). Click a header to sort.");
+  const summary = views.section("Summary", "Best epoch = lowest validation data loss (the loss without the penalty); a seed group's row is its mean over the seeds. Click a header to sort.");
   summary.node.id = "summary";
   const summaryBody = views.el("div", {className: "table-wrap"});
   summary.body.append(summaryBody);

@@ -62,9 +62,12 @@ export function smooth(values, weight) {
   });
 }
 
-/** Plotly renders a few HTML-like tags and `%{…}` templates in text: escape untrusted names for it. */
+/**
+ * Plotly renders a few HTML-like tags, `%{…}` templates and `$…$` (LaTeX, with MathJax) in text:
+ * escape untrusted names for it, as numeric character references it shows literally.
+ */
 export function plotlyText(text) {
-  return String(text).replace(/[&<>"'{}%]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return String(text).replace(/[&<>"'{}%$]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** A CSS-safe id for an untrusted name (Plotly uses trace uids in selectors): FNV-1a, hex. */

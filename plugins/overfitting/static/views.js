@@ -5,7 +5,7 @@ import {
   BASELINE_COLOR, formatNumber, formatPercent, metricLabel, plotlyText, runColors, safeId, smooth,
 } from "./model.js";
 
-export const SPLIT_DASH = {train: "solid", validation: "dash", train_eval: "dot"};
+export const SPLIT_DASH = {train: "solid", validation: "dash", train_eval: "dot", validation_mc: "dashdot"};
 
 /** document.createElement with properties, attributes (`attrs`) and children (strings become text). */
 export function el(tag, props = {}, ...children) {
@@ -53,11 +53,19 @@ export function familyLabel(family) {
   return family === "" ? "(log dir root)" : family;
 }
 
+/** "tiny", "tiny (baseline)", "tiny (3 seeds)": a seed group is named by its model, with its seed count. */
 export function runLabel(run) {
-  return run.baseline ? `${run.name} (baseline)` : run.name;
+  const notes = [];
+  if (run.baseline) notes.push("baseline");
+  if (run.seeds) notes.push(`${run.seeds} seed${run.seeds === 1 ? "" : "s"}`);
+  return notes.length ? `${run.name} (${notes.join(", ")})` : run.name;
 }
 
-const PLOT_CONFIG = {responsive: true, displaylogo: false, displayModeBar: "hover", modeBarButtonsToRemove: ["lasso2d", "select2d"]};
+// typesetMath: false: names are never LaTeX (a sweep's `lr=$1` stays text, even if MathJax is around).
+const PLOT_CONFIG = {
+  responsive: true, displaylogo: false, displayModeBar: "hover", modeBarButtonsToRemove: ["lasso2d", "select2d"],
+  typesetMath: false,
+};
 
 function baseLayout(extra = {}) {
   return {
@@ -79,34 +87,42 @@ export function plot(Plotly, node, data, layout) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Family view: one metric, one color per run, train solid / validation dashed.
+// Family view: one metric, one color per run, train solid / validation dashed / train_eval dotted /
+// validation_mc dash-dotted; a seed group is its mean's lines with a shaded ±std band.
 
 export function familyFigure(answer, options) {
   const colors = runColors(answer.runs);
-  const data = [];
+  const bands = [];
+  const lines = [];
   for (const run of answer.runs) {
     const label = plotlyText(runLabel(run));
+    const color = colors.get(run.run);
+    const std = run.std || {};
     let first = true;
     for (const [split, series] of Object.entries(run.series)) {
-      const y = smooth(series.values, options.smoothing);
+      const uid = `${safeId(run.run)}-${split.replace(/[^a-z_]/g, "")}`;
+      const deviation = std[split] ? byStep(std[split]) : null;
+      if (deviation) bands.push(bandTrace(series, deviation, options.smoothing, color, run.run, uid));
       const smoothed = options.smoothing > 0 ? "<br>smoothed %{y:.4g}" : "";
-      data.push({
+      const value = deviation ? "mean %{customdata[0]:.4g} ± %{customdata[1]:.3g} (std)" : "value %{customdata:.4g}";
+      lines.push({
         type: "scatter",
         mode: series.steps.length === 1 ? "markers" : "lines",
-        uid: `${safeId(run.run)}-${split.replace(/[^a-z_]/g, "")}`,
+        uid,
         name: label,
         legendgroup: run.run,
         showlegend: first,
         x: series.steps,
-        y,
-        customdata: series.values,
-        line: {color: colors.get(run.run), dash: SPLIT_DASH[split] || "dashdot", width: run.baseline ? 2.5 : 1.8},
-        marker: {color: colors.get(run.run)},
-        hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>value %{customdata:.4g}${smoothed}<extra></extra>`,
+        y: smooth(series.values, options.smoothing),
+        customdata: deviation ? series.values.map((v, i) => [v, deviation.get(series.steps[i]) ?? null]) : series.values,
+        line: {color, dash: SPLIT_DASH[split] || "longdash", width: run.baseline ? 2.5 : 1.8},
+        marker: {color},
+        hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>${value}${smoothed}<extra></extra>`,
       });
       first = false;
     }
   }
+  const data = [...bands, ...lines]; // bands below every line
   const layout = baseLayout({
     uirevision: `${answer.family}\u0000${answer.metric}`,
     height: 420,
@@ -125,6 +141,36 @@ export function familyFigure(answer, options) {
     },
   });
   return {data, layout};
+}
+
+/** Map step -> value of a series. */
+function byStep(series) {
+  return new Map(series.steps.map((step, i) => [step, series.values[i]]));
+}
+
+/** The band mean ± std around `series` (smoothed like the line): one closed shape, not in the legend. */
+function bandTrace(series, deviation, smoothing, color, group, uid) {
+  const upper = [];
+  const lower = [];
+  series.values.forEach((v, i) => {
+    const d = deviation.get(series.steps[i]);
+    const known = v !== null && d !== null && d !== undefined;
+    upper.push(known ? v + d : null);
+    lower.push(known ? v - d : null);
+  });
+  return {
+    type: "scatter",
+    mode: "lines",
+    uid: `${uid}-band`,
+    legendgroup: group,
+    showlegend: false,
+    hoverinfo: "skip",
+    x: [...series.steps, ...series.steps.slice().reverse()],
+    y: [...smooth(upper, smoothing), ...smooth(lower, smoothing).reverse()],
+    fill: "toself",
+    fillcolor: hexToRgba(color, 0.16),
+    line: {width: 0, color},
+  };
 }
 
 /** Whole-epoch ticks when there are only a few epochs (Plotly would put ticks at 0.5). */
@@ -277,7 +323,7 @@ export function weightsFigure(answer, colors) {
       y.push(count / total, count / total);
     }
     const color = colors.get(run.run) || BASELINE_COLOR;
-    const label = plotlyText(runLabel(run));
+    const label = plotlyText(runLabel(run) + (run.seed_run ? ` · ${run.seed_run}` : ""));
     return {
       type: "scatter", mode: "lines", name: `${label} · epoch ${run.epoch}`,
       x, y, fill: "tozeroy", fillcolor: hexToRgba(color, 0.18),
