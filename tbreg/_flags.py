@@ -1,15 +1,18 @@
 """The flags that the training scripts and `tbreg sweep` share: data, config, seeds, callbacks.
 
-Imported only by command-line modules; library code takes explicit arguments.
+Imported only by command-line modules; library code takes explicit arguments. Importing it does not
+import TensorFlow (so `--help` and `--list` answer at once).
 """
 
 import sys
 
 from absl import flags
 
-from tbreg import callbacks as callbacks_lib
 from tbreg import config as config_lib
 from tbreg import datasets
+
+# tbreg.callbacks.NAMES, here without importing TensorFlow (tests/test_cli.py checks they are equal)
+CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
 
 LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
 DATASET = flags.DEFINE_enum("dataset", "mnist1d", list(datasets.NAMES), "Dataset; mnist1d is generated offline.")
@@ -47,7 +50,7 @@ MC_SAMPLES = flags.DEFINE_integer(
 QUIET = flags.DEFINE_bool("quiet", False, "No per-epoch progress dots.")
 CALLBACKS = flags.DEFINE_list(
     "callbacks", ["all"],
-    f"tbreg callbacks per run: all, none, or a comma list of {', '.join(callbacks_lib.NAMES)}.",
+    f"tbreg callbacks per run: all, none, or a comma list of {', '.join(CALLBACK_NAMES)}.",
 )
 HISTOGRAM_FREQ = flags.DEFINE_integer(
     "histogram_freq", 1, "Weight histograms, norms and sparsity every N epochs (0: off).", lower_bound=0
@@ -63,9 +66,11 @@ TRAIN_EVAL_EXAMPLES = flags.DEFINE_integer(
 )
 flags.register_validator(
     "callbacks",
-    lambda v: v in (["all"], ["none"]) or all(n in callbacks_lib.NAMES for n in v),
-    message=f"must be all, none, or a comma list of: {', '.join(callbacks_lib.NAMES)}",
+    lambda v: v in (["all"], ["none"]) or all(n in CALLBACK_NAMES for n in v),
+    message=f"must be all, none, or a comma list of: {', '.join(CALLBACK_NAMES)}",
 )
+
+
 def seeds_from(values, seed: int) -> list[int] | None:
     """The seeds `--seeds` means: N -> seed … seed+N-1; a list -> itself; empty -> None (one run per model)."""
     if not values:
@@ -73,6 +78,7 @@ def seeds_from(values, seed: int) -> list[int] | None:
     if len(values) == 1:
         return list(range(seed, seed + int(values[0])))
     return [int(v) for v in values]
+
 
 CHECKPOINT_SECS = flags.DEFINE_float(
     "checkpoint_secs", 30,
@@ -84,6 +90,8 @@ CHECKPOINT_SECS = flags.DEFINE_float(
 
 def callback_options() -> dict:
     """Keyword arguments of `tbreg.callbacks.make` (but `train_data`) as the flags say."""
+    from tbreg import callbacks as callbacks_lib
+
     return {
         "names": callbacks_lib.resolve_names(CALLBACKS.value),
         "histogram_freq": HISTOGRAM_FREQ.value,

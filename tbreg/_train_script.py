@@ -1,4 +1,7 @@
-"""What the two training scripts share: their flags and their main. Imported only by scripts."""
+"""What the training scripts share: their flags, their --help and their main. Imported only by scripts.
+
+Importing it does not import TensorFlow: `run` does, quietly (tbreg._quiet), once the flags are parsed.
+"""
 
 import dataclasses
 import functools
@@ -9,12 +12,13 @@ import sys
 
 from absl import app, flags
 
-from tbreg import _flags, datasets, families, logtree, training
-from tbreg import callbacks as callbacks_lib
+from tbreg import _app, _flags, _quiet, families
 from tbreg.errors import UserError
 
+IF_EXISTS = ("new", "error", "overwrite")  # tbreg.logtree.IF_EXISTS without TensorFlow (test_cli checks)
+
 _IF_EXISTS = flags.DEFINE_enum(
-    "if_exists", "new", list(logtree.IF_EXISTS),
+    "if_exists", "new", list(IF_EXISTS),
     "When a run dir exists: new = train into <model>.2, <model>.3, …; error = stop; overwrite = delete it first.",
 )
 _ENGINE = flags.DEFINE_enum(
@@ -37,6 +41,8 @@ _RESUME = flags.DEFINE_bool(
 
 def callbacks_for(data):
     """`run_dir -> [tbreg callbacks]` as the flags say, for training.train_family."""
+    from tbreg import callbacks as callbacks_lib
+
     # a partial, not a closure: --jobs sends it to worker processes
     return functools.partial(callbacks_lib.make, train_data=(data.x_train, data.y_train), **_flags.callback_options())
 
@@ -64,6 +70,8 @@ def _baseline_command(family_name: str, dataset: str, logdir: str, model: str) -
 
 def copy_baseline(logdir: str, family: families.Family, config, model: str | None) -> None:
     """Copies the newest `<baseline family>/<model>` run (or seed group) in beside `family`'s runs."""
+    from tbreg import logtree
+
     if not family.baseline_family or not model:
         return
     runs = logtree.runs_of(os.path.join(logdir, family.baseline_family), model)
@@ -128,6 +136,21 @@ def _report_interrupt(prog: str, e: KeyboardInterrupt) -> None:
               "train anew", file=sys.stderr)
 
 
+def help_text(script) -> str:
+    """The --help of the training script `script` (a module): its docstring and every flag it takes."""
+    modules = (script, sys.modules[__name__], _flags)
+    names = sorted({f.name for m in modules for f in flags.FLAGS.get_key_flags_for_module(m)})
+    module = script.__spec__.name  # tbreg.train_sizes, also under `python -m`
+    usage = f"usage: {module.replace('.', '-').replace('_', '-')} [--flag=value …]  (or: python -m {module} …)"
+    return (f"{usage}\n\n{script.__doc__.strip()}\n\nflags:\n{_app.format_flags(names)}\n\n"
+            "(--helpfull: absl's own flags too)")
+
+
+def start(main, script) -> None:
+    """Runs `main` as the console script / `python -m` main of the training script `script`."""
+    _app.run(main, lambda: help_text(script))
+
+
 def run(family_name: str, argv, before_training=None) -> int:
     """Trains `family_name` as the flags say; returns the exit code. SIGTERM is handled like Ctrl-C."""
     prog = os.path.basename(argv[0])
@@ -144,6 +167,9 @@ def run(family_name: str, argv, before_training=None) -> int:
             raise UserError(f"--models: {e} on {config.dataset}") from None
         if _flags.MC_SAMPLES.value is not None:
             specs = [dataclasses.replace(s, mc_samples=_flags.MC_SAMPLES.value) if s.mc_samples else s for s in specs]
+        _quiet.import_tensorflow()  # before the library modules below import it
+        from tbreg import datasets, logtree, training
+
         training.check_logdir(logdir)
         data = datasets.load(config)
         if before_training:
@@ -168,6 +194,9 @@ def run(family_name: str, argv, before_training=None) -> int:
         if r.error:
             print(f"{r.model} failed: {r.error}", file=sys.stderr)
     print(f"\nSee them in TensorBoard: tensorboard --logdir {logdir}")
+    note = logtree.tensorboard_note(logdir)
+    if note:
+        print(note)
     for r in results:
         if r.status == "diverged":
             print(f"{_run_name(r)} diverged (see its run.json: diverged_epoch); the family went on", file=sys.stderr)

@@ -8,13 +8,13 @@ tbreg share open BUNDLE [--dest=DIR]
 tbreg share upload LOGDIR URI [--watch [--interval=SECONDS] [--max_cycles=N]]
 tbreg sweep [--families=…] [--grid name=v1,v2 …] [--seeds=N] [--engine=local|ray] [--jobs=N] (see tbreg sweep --help)
 tbreg plot FAMILY_DIR -o FIGURE.png|FIGURE.svg [--metric=NAME] [--smoothing_std=N] [--logx] [--ylim=LOW,HIGH]
+
+`tbreg --help` lists the commands and flags; `tbreg COMMAND --help` that command's own.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
 import dataclasses
+import math
+import shlex
 import sys
 import time
 from typing import Callable
@@ -22,7 +22,7 @@ from typing import Callable
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tbreg import logtree
+from tbreg import _app, _quiet
 from tbreg.errors import UserError
 
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "baseline copy: replace DST_RUN if it exists.")
@@ -46,7 +46,8 @@ _KEEP_DAMAGED = flags.DEFINE_bool(
 _LOGX = flags.DEFINE_bool("logx", False, "plot: log-scale epoch axis, as in the tutorial.")
 _YLIM = flags.DEFINE_list("ylim", None, "plot: y-axis limits LOW,HIGH, e.g. 0.5,0.7.")
 
-USAGE = "usage: " + "; ".join(line.strip() for line in __doc__.splitlines()[2:] if line.strip())
+USAGE_LINES = [line.strip() for line in __doc__.split("\n\n")[1].splitlines()]
+USAGE = "usage: " + "; ".join(USAGE_LINES)
 
 
 def _size(n: int) -> str:
@@ -64,6 +65,8 @@ def _output(ext_hint: str) -> str:
 
 
 def baseline_copy(src: str, dst: str) -> None:
+    from tbreg import logtree
+
     logtree.copy_run(src, dst, overwrite=_OVERWRITE.value)
     print(f"copied {src} -> {dst} ({len(logtree.list_files(dst))} files, verified)")
 
@@ -94,7 +97,7 @@ def share_bundle(logdir: str) -> None:
 
     r = share.make_bundle(logdir, _output("runs.tar.gz"))
     print(f"wrote {r.path} ({_size(r.bytes)}: {r.files} files of {r.root}/ with sizes, sha256 and event counts)")
-    print(f"Open it with: tbreg share open {r.path} --dest=DIR")
+    print(f"Open it with: tbreg share open {shlex.quote(r.path)} --dest=DIR")
 
 
 def share_open(bundle: str) -> None:
@@ -102,7 +105,7 @@ def share_open(bundle: str) -> None:
 
     r = share.open_bundle(bundle, _DEST.value)
     print(f"verified {r.files} files against the manifest and extracted them to {r.logdir}")
-    print(f"See them in TensorBoard: tensorboard --logdir {r.logdir}")
+    print(f"See them in TensorBoard: tensorboard --logdir {shlex.quote(r.logdir)}")
 
 
 def share_upload(logdir: str, uri: str) -> None:
@@ -119,7 +122,7 @@ def share_upload(logdir: str, uri: str) -> None:
     print(
         f"uploaded {r.copied} new or grown files ({_size(r.bytes)}){syncs}, verified; {r.unchanged} already up to date"
     )
-    print(f"See them in TensorBoard: tensorboard --logdir {uri}")
+    print(f"See them in TensorBoard: tensorboard --logdir {shlex.quote(uri)}")
     if r.interrupted and not _WATCH.value:  # Ctrl-C is how --watch ends; otherwise it cut the upload short
         sys.exit(130)
 
@@ -127,21 +130,24 @@ def share_upload(logdir: str, uri: str) -> None:
 def _ylim() -> tuple[float, float] | None:
     if not _YLIM.value:
         return None
+    given = ",".join(_YLIM.value)
     try:
         low, high = (float(v) for v in _YLIM.value)
     except ValueError:
-        raise UserError(f"--ylim={','.join(_YLIM.value)}: give two numbers LOW,HIGH, e.g. --ylim=0.5,0.7") from None
+        raise UserError(f"--ylim={given}: give two numbers LOW,HIGH, e.g. --ylim=0.5,0.7") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise UserError(f"--ylim={given}: the limits must be finite numbers; e.g. --ylim=0.5,0.7, or drop --ylim")
     if not low < high:
         raise UserError(f"--ylim={low:g},{high:g}: LOW must be below HIGH")
     return low, high
 
 
 def plot(logdir: str) -> None:
+    ylim, output = _ylim(), _output("sizes.png")  # before the slow import
     from tbreg import plot as plot_lib
 
-    ylim = _ylim()
     r = plot_lib.plot_family(
-        logdir, _output("sizes.png"), _METRIC.value, _SMOOTHING_STD.value, _LOGX.value, ylim, _KEEP_DAMAGED.value
+        logdir, output, _METRIC.value, _SMOOTHING_STD.value, _LOGX.value, ylim, _KEEP_DAMAGED.value
     )
     skipped = f"; skipped (no {r.metric}): {', '.join(r.skipped)}" if r.skipped else ""
     print(f"wrote {r.path}: {r.metric} of {len(r.runs)} runs ({', '.join(r.runs)}){skipped}")
@@ -188,6 +194,8 @@ def _check_flags(name: str, command: Command) -> None:
         and (flags.FLAGS["interval"].present or flags.FLAGS["max_cycles"].present)
     ):
         raise UserError("--interval and --max_cycles only apply with --watch")
+    if "ylim" in command.flags:
+        _ylim()  # a bad value fails before TensorFlow loads
 
 
 def main(argv):
@@ -198,10 +206,11 @@ def main(argv):
             name, given = " ".join(words), args[len(words) :]
             if len(given) != len(command.args):
                 raise app.UsageError(
-                    f"tbreg {name} takes {' '.join(command.args)}, got {len(given)} arguments; {USAGE}"
+                    f"tbreg {name} takes {' '.join(command.args)}, got {len(given)} arguments; see tbreg {name} --help"
                 )
             try:
                 _check_flags(name, command)
+                _quiet.import_tensorflow()  # every command reads or writes through it; first, so it says nothing
                 command.func(*given)
             except UserError as e:
                 print(f"tbreg: error: {e}", file=sys.stderr)
@@ -210,12 +219,30 @@ def main(argv):
     raise app.UsageError(f"unknown command {' '.join(args) or '(none)'}; {USAGE}")
 
 
+def help_text(args) -> str:
+    """`tbreg … --help`: the usage and flags of the command `args` name (of all commands if none)."""
+    words = tuple(a for a in args if not a.startswith("-"))
+    chosen = [w for w in COMMANDS if words[: len(w)] == w]  # `tbreg share report … --help`
+    chosen = chosen or [w for w in COMMANDS if words and w[: len(words)] == words]  # `tbreg share --help`
+    if not chosen:
+        names = sorted(_OWN_FLAGS)
+        usage = "\n".join([__doc__.splitlines()[0], "", "usage:", *(f"  {line}" for line in USAGE_LINES)])
+        usage += "\n\n" + __doc__.split("\n\n")[2].strip()
+    else:
+        names = list(dict.fromkeys(f for w in chosen for f in COMMANDS[w].flags))
+        lines = [line for w in chosen for line in USAGE_LINES if line.startswith(f"tbreg {' '.join(w)} ")]
+        usage = "usage: " + "\n       ".join(lines)
+    flag_help = _app.format_flags(names) if names else "  (none)"
+    return f"{usage}\n\nflags:\n{flag_help}"
+
+
 def run():
     if sys.argv[1:2] == ["sweep"]:  # its own flags, defined only when it runs
         from tbreg import sweep_cli
 
-        app.run(sweep_cli.main)
-    app.run(main)
+        sweep_cli.run()
+        return
+    _app.run(main, lambda: help_text(sys.argv[1:]), prog="tbreg")
 
 
 if __name__ == "__main__":

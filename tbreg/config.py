@@ -5,6 +5,9 @@ offline default, shortened so the README's main job finishes in a few minutes on
 """
 
 import dataclasses
+import math
+
+from tbreg.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +30,16 @@ class TrainConfig:
     engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
     checkpoint_secs: float | None = None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
     verbose: int = 1  # 0 silent, 1 EpochDots progress
+
+    def __post_init__(self):
+        # Values a flag, a sweep grid or a config file can give that no schedule can use.
+        if not (math.isfinite(self.learning_rate) and self.learning_rate >= 0):
+            raise UserError(f"learning_rate={self.learning_rate:g}: give a finite rate >= 0, e.g. 0.001")
+        if not (math.isfinite(self.decay_epochs) and self.decay_epochs > 0):
+            raise UserError(
+                f"decay_epochs={self.decay_epochs:g}: InverseTimeDecay needs a finite number of epochs above 0 "
+                "(the rate halves after it); give e.g. 1000, or leave it out for the dataset's preset"
+            )
 
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.n_train // self.batch_size))

@@ -17,7 +17,7 @@ dataset has `schedules`: the tutorial's InverseTimeDecay, exponential decay and 
 import dataclasses
 
 from tbreg.errors import UserError
-from tbreg.models import ModelSpec
+from tbreg.model_spec import ModelSpec
 
 LARGE = (512, 512, 512, 512)
 

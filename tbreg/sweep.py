@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Callable
 
-import tensorflow as tf
+from tbreg._quiet import tensorflow as tf  # noqa: I001  quiet in spawned workers, whose first TF import is here
 
 from tbreg import aggregate, datasets, families, logtree, models, resume, training
 from tbreg import callbacks as callbacks_lib

@@ -1,5 +1,9 @@
 """`tbreg sweep`: a grid of families × models × hyperparameters × seeds, on local workers or Ray.
 
+usage: tbreg sweep --families=F[,G…] [--models=M,…] [--grid name=v1,v2 …] [--seeds=N] [--engine=local|ray] …
+       tbreg sweep --config=SWEEP.toml [flags that override the file]
+
+    tbreg sweep --families=sizes --grid l2=0,1e-4 --max_epochs=20    # 5 models × 2 = 10 trials
     tbreg sweep --families=regularizers --models=l2 --grid l2=1e-4,1e-3 dropout=0.2,0.5 --seeds=2 --jobs=2
     tbreg sweep --config=sweep.toml --engine=ray --address=auto
 
@@ -24,7 +28,7 @@ import tomllib
 
 from absl import flags
 
-from tbreg import _flags, datasets
+from tbreg import _app, _flags, _quiet, datasets
 from tbreg.errors import UserError
 
 flags.FLAGS.set_default("logdir", "runs/sweep")
@@ -122,7 +126,8 @@ def _pool():
 
 
 def sweep_main(argv) -> int:
-    from tbreg import sweep
+    _quiet.import_tensorflow()  # before tbreg.sweep imports it
+    from tbreg import logtree, sweep
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     _check_stray_flags()
@@ -154,6 +159,9 @@ def sweep_main(argv) -> int:
     print(f"\nsweep on {config.dataset} ({logdir}), {sweep._duration(result.seconds)}:")
     print(_format_table(result))
     print(f"\nSee it in TensorBoard: tensorboard --logdir {logdir}  (HParams tab: every trial with its metrics)")
+    note = logtree.tensorboard_note(logdir)
+    if note:
+        print(note)
     if result.interrupted:
         print("tbreg sweep: interrupted; run the same command again to continue (finished trials are skipped)",
               file=sys.stderr)
@@ -178,3 +186,19 @@ def main(argv) -> None:
         print(f"tbreg sweep: error: {e}", file=sys.stderr)
         code = 1
     sys.exit(code)
+
+
+def help_text() -> str:
+    """`tbreg sweep --help`: the docstring (usage, examples, config file) and every flag the sweep takes."""
+    names = sorted(_sweep_flag_names() - set(_NOT_FOR_SWEEPS))
+    return f"{__doc__.strip()}\n\nflags:\n{_app.format_flags(names)}"
+
+
+def run() -> None:
+    """`tbreg sweep …` (sys.argv[1] is "sweep"). Without arguments it says what to pass and exits 2."""
+    if len(sys.argv) == 2:
+        print(__doc__.strip(), file=sys.stderr)
+        print("\ntbreg sweep: error: say what to sweep: --families=… (with --grid, --seeds, …) or --config=FILE; "
+              "every flag: tbreg sweep --help", file=sys.stderr)
+        sys.exit(2)
+    _app.run(main, help_text, prog="tbreg sweep")

@@ -8,11 +8,7 @@
 Families with a baseline (regularizers) first copy it in, as tbreg-train-regularizers does.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
-import sys  # noqa: E402
+import sys
 
 from absl import app, flags
 
@@ -39,7 +35,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    _train_script.start(main, sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -9,13 +9,7 @@ batch_norm (see `tbreg-train --list`); dropout models also get a Monte-Carlo dro
     python -m tbreg.train_regularizers --baseline=    # no baseline copy
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
-import sys  # noqa: E402
-
-from absl import app
+import sys
 
 from tbreg import _train_script, families
 
@@ -27,7 +21,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    _train_script.start(main, sys.modules[__name__])
 
 
 if __name__ == "__main__":

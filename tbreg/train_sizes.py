@@ -5,13 +5,7 @@
     python -m tbreg.train_sizes --models=tiny,large --max_epochs=50
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
 import sys
-
-from absl import app
 
 from tbreg import _train_script, families
 
@@ -23,7 +17,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    _train_script.start(main, sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""Dataset registry: `load(config)` returns a `Data` for `config.dataset`."""
+"""Dataset registry: `load(config)` returns a `Data` for `config.dataset`.
+
+Importing it imports no numpy or TensorFlow (the scripts' flags use NAMES); the loaders do.
+"""
+
+from __future__ import annotations
 
 import dataclasses
+import typing
 
-import numpy as np
+if typing.TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,26 @@ def load(config) -> Data:
 
 
 def cache_root(config) -> str:
-    """Where datasets are cached: `config.cache_dir`, else $TBREG_CACHE, else ~/.cache/tbreg."""
+    """Where datasets are cached: `config.cache_dir`, else $TBREG_CACHE, else ~/.cache/tbreg.
+
+    Raises UserError when that path, or a dir above it, is a file.
+    """
     import os
 
-    return config.cache_dir or os.environ.get("TBREG_CACHE") or os.path.expanduser("~/.cache/tbreg")
+    from tbreg.errors import UserError
+
+    if config.cache_dir:
+        root, given = config.cache_dir, f"--cache_dir={config.cache_dir}"
+    elif os.environ.get("TBREG_CACHE"):
+        root = os.environ["TBREG_CACHE"]
+        given = f"TBREG_CACHE={root}"
+    else:
+        root = os.path.expanduser("~/.cache/tbreg")
+        given = root
+    existing = os.path.abspath(root)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "it is a file" if existing == os.path.abspath(root) else f"{existing} is a file"
+        raise UserError(f"{given}: {where}, not a directory; pass --cache_dir=<a directory> (created if missing)")
+    return root
