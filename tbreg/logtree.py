@@ -8,9 +8,11 @@ Paths may be local or any tf.io.gfile URI (gs://, ram://).
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import sys
 import uuid
@@ -129,6 +131,8 @@ def lock_holder(run_dir: str) -> dict | None:
         return None
     except (ValueError, tf.errors.OpError, OSError):
         holder = {}
+    if not isinstance(holder, dict):  # a damaged lock file: nobody we can name
+        holder = {}
     if holder.get("host") == platform.node() and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
         return None
     return holder
@@ -204,12 +208,109 @@ def write_run_json(run_dir: str, record: dict) -> None:
         raise
 
 
-def read_run_json(run_dir: str) -> dict | None:
+# run.json's known fields and what they must hold; a field that does not is dropped (with a
+# warning) so every reader gets clean records. Other fields are kept as they are.
+_COUNT, _EPOCH = "a whole number >= 0", "a whole number >= 0 or null"
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _text(value) -> bool:
+    return isinstance(value, str)
+
+
+RUN_JSON_FIELDS = {
+    "schema_version": (_count, "a whole number >= 0"),
+    "family": (_text, "a string"),
+    "model": (_text, "a string"),
+    "dataset": (_text, "a string"),
+    "monitor": (_text, "a string"),
+    "started": (_text, "a string"),
+    "finished": (_text, "a string"),
+    "status": (lambda v: v in STATUSES, f"one of {', '.join(STATUSES)}"),
+    "error": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "params": (_count, _COUNT),
+    "epochs": (_count, _COUNT),
+    "stopped_epoch": (lambda v: v is None or _count(v), _EPOCH),
+    "best_epoch": (lambda v: v is None or _count(v), _EPOCH),
+    "diverged_epoch": (lambda v: v is None or _count(v), _EPOCH),
+    "best_value": (
+        lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+        "a finite number or null",
+    ),
+    "seed": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "a whole number or null"),
+    "resumable": (lambda v: isinstance(v, bool), "true or false"),
+    "overfitting_onset": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    **{name: (lambda v: isinstance(v, dict), "an object")
+       for name in ("spec", "hparams", "config", "versions", "flags", "sweep", "aggregate", "member_status")},
+    **{name: (lambda v: isinstance(v, list), "a list") for name in ("resumed", "members", "seeds")},
+}
+
+_warned = set()  # (path, message) already printed: a run.json read twice warns once
+
+
+def _warn(path: str, message: str) -> None:
+    if (path, message) not in _warned:
+        _warned.add((path, message))
+        print(f"tbreg: warning: {path}: {message}", file=sys.stderr)
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_run_json(run_dir: str) -> tuple[dict | None, list[str]]:
+    """(the record of `run_dir`'s run.json, the problems found in it), without printing.
+
+    The record is None without a run.json or when it cannot be read as a JSON object; known fields
+    that hold the wrong type (RUN_JSON_FIELDS) are left out of it.
+    """
     path = os.path.join(run_dir, RUN_JSON)
     if not gfile.exists(path):
-        return None
-    with gfile.GFile(path, "r") as f:
-        return json.loads(f.read())
+        return None, []
+    if gfile.isdir(path):
+        return None, ["is a directory, not a file; using the run without its record (move that dir away)"]
+    unusable = "using the run without its record (restore run.json from a copy to get it back)"
+    try:
+        with gfile.GFile(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (tf.errors.OpError, OSError) as e:
+        reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
+        return None, [f"cannot read it ({reason}); {unusable}"]
+    except UnicodeDecodeError:
+        return None, [f"not text (not UTF-8); {unusable}"]
+    if not text.strip():
+        return None, [f"empty file; {unusable}"]
+    try:
+        record = json.loads(text)
+    except ValueError as e:
+        where = f" at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else ""
+        return None, [f"not valid JSON ({getattr(e, 'msg', e)}{where}); {unusable}"]
+    if not isinstance(record, dict):
+        return None, [f"holds a JSON {type(record).__name__}, not an object; {unusable}"]
+    problems = []
+    for name in [n for n in record if n in RUN_JSON_FIELDS]:  # in the file's order
+        ok, expected = RUN_JSON_FIELDS[name]
+        if not ok(record[name]):
+            problems.append(f"field {name!r} is {_short(record[name])}, not {expected}; ignoring that field")
+            del record[name]
+    return record, problems
+
+
+def read_run_json(run_dir: str) -> dict | None:
+    """The record in `run_dir/run.json`, checked: None without one.
+
+    A run.json that cannot be used (not JSON, empty, not an object, a directory) gives a one-line
+    warning on stderr and None, as if the run had no record; a known field of the wrong type gives
+    a warning naming the file and field and is left out. So every reader gets clean records.
+    """
+    record, problems = load_run_json(run_dir)
+    for problem in problems:
+        _warn(os.path.join(run_dir, RUN_JSON), problem)
+    return record
 
 
 def _jsonable(value):
@@ -256,7 +357,7 @@ def _train_hint(src: str) -> str:
     parts = src.rstrip("/").split("/")
     if len(parts) >= 3:
         logdir, family, model = "/".join(parts[:-2]) or ".", parts[-2], parts[-1].split(".")[0]
-        return f"; train it first: tbreg-train-{family} --logdir={logdir} --models={model}"
+        return f"; train it first: tbreg-train-{family} --logdir={shlex.quote(logdir)} --models={shlex.quote(model)}"
     return "; pass the dir of a trained run"
 
 
@@ -348,3 +449,11 @@ def copy_baseline(logdir: str, from_family: str, to_family: str, model: str, if_
     while gfile.exists(_suffixed(base, k)):
         k += 1
     return copy_run(src, _suffixed(base, k))
+
+
+def tensorboard_note(logdir: str) -> str | None:
+    """What to open when TensorBoard's Scalars/Histograms tabs would start with no run ticked
+    (more than 40 runs below `logdir`): see `analysis.tensorboard_note`."""
+    from tbreg import analysis
+
+    return analysis.tensorboard_note(analysis.tensorboard_runs(list_files(logdir)))

@@ -18,12 +18,15 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import signal
 import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tbreg.errors import UserError
 
 RESUME_DIR = ".resume"
 ATTEMPTS_DIR = ".attempts"  # what killed trainings wrote after their last save, set aside
@@ -126,10 +129,52 @@ def exists(resume_dir: str) -> bool:
 
 
 def _load(resume_dir: str):
-    """(state dict, arrays) of the save in `resume_dir`."""
-    with tf.io.gfile.GFile(os.path.join(resume_dir, STATE_FILE), "rb") as f:
-        arrays = np.load(io.BytesIO(f.read()), allow_pickle=False)
-    return json.loads(arrays[_JSON].tobytes()), arrays
+    """(state dict, arrays) of the save in `resume_dir`; a UserError when it cannot be used.
+
+    Every array is read (and its checksum checked) here, so a damaged save is found before
+    training starts, not halfway through restoring it.
+    """
+    path = os.path.join(resume_dir, STATE_FILE)
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            blob = f.read()
+    except (tf.errors.OpError, OSError) as e:
+        raise damaged_save(resume_dir, (getattr(e, "message", None) or str(e)).splitlines()[0]) from None
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        state = json.loads(arrays[_JSON].tobytes())
+    except Exception:  # noqa: BLE001 - numpy, zipfile and json each raise their own kinds; none says more
+        raise damaged_save(resume_dir, "not a complete save: truncated or overwritten") from None
+    problem = _state_problem(state)
+    if problem:
+        raise damaged_save(resume_dir, problem)
+    return state, arrays
+
+
+def _state_problem(state) -> str | None:
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if not (isinstance(state, dict) and whole(state.get("epoch"))):
+        return "no epoch in it"
+    if not isinstance(state.get("callbacks"), dict):
+        return "no callback states in it"
+    sizes = state.get("event_files")
+    if not (isinstance(sizes, dict) and all(whole(v) for v in sizes.values())):
+        return "no event file sizes in it"
+    return None
+
+
+def damaged_save(resume_dir: str, reason: str) -> UserError:
+    """The one-line error for a save in `resume_dir` that cannot be read back."""
+    path = os.path.join(resume_dir, STATE_FILE)
+    here = resume_dir.rstrip("/")
+    return UserError(
+        f"{path}: damaged save, cannot resume from it ({reason}); set it aside "
+        f"(mv {shlex.quote(here)} {shlex.quote(here + '-damaged')}) and run again to train that model anew in a "
+        "new run dir, the old run kept as it is"
+    )
 
 
 def restore(resume_dir: str, model, generator, callbacks) -> int:
@@ -161,7 +206,12 @@ def saved_epoch(resume_dir: str) -> int | None:
     """The last completed epoch of the saved state; None without one."""
     if not exists(resume_dir):
         return None
-    return _load(resume_dir)[0]["epoch"]
+    try:
+        return _load(resume_dir)[0]["epoch"]
+    except UserError:
+        if not exists(resume_dir):  # cleared while being read: the training it belonged to ended
+            return None
+        raise
 
 
 def _read(path: str, start: int = 0) -> bytes:

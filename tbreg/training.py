@@ -11,9 +11,9 @@ import os
 import platform
 import sys
 
+from tbreg._quiet import tensorflow as tf  # noqa: I001  before keras: quiet in spawned --jobs workers too
 import keras
 import numpy as np
-import tensorflow as tf
 
 from plugins.overfitting import summary as run_summary
 from tbreg import engine, logtree, models, resume
@@ -217,6 +217,20 @@ def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0)
     return RunResult(family, spec.name, run_dir, "failed", params, error=f"{type(e).__name__}: {_reason(e)}")
 
 
+def _set_aside_damaged_record(run_dir: str, attempt: str) -> None:
+    """Copies a run.json with problems to `.attempts/<attempt>/` before a resumed training rewrites it."""
+    if not logtree.load_run_json(run_dir)[1]:
+        return
+    path = os.path.join(run_dir, logtree.RUN_JSON)
+    aside = os.path.join(run_dir, resume.ATTEMPTS_DIR, attempt, logtree.RUN_JSON + ".damaged")
+    tf.io.gfile.makedirs(os.path.dirname(aside))
+    if tf.io.gfile.isdir(path):
+        tf.io.gfile.rename(path, aside)
+    else:
+        tf.io.gfile.copy(path, aside, overwrite=True)
+    print(f"{path}: its old content is kept as {aside}", file=sys.stderr)
+
+
 def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
     resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
     resuming = resume.exists(resume_dir)
@@ -224,7 +238,9 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     after_epoch = resume.saved_epoch(resume_dir) if resuming else None  # read the save once
     if resuming:  # what a killed training wrote after its last save is written again
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        resume.rewind_events(resume_dir, f"after-epoch-{after_epoch}-{stamp}")
+        attempt = f"after-epoch-{after_epoch}-{stamp}"
+        resume.rewind_events(resume_dir, attempt)
+        _set_aside_damaged_record(run_dir, attempt)
     keras.utils.set_random_seed(config.seed)
     model = compile_model(spec, data, config)
     monitor = "val_" + models.data_loss_name(data.num_classes)
@@ -284,6 +300,11 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     except Exception as e:  # recorded in run.json; the family goes on with its next model
         result.status, result.error = "failed", f"{type(e).__name__}: {e}"
         _close_writers(all_callbacks)
+        diverged_at = diverged_epoch(history.history, data.num_classes)
+        if diverged_at is not None:  # it blew up first; what broke afterwards (NaN weights) stays in run.json
+            print(f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {_reason(e)}", file=sys.stderr)
+            record["error"], result.status, result.error = result.error, "diverged", None
+            resume.clear(resume_dir)  # like any diverged run: nothing to continue
     finally:
         result.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         result.epochs = len(result.history.get("loss", []))
@@ -295,7 +316,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
             best_epoch=result.best_epoch,
             best_value=result.best_value,
             diverged_epoch=diverged_epoch(result.history, data.num_classes),
-            error=result.error,
+            error=result.error or record.get("error"),
             finished=_now(),
         )
         if interrupted:
@@ -346,6 +367,11 @@ FINISHED = ("completed", "early_stopped", "diverged")
 def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, seeds) -> list[RunResult]:
     if seeds:
         raise UserError("--resume does not work with --seeds yet; resume without --seeds or start anew")
+    for spec in specs:  # a damaged save to resume from is a UserError before anything is trained
+        runs = logtree.runs_of(os.path.join(logdir, family.name), spec.name)
+        saved = os.path.join(runs[-1], resume.RESUME_DIR) if runs else None
+        if saved and resume.exists(saved) and (logtree.read_run_json(runs[-1]) or {}).get("status") not in FINISHED:
+            resume.saved_epoch(saved)
     results = []
     for spec in specs:
         runs = logtree.runs_of(os.path.join(logdir, family.name), spec.name)
@@ -355,13 +381,15 @@ def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for
         if newest:
             logtree.check_unlocked(newest)
         if record.get("status") in FINISHED:
-            print(f"{name}: already {record['status']} after {record.get('epochs')} epochs; skipped", file=sys.stderr)
+            after = f" after {record['epochs']} epochs" if "epochs" in record else ""
+            print(f"{name}: already {record['status']}{after}; skipped", file=sys.stderr)
             results.append(RunResult(family.name, spec.name, newest, record["status"], record.get("params", 0),
                                      record.get("epochs") or 0, record.get("best_epoch"), record.get("best_value")))
             continue
         if newest and resume.exists(os.path.join(newest, resume.RESUME_DIR)):
             after = resume.saved_epoch(os.path.join(newest, resume.RESUME_DIR))
-            how = "" if record.get("status") == "interrupted" else f" (its training stopped while {record.get('status')})"
+            status = record.get("status")
+            how = "" if status == "interrupted" else f" (its training stopped while {status})" if status else ""
             print(f"{name}: resuming after epoch {after}{how}", file=sys.stderr)
             run_dir = newest
         else:

@@ -283,6 +283,43 @@ def test_weight_histograms_counts_norms_sparsity_and_layer_selection(tmp_path):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[cbs.WeightHistograms(str(tmp_path / "x"), layers="dense")])
 
 
+def test_weight_histograms_count_finite_weights_and_log_how_many_are_not(tmp_path):
+    """A diverged training's NaN/inf weights: histograms of the finite ones, their number logged, no crash."""
+    x, y = data()
+    model = regularized_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    kernel = model.get_layer("hidden_1").kernel
+    values = kernel.numpy()
+    values[0, :3] = [np.nan, np.inf, -np.inf]
+    kernel.assign(values)
+    callback = cbs.WeightHistograms(str(tmp_path))
+    callback.set_model(model)  # the hooks as fit calls them, on real weights
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    for w in model.get_layer("hidden_2").trainable_weights:  # every weight of a layer gone
+        w.assign(np.full(w.shape, np.nan, "float32"))
+    callback.on_epoch_end(1)
+    callback.on_train_end()
+    hists = reader.histograms(str(tmp_path / "train"))
+    finite = values[np.isfinite(values)]
+    reference = tensor_util.make_ndarray(histogram_summary.histogram_pb("k", finite).value[0].tensor)
+    first = hists["weights/hidden_1/kernel"][0]
+    assert first.count == values.size - 3
+    assert first.buckets[:, 2].tolist() == reference[:, 2].tolist()
+    assert first.buckets[:, :2] == pytest.approx(reference[:, :2], rel=1e-12)
+    assert [p.count for p in hists["weights/hidden_2/kernel"]] == [8 * 16, 0]
+    assert [p.count for p in hists["weights/hidden_2/bias"]] == [8, 0]
+    scalars = reader.scalars(str(tmp_path / "train"))
+    nonfinite = {tag: [(p.step, p.value) for p in points] for tag, points in scalars.items() if "nonfinite" in tag}
+    assert nonfinite == {
+        "weight_nonfinite/hidden_1": [(0, 3.0), (1, 3.0)],
+        "weight_nonfinite/hidden_2": [(1, 8 * 16 + 8.0)],
+    }
+    assert np.isnan(scalars["weight_norm/hidden_1"][0].value)
+    assert np.isfinite(scalars["weight_norm/logits"][1].value)
+    assert histogram_buckets(tf.constant([np.nan, np.inf], tf.float32)).numpy().tolist() == [[0.0, 0.0, 0.0]] * 30
+
+
 def test_generalization_gap_equals_history_and_onset_is_argmin(tmp_path):
     keras.utils.set_random_seed(1)
     x, y = data(n=120, features=20)

@@ -112,3 +112,76 @@ def test_cli_baseline_copy(tmp_path):
     assert proc.returncode == 1 and "no such run dir" in proc.stderr
     proc = run_script("tbreg.cli", "baseline", "move", "a", "b")
     assert proc.returncode != 0 and "usage: tbreg baseline copy" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# run.json as readers get it: checked, never a traceback (issue 7). Also used by test_share and
+# test_reliability to damage the run.json of real runs.
+
+WRONG_TYPES = (
+    b'{"model": "tiny", "dataset": "mnist1d", "best_epoch": "x", "params": "many", "status": 3, '
+    b'"epochs": NaN, "hparams": [1], "started": 5, "monitor": null, "best_value": Infinity}'
+)
+BAD_RUN_JSON = {  # kind: bytes of run.json, or None for a directory named run.json
+    "invalid json": b'{"status": "completed", "epochs": 4',
+    "empty": b"",
+    "not text": b"\xff\xfe\x00garbage\x9c",
+    "list": b'[{"status": "completed"}]',
+    "wrong types": WRONG_TYPES,
+    "directory": None,
+}
+BAD_FIELDS = ("best_epoch", "params", "status", "epochs", "hparams", "started", "monitor", "best_value")
+
+
+def write_bad_run_json(run_dir, kind) -> str:
+    """Replaces `run_dir`'s run.json by the bad one of `kind`; returns its path."""
+    path = os.path.join(str(run_dir), logtree.RUN_JSON)
+    if os.path.isdir(path):
+        os.rmdir(path)
+    elif os.path.exists(path):
+        os.remove(path)
+    if BAD_RUN_JSON[kind] is None:
+        os.mkdir(path)
+    else:
+        with open(path, "wb") as f:
+            f.write(BAD_RUN_JSON[kind])
+    return path
+
+
+def check_bad_run_json_warnings(err: str, path: str, kind: str) -> None:
+    """stderr holds only one-line warnings naming `path`: one per bad field, or one for the file."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and all(line.startswith(f"tbreg: warning: {path}: ") for line in lines), err
+    if kind == "wrong types":
+        assert [line.split("field ")[1].split(" ")[0].strip("'") for line in lines] == list(BAD_FIELDS)
+        assert all(line.endswith("ignoring that field") for line in lines)
+    else:
+        assert len(lines) == 1 and "using the run without its record" in lines[0]
+
+
+@pytest.mark.parametrize("kind", BAD_RUN_JSON)
+def test_read_run_json_checks_the_record(tmp_path, capsys, kind):
+    path = write_bad_run_json(tmp_path, kind)
+    record = logtree.read_run_json(str(tmp_path))
+    assert record == ({"model": "tiny", "dataset": "mnist1d"} if kind == "wrong types" else None)
+    check_bad_run_json_warnings(capsys.readouterr().err, path, kind)
+    assert logtree.read_run_json(str(tmp_path)) == record
+    assert capsys.readouterr().err == ""  # read twice, warned once
+    reason = {"invalid json": "not valid JSON (Expecting ',' delimiter at line 1 column 36)", "empty": "empty file",
+              "not text": "not text", "list": "holds a JSON list, not an object", "directory": "is a directory"}
+    problems = logtree.load_run_json(str(tmp_path))[1]
+    if kind in reason:
+        assert problems[0].startswith(reason[kind])
+    else:
+        assert problems[:2] == ["field 'best_epoch' is \"x\", not a whole number >= 0 or null; ignoring that field",
+                                "field 'params' is \"many\", not a whole number >= 0; ignoring that field"]
+        assert "field 'epochs' is nan" in problems[3]
+
+
+def test_read_run_json_keeps_good_records_and_unknown_fields(tmp_path, capsys):
+    record = {"status": "aggregate", "seed": None, "best_epoch": 0, "best_value": 0.25, "resumable": False,
+              "members": ["seed_1"], "overfitting_onset": None, "something_new": [1, {"a": 2}]}
+    logtree.write_run_json(str(tmp_path), record)
+    assert logtree.read_run_json(str(tmp_path)) == {"schema_version": 1, **record}
+    assert capsys.readouterr().err == ""
+    assert logtree.read_run_json(str(tmp_path / "nope")) is None

@@ -1,8 +1,10 @@
 """Reliability (issue 8): interrupt and resume, divergence, one training per run dir, storage faults,
 damaged event files, hostile input. Real scripts in subprocesses where signals and limits matter."""
 
+import io
 import json
 import os
+import re
 import pathlib
 import platform
 import resource
@@ -17,13 +19,14 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, assert_steps_once, run_script, synthetic_data
+from conftest import REPO, assert_steps_once, own_lines, run_script, synthetic_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tbreg import callbacks as callbacks_lib
 from tbreg import config, datasets, families, logtree, models, reader, resume, share, training
 from tbreg.errors import UserError
+from test_logtree import BAD_RUN_JSON, check_bad_run_json_warnings, write_bad_run_json
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -268,6 +271,192 @@ def test_nan_loss_stops_the_run_and_the_family_goes_on(tmp_path):
     record = logtree.read_run_json(bad.run_dir)
     assert (record["status"], record["diverged_epoch"], record["stopped_epoch"]) == ("diverged", 0, 0)
     assert not os.path.exists(os.path.join(bad.run_dir, resume.RESUME_DIR))
+
+
+class NumpyWeightHistogram(keras.callbacks.Callback):
+    """A user's callback that breaks on NaN weights, as np.histogram does."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        np.histogram(self.model.get_weights()[0])
+
+
+@pytest.mark.parametrize("engine", ["fast", "keras"])
+def test_nan_weights_end_diverged_not_failed(tmp_path, capsys, engine):
+    """Issue 6: a learning rate that turns the weights into NaN at once, with every tbreg callback on."""
+    data = _data()
+    cfg = dataclasses_replace(CFG, max_epochs=20, engine=engine, checkpoint_secs=0 if engine == "fast" else None)
+    spec = models.ModelSpec("huge_lr", (16,), learning_rate=1e30, dropout=0.3, mc_samples=3)
+    run_dir = logtree.claim_run_dir(str(tmp_path), "t", spec.name)
+    callbacks = callbacks_lib.make(run_dir, train_data=(data.x_train, data.y_train))
+    result = training.train_run(spec, data, cfg, run_dir, "t", callbacks)
+    assert (result.status, result.epochs, result.error) == ("diverged", 1, None)
+    record = logtree.read_run_json(run_dir)
+    assert (record["status"], record["diverged_epoch"], record["error"]) == ("diverged", 0, None)
+    assert not os.path.exists(os.path.join(run_dir, resume.RESUME_DIR))
+    hists = reader.histograms(os.path.join(run_dir, "train"))
+    assert hists["weights/hidden_1/kernel"][0].count == 0  # every weight NaN: nothing to count, no crash
+    nonfinite = reader.scalars(os.path.join(run_dir, "train"))["weight_nonfinite/hidden_1"]
+    assert [(p.step, p.value) for p in nonfinite] == [(0, 8 * 16 + 16)]
+    # a callback of the user's that breaks on the NaN weights afterwards: still diverged, its error kept
+    run_dir = logtree.claim_run_dir(str(tmp_path), "t", spec.name)
+    capsys.readouterr()
+    result = training.train_run(spec, data, cfg, run_dir, "t", [*callbacks_lib.make(run_dir), NumpyWeightHistogram()])
+    assert result.status == "diverged" and result.error is None
+    record = logtree.read_run_json(run_dir)
+    assert record["status"] == "diverged" and record["error"].startswith("ValueError: autodetected range of [nan, nan]")
+    assert f"{run_dir}: diverged at epoch 0, then ValueError: autodetected range" in capsys.readouterr().err
+
+
+def test_script_with_a_huge_learning_rate_reports_diverged(tmp_path, tbreg_cache):
+    args = ["--logdir", str(tmp_path), "--models=tiny", "--max_epochs=5", "--learning_rate=1e30", "--quiet"]
+    proc = run_script("tbreg.train_sizes", *args, cache_dir=tbreg_cache)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert own_lines(proc.stderr) == [
+        "tiny diverged (see its run.json: diverged_epoch); the family went on",
+        "train_sizes.py: 1 of 1 runs did not end well: tiny diverged",
+    ]
+    record = logtree.read_run_json(str(tmp_path / "sizes" / "tiny"))
+    assert (record["status"], record["diverged_epoch"], record["error"]) == ("diverged", 0, None)
+    assert "weight_nonfinite/hidden_1" in reader.scalars(str(tmp_path / "sizes" / "tiny" / "train"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 7: a bad run.json or a damaged save and --resume
+
+
+@pytest.fixture(scope="module")
+def interrupted_tree(tmp_path_factory):
+    """`<logdir>/t/a`: interrupted after epoch 2 with a save to resume from (module-wide, copy it)."""
+    logdir = str(tmp_path_factory.mktemp("interrupted") / "runs")
+    fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3),))
+    with pytest.raises(training.Interrupted):
+        training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks("a"))
+    return logdir
+
+
+def _tree_snapshot(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = open(path, "rb").read()
+        out.update({os.path.relpath(os.path.join(dirpath, d), root) + "/": None for d in dirnames})
+    return out
+
+
+@pytest.mark.parametrize("kind", BAD_RUN_JSON)
+def test_resume_with_a_bad_run_json_warns_continues_and_keeps_the_old_file(interrupted_tree, tmp_path, capsys, kind):
+    logdir = str(tmp_path / "runs")
+    shutil.copytree(interrupted_tree, logdir)
+    run = os.path.join(logdir, "t", "a")
+    path = write_bad_run_json(run, kind)
+    capsys.readouterr()
+    fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3),))
+    (result,) = training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
+    assert (result.run_dir, result.status, result.epochs) == (run, "completed", 8)
+    record = logtree.read_run_json(run)
+    assert record["status"] == "completed" and [r["after_epoch"] for r in record["resumed"]] == [2]
+    assert_steps_once(run, 8)
+    err = capsys.readouterr().err.splitlines()
+    warnings_ = [line for line in err if line.startswith("tbreg: warning:")]
+    check_bad_run_json_warnings("\n".join(warnings_), path, kind)
+    (aside,) = [line.split(" is kept as ")[1] for line in err if " is kept as " in line]
+    assert aside.startswith(os.path.join(run, resume.ATTEMPTS_DIR)) and aside.endswith("run.json.damaged")
+    if BAD_RUN_JSON[kind] is None:
+        assert os.path.isdir(aside)
+    else:
+        assert open(aside, "rb").read() == BAD_RUN_JSON[kind]  # nothing lost
+    assert "t/a: resuming after epoch 2" in err
+
+
+def _damage_save(run_dir, kind):
+    state = os.path.join(run_dir, resume.RESUME_DIR, resume.STATE_FILE)
+    blob = open(state, "rb").read()
+    os.remove(state)
+    if kind == "directory":
+        os.mkdir(state)
+        return state
+    damaged = {
+        "truncated": blob[: len(blob) // 2],
+        "garbage": os.urandom(len(blob)),
+        "empty": b"",
+        "flipped": blob[:100] + bytes([blob[100] ^ 0xFF]) + blob[101:],  # inside the first array: its CRC fails
+    }
+    if kind == "no state":
+        buffer = io.BytesIO()
+        np.savez(buffer, model_0=np.zeros(3))
+        damaged[kind] = buffer.getvalue()
+    open(state, "wb").write(damaged[kind])
+    return state
+
+
+SAVE_DAMAGE = ["truncated", "garbage", "empty", "flipped", "no state", "directory"]
+
+
+@pytest.mark.parametrize("kind", SAVE_DAMAGE)
+def test_resume_from_a_damaged_save_is_one_line_naming_it_before_any_training(interrupted_tree, tmp_path, kind):
+    logdir = str(tmp_path / "runs")
+    shutil.copytree(interrupted_tree, logdir)
+    shutil.copytree(os.path.join(logdir, "t", "a"), os.path.join(logdir, "t", "b"))  # b: same model, same save
+    state = _damage_save(os.path.join(logdir, "t", "b"), kind)
+    before = _tree_snapshot(logdir)
+    spec = models.ModelSpec("a", (16,), dropout=0.3)
+    fam = families.Family("t", (spec, dataclasses_replace(spec, name="b")))
+    with pytest.raises(UserError) as info:
+        training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
+    message = str(info.value)
+    assert message.startswith(f"{state}: damaged save, cannot resume from it (") and "\n" not in message
+    assert f"(mv {logdir}/t/b/.resume {logdir}/t/b/.resume-damaged)" in message
+    assert _tree_snapshot(logdir) == before  # a (listed first) was not resumed either: nothing changed
+    # the fix the message gives: a new run of b, the old one kept
+    os.rename(os.path.join(logdir, "t", "b", ".resume"), os.path.join(logdir, "t", "b", ".resume-damaged"))
+    results = training.train_family(fam, fam.models, _data(), dataclasses_replace(CFG, max_epochs=4), logdir,
+                                    resume=True)
+    assert [(os.path.basename(r.run_dir), r.status) for r in results] == [("a", "completed"), ("b.2", "completed")]
+    assert os.path.exists(state.replace(".resume", ".resume-damaged"))
+
+
+@pytest.fixture
+def script_run(script_tree, tmp_path):
+    """A copy of the script tree's sizes/tiny, marked interrupted with a save beside it."""
+    logdir = tmp_path / "runs"
+    shutil.copytree(script_tree["logdir"] / "sizes" / "tiny", logdir / "sizes" / "tiny")
+    run = logdir / "sizes" / "tiny"
+    record = logtree.read_run_json(str(run))
+    logtree.write_run_json(str(run), {**record, "status": "interrupted", "resumable": True})
+    (run / resume.RESUME_DIR).mkdir()
+    return logdir
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage"])
+def test_script_resume_from_a_damaged_save_is_one_line(script_run, tbreg_cache, kind):
+    run = script_run / "sizes" / "tiny"
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"model_{i}": np.ones((40, 40)) for i in range(4)})
+    blob = buffer.getvalue()
+    state = run / resume.RESUME_DIR / resume.STATE_FILE
+    state.write_bytes(blob[: len(blob) // 3] if kind == "truncated" else os.urandom(4000))
+    before = _tree_snapshot(script_run)
+    proc = run_script("tbreg.train_sizes", "--logdir", str(script_run), "--models=tiny", "--max_epochs=3", "--quiet",
+                      "--resume", cache_dir=tbreg_cache)
+    assert proc.returncode == 1
+    (line,) = own_lines(proc.stderr)
+    assert line.startswith(f"train_sizes.py: error: {state}: damaged save, cannot resume from it (")
+    assert _tree_snapshot(script_run) == before
+
+
+def test_script_resume_with_a_bad_run_json_trains_anew_beside_it(script_run, tbreg_cache):
+    run = script_run / "sizes" / "tiny"
+    shutil.rmtree(run / resume.RESUME_DIR)
+    path = write_bad_run_json(run, "invalid json")
+    proc = run_script("tbreg.train_sizes", "--logdir", str(script_run), "--models=tiny", "--max_epochs=2", "--quiet",
+                      "--resume", cache_dir=tbreg_cache)
+    assert proc.returncode == 0, proc.stderr
+    lines = own_lines(proc.stderr)
+    assert lines[0].startswith(f"tbreg: warning: {path}: not valid JSON") and len(lines) == 2
+    assert lines[1] == f"sizes/tiny: nothing to resume; training {run}.2"
+    assert open(path, "rb").read() == BAD_RUN_JSON["invalid json"]
+    assert logtree.read_run_json(f"{run}.2")["status"] == "completed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +759,11 @@ def test_bundle_member_names_stay_inside_the_destination(name):
 
 # A run dir named like a split (train, validation, train_eval) reads as a split of its parent: the
 # log tree's contract, not the plugin's, and no family has such a model.
-DIR_NAMES = NAMES.filter(lambda n: n not in (".", "..", "train", "validation", "train_eval") and len(n.encode()) < 200)
+DIR_NAMES = NAMES.filter(  # not the names the layout gives a meaning: splits, seed runs, a group's mean
+    lambda n: n not in (".", "..", "train", "validation", "train_eval", "validation_mc", "mean")
+    and not re.fullmatch(r"seed_-?\d+", n)
+    and len(n.encode()) < 200
+)
 
 
 @settings(FUZZ, max_examples=10)  # each example writes a log tree and loads it into TensorBoard

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,8 @@ import tensorflow as tf
 from tbreg import logtree, reader, share
 from tbreg.errors import UserError
 
-from conftest import REPO, assert_one_line_error, tbreg
+from conftest import REPO, assert_one_line_error, own_lines, tbreg
+from test_logtree import BAD_RUN_JSON, check_bad_run_json_warnings, write_bad_run_json
 
 
 
@@ -594,3 +596,244 @@ def test_keep_damaged_warns_with_file_and_offset_and_uses_the_good_part(tree, tm
         steps = [int(r["step"]) for r in rows
                  if (r["run"], r["split"], r["tag"]) == ("small", "validation", "epoch_loss")]
         assert steps and steps == list(range(len(steps)))  # the good part, from the first epoch on
+
+
+# ---------------------------------------------------------------------------------------------
+# a bad run.json (issue 7): one-line warnings naming the file (and field), the command goes on
+
+READERS = {
+    "report": ["share", "report", "{logdir}", "-o", "{out}/report.html"],
+    "export": ["share", "export", "{logdir}", "-o", "{out}/scalars.csv"],
+    "bundle": ["share", "bundle", "{logdir}", "-o", "{out}/runs.tar.gz"],
+    "plot": ["plot", "{logdir}/sizes", "-o", "{out}/sizes.png"],
+}
+
+
+@pytest.mark.parametrize("kind", BAD_RUN_JSON)
+@pytest.mark.parametrize("name", READERS)
+def test_bad_run_json_is_a_warning_and_the_run_is_still_read(tree, tmp_path, capsys, name, kind):
+    path = write_bad_run_json(tree / "sizes" / "small", kind)
+    out = tmp_path / "out"
+    out.mkdir()
+    code, stdout, err = tbreg(capsys, *(a.format(logdir=tree, out=out) for a in READERS[name]))
+    assert code == 0, err
+    check_bad_run_json_warnings(err, path, kind)
+    (written,) = os.listdir(out)
+    if name == "report":
+        text = (out / written).read_text()
+        assert ">small</td>" in text and ">tiny</td>" in text
+    elif name == "export":
+        runs = {(r["family"], r["run"]) for r in csv.DictReader(open(out / written))}
+        assert ("sizes", "small") in runs and len(runs) == 4
+    elif name == "plot":
+        assert "(tiny, small)" in stdout or "(small, tiny)" in stdout
+    else:  # the bundle carries the bad run.json byte for byte, like any file of the tree
+        code, _, err = tbreg(capsys, "share", "open", out / written, "--dest", tmp_path / "opened")
+        assert code == 0, err
+        assert logtree.same_tree(str(tree), str(tmp_path / "opened" / "runs"))
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 8: disk full while opening or uploading, dangling --dest, foreign manifests, backslashes, `$`
+
+KEEP = b"the user's own file: never touched"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 96 kB tmpfs (root only) holding a file of the user's: a real 'No space left on device'."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    mounted = os.geteuid() == 0 and not subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True
+    ).returncode
+    if not mounted:
+        pytest.skip("cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE variant covers it")
+    (mount / "keep.txt").write_bytes(KEEP)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def _leftovers(root):
+    return [os.path.join(d, n) for d, dirs, files in os.walk(root) for n in dirs + files if ".tbreg-" in n]
+
+
+def _complete_copies(tree, dest):
+    """Every file at `dest` is a whole, verified copy of its source; returns how many there are."""
+    files = logtree.list_files(str(dest)) if os.path.isdir(dest) else []
+    for rel in files:
+        assert logtree.sha256(os.path.join(dest, rel)) == logtree.sha256(os.path.join(tree, rel)), rel
+    return len(files)
+
+
+@pytest.mark.parametrize("command", ["open", "upload"])
+def test_disk_full_is_one_line_and_removes_only_our_partial_output(good_bundle, tree, full_disk, capsys, command):
+    if command == "open":
+        code, _, err = tbreg(capsys, "share", "open", good_bundle, "--dest", full_disk)
+        assert_one_line_error(code, err, f"extracting {good_bundle} into {full_disk} failed (No space left on device)",
+                              f"nothing was added to {full_disk}")
+        assert sorted(os.listdir(full_disk)) == ["keep.txt"]
+    else:
+        dest = full_disk / "remote"
+        code, _, err = tbreg(capsys, "share", "upload", tree, dest)
+        assert_one_line_error(code, err, "failed (No space left on device)", "complete and verified")
+        copied = _complete_copies(tree, dest)
+        assert 0 < copied < len(share.tree_files(str(tree)))
+        assert f"the {copied} files copied before it" in err
+        subprocess.run(["mount", "-o", "remount,size=1m", str(full_disk)], check=True)  # space freed: run again
+        code, stdout, err = tbreg(capsys, "share", "upload", tree, dest)
+        assert code == 0, err
+        assert logtree.same_tree(str(tree), str(dest)) and f"{copied} already up to date" in stdout
+    assert (full_disk / "keep.txt").read_bytes() == KEEP and not _leftovers(full_disk)
+
+
+def _file_size_limit(limit):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("command", ["open", "upload"])
+def test_file_too_large_is_one_line_from_the_console_command(good_bundle, tree, tmp_path, command):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_bytes(KEEP)
+    remote = dest / "remote"
+    args = ["open", str(good_bundle), "--dest", str(dest)] if command == "open" else ["upload", str(tree), str(remote)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tbreg.cli", "share", *args], capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300, preexec_fn=_file_size_limit(16_000),
+    )
+    assert proc.returncode == 1
+    (line,) = own_lines(proc.stderr)
+    assert line.startswith("tbreg: error: ") and "File too large" in line, line
+    assert (dest / "keep.txt").read_bytes() == KEEP and not _leftovers(dest)
+    if command == "open":
+        assert os.listdir(dest) == ["keep.txt"]
+    else:
+        assert _complete_copies(tree, remote) > 1
+        assert all(os.path.getsize(os.path.join(tree, f)) < 16_000 for f in logtree.list_files(str(remote)))
+
+
+@pytest.mark.parametrize("where", ["dest", "parent"])
+@pytest.mark.parametrize("command", ["open", "upload"])
+def test_dangling_symlink_destination_is_one_line(good_bundle, tree, tmp_path, capsys, command, where):
+    link = tmp_path / "link"
+    os.symlink(tmp_path / "gone", link)
+    dest = link if where == "dest" else link / "sub"
+    args = ["open", good_bundle, "--dest", dest] if command == "open" else ["upload", tree, dest]
+    code, _, err = tbreg(capsys, "share", *args)
+    named = f"{dest} is" if where == "dest" else f"{dest}: {link} is"
+    assert_one_line_error(code, err, f"{named} a symlink to {tmp_path / 'gone'}, which does not exist")
+    assert os.path.islink(link) and not (tmp_path / "gone").exists()
+
+
+def _edit_manifest(good_bundle, bad_bundle, edit_manifest=None, rename=None):
+    """A copy of `good_bundle` with its manifest edited and its members renamed."""
+
+    def edit(info, data):
+        if info.name == share.MANIFEST and edit_manifest:
+            manifest = json.loads(data)
+            edit_manifest(manifest)
+            data = json.dumps(manifest).encode()
+            info.size = len(data)
+        elif rename:
+            info.name = rename(info.name)
+        return info, data
+
+    _repack(good_bundle, bad_bundle, edit)
+
+
+def _drop(*fields, value=None):
+    def edit(manifest):
+        entry = next(e for e in manifest["files"] if e["path"] == "sizes/tiny/run.json")
+        for field in fields:
+            entry.pop(field) if value is None else entry.__setitem__(field, value)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (_drop("size"), "size"),
+        (_drop("sha256"), "sha256"),
+        (_drop("size", "sha256", "events"), "size"),
+        (_drop("size", value="12"), "size"),
+        (_drop("sha256", value="abc"), "sha256"),
+        (_drop("events", value=-1), "events"),
+    ],
+    ids=["no size", "no sha256", "path only", "size a string", "short sha256", "negative events"],
+)
+def test_open_refuses_a_foreign_manifest_entry_in_one_line(good_bundle, tmp_path, capsys, edit, field):
+    bad = tmp_path / "foreign.tar.gz"
+    _edit_manifest(good_bundle, bad, edit)
+    code, _, err = tbreg(capsys, "share", "open", bad, "--dest", tmp_path / "dest")
+    assert_one_line_error(code, err, f"{bad}: its manifest has no valid {field} for sizes/tiny/run.json",
+                          "hand-edited or foreign manifest")
+    assert not (tmp_path / "dest").exists()
+
+
+def _backslashes(manifest):
+    for entry in manifest["files"]:
+        entry["path"] = entry["path"].replace("/", "\\")
+
+
+@pytest.mark.parametrize("how", ["members and manifest", "members only", "root"])
+def test_open_refuses_backslash_names_in_one_line(good_bundle, tmp_path, capsys, how):
+    bad = tmp_path / "windows.tar.gz"
+    if how == "members and manifest":  # what tbreg made on Windows with os.sep paths
+        windows = lambda name: name.replace("/", "\\").replace("runs\\", "runs/", 1)  # noqa: E731
+        _edit_manifest(good_bundle, bad, _backslashes, windows)
+    elif how == "members only":
+        _edit_manifest(good_bundle, bad, None, lambda name: name.replace("/", "\\"))
+    else:
+        _edit_manifest(good_bundle, bad, lambda m: m.__setitem__("root", "C:\\runs"))
+    code, _, err = tbreg(capsys, "share", "open", bad, "--dest", tmp_path / "dest")
+    assert_one_line_error(code, err, str(bad), "has a backslash in its name", "refusing it")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_bundle_refuses_a_file_name_with_a_backslash(tree, tmp_path, capsys):
+    odd = tree / "sizes" / "tiny" / "notes\\today.txt"
+    odd.write_text("a file name Linux allows")
+    code, _, err = tbreg(capsys, "share", "bundle", tree, "-o", tmp_path / "runs.tar.gz")
+    assert_one_line_error(code, err, f"{odd}: a backslash in a file name cannot go into a bundle", "rename it")
+    assert not (tmp_path / "runs.tar.gz").exists()
+
+
+def test_dollar_in_names_is_kept_and_printed_literally(script_tree, tmp_path, capsys):
+    """Sweeps make run dirs like `tiny$1` from grid values: every command copies and names them as they are."""
+    logdir = tmp_path / "runs$1"
+    shutil.copytree(script_tree["logdir"] / "sizes", logdir / "sizes$HOME")
+    os.rename(logdir / "sizes$HOME" / "tiny", logdir / "sizes$HOME" / "tiny$1")
+    code, stdout, err = tbreg(capsys, "share", "export", logdir, "-o", tmp_path / "s$x.csv")
+    assert code == 0, err
+    assert f"wrote {tmp_path / 's$x.csv'} (" in stdout
+    assert {(r["family"], r["run"]) for r in csv.DictReader(open(tmp_path / "s$x.csv"))} == {
+        ("sizes$HOME", "tiny$1"), ("sizes$HOME", "small")
+    }
+    bundle = tmp_path / "b$1.tar.gz"
+    code, stdout, err = tbreg(capsys, "share", "bundle", logdir, "-o", bundle)
+    assert code == 0, err
+    assert f"files of runs$1/" in stdout and f"Open it with: tbreg share open '{bundle}' --dest=DIR" in stdout
+    code, stdout, err = tbreg(capsys, "share", "open", bundle, "--dest", tmp_path / "d$2")
+    assert code == 0, err
+    opened = tmp_path / "d$2" / "runs$1"
+    assert logtree.same_tree(str(logdir), str(opened))
+    assert f"extracted them to {opened}\n" in stdout and f"tensorboard --logdir '{opened}'" in stdout
+    code, stdout, err = tbreg(capsys, "share", "upload", logdir, tmp_path / "up$3")
+    assert code == 0, err
+    assert logtree.same_tree(str(logdir), str(tmp_path / "up$3"))
+    assert f"tensorboard --logdir '{tmp_path / 'up$3'}'" in stdout
+    src, dst = logdir / "sizes$HOME" / "tiny$1", logdir / "regularizers" / "tiny$1"
+    code, stdout, err = tbreg(capsys, "baseline", "copy", src, dst)
+    assert code == 0, err
+    assert stdout.startswith(f"copied {src} -> {dst} (")
+    assert logtree.same_tree(str(src), str(dst))
+    again = logtree.copy_baseline(str(logdir), "sizes$HOME", "regularizers", "tiny$1")  # an identical copy is there
+    assert again is None and os.listdir(logdir / "regularizers") == ["tiny$1"]
+    with pytest.raises(UserError, match=r"--logdir='/.*/runs\$1' --models='tiny\$2'"):
+        logtree.copy_run(str(logdir / "sizes" / "tiny$2"), str(tmp_path / "x"))

@@ -14,12 +14,15 @@ BUCKETS = 30  # tf.summary.histogram's default
 def histogram_buckets(values, bucket_count: int = BUCKETS):
     """The `[bucket_count, 3]` (left edge, right edge, count) tensor `tf.summary.histogram` writes,
     bucket for bucket, counted with `bincount` instead of its `one_hot` matrix (n × buckets
-    float64s: 63 MB and most of the time for a 512×512 kernel)."""
+    float64s: 63 MB and most of the time for a 512×512 kernel). Only the finite values are counted
+    (a diverged weight holds NaN or ±inf, which have no bucket); none gives all-zero buckets."""
     data = tf.cast(tf.reshape(values, [-1]), tf.float64)
-    size = tf.size(data)
     if data.shape[0] == 0:
         return tf.zeros((bucket_count, 3), tf.float64)
-    low, high = tf.reduce_min(data), tf.reduce_max(data)
+    finite = tf.math.is_finite(data)
+    data = tf.cond(tf.reduce_all(finite), lambda: data, lambda: tf.boolean_mask(data, finite))  # masking costs 2×
+    size = tf.size(data)
+    low, high = tf.reduce_min(data), tf.reduce_max(data)  # ±inf when nothing is finite: not used then
     width = (high - low) / bucket_count
 
     def spread():
@@ -33,7 +36,12 @@ def histogram_buckets(values, bucket_count: int = BUCKETS):
         counts = tf.concat([tf.zeros([bucket_count - 1], tf.float64), [tf.cast(size, tf.float64)]], 0)
         return tf.stack([edges, edges, counts], axis=1)
 
-    return tf.cond(tf.equal(high, low), single_value, spread)
+    def nothing_finite():
+        return tf.zeros((bucket_count, 3), tf.float64)
+
+    return tf.cond(
+        tf.equal(size, 0), nothing_finite, lambda: tf.cond(tf.equal(high, low), single_value, spread)
+    )
 
 
 def select_layers(model, patterns) -> list:
@@ -76,6 +84,10 @@ class WeightHistograms(SummaryCallback):
     | `weights/<layer>/kernel`, `weights/<layer>/bias` | histogram | the weight's values (any other trainable weight by its name, e.g. `gamma`) |
     | `weight_norm/<layer>` | scalar | L2 norm of all the layer's trainable weights, `sqrt(sum w²)` |
     | `weight_sparsity/<layer>` | scalar | fraction of those weights with `abs(w) < sparsity_threshold` |
+    | `weight_nonfinite/<layer>` | scalar | how many of those weights are NaN or ±inf; only logged when some are |
+
+    Weights that are not finite (a diverged training) are left out of the histograms, which count
+    the finite ones; the norm is then NaN or inf, as it is.
 
     Layers without trainable weights (Dropout, …) are skipped. With Keras' own
     `TensorBoard(histogram_freq=0)` beside it there is one histogram per weight, not two.
@@ -118,25 +130,27 @@ class WeightHistograms(SummaryCallback):
 
         @tf.function(autograph=False)
         def stats():
-            """Per layer: L2 norm, sparsity, and each weight's histogram buckets, in one call."""
-            norms, sparsity, buckets = [], [], []
+            """Per layer: L2 norm, sparsity, non-finite count and each weight's histogram buckets, in one call."""
+            norms, sparsity, nonfinite, buckets = [], [], [], []
             for weights in groups:
                 values = [tf.reshape(keras.ops.convert_to_tensor(w), [-1]) for w in weights]
                 squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float64))) for v in values])
                 small = tf.add_n([tf.math.count_nonzero(tf.abs(v) < threshold) for v in values])
+                bad = tf.add_n([tf.math.count_nonzero(tf.logical_not(tf.math.is_finite(v))) for v in values])
                 size = float(sum(int(v.shape[0]) for v in values))
                 norms.append(tf.sqrt(squares))
                 sparsity.append(tf.cast(small, tf.float64) / size)
+                nonfinite.append(bad)
                 buckets.append([histogram_buckets(v) for v in values])
-            return tf.stack(norms), tf.stack(sparsity), buckets
+            return tf.stack(norms), tf.stack(sparsity), tf.stack(nonfinite), buckets
 
         return stats
 
     def on_epoch_end(self, epoch, logs=None):
         if not due(epoch, self.freq) or not self._selected:
             return
-        norms, sparsity, buckets = self._stats_fn()
-        norms, sparsity = norms.numpy(), sparsity.numpy()
+        norms, sparsity, nonfinite, buckets = self._stats_fn()
+        norms, sparsity, nonfinite = norms.numpy(), sparsity.numpy(), nonfinite.numpy()
         metadata = histogram_metadata.create_summary_metadata(display_name=None, description=None)
         with self.writer("train").as_default():
             for i, (layer, names) in enumerate(self._selected):
@@ -144,3 +158,5 @@ class WeightHistograms(SummaryCallback):
                     tf.summary.write(f"weights/{layer.name}/{name}", tensor, step=epoch, metadata=metadata)
                 tf.summary.scalar(f"weight_norm/{layer.name}", norms[i], step=epoch)
                 tf.summary.scalar(f"weight_sparsity/{layer.name}", sparsity[i], step=epoch)
+                if nonfinite[i]:
+                    tf.summary.scalar(f"weight_nonfinite/{layer.name}", float(nonfinite[i]), step=epoch)
