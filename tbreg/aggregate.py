@@ -120,7 +120,7 @@ def write_mean(group_dir: str, write_summaries=None) -> dict:
     names = members(group_dir)
     if not names:
         raise ValueError(f"{group_dir}: no seed runs (seed_<k>/run.json) to aggregate")
-    records = [logtree.read_run_json(os.path.join(group_dir, name)) for name in names]
+    records = [logtree.read_run_json(os.path.join(group_dir, name)) or {} for name in names]  # unreadable: warned
     split_bands = compute(group_dir, names)
     mean_dir = os.path.join(group_dir, MEAN)
     if tf.io.gfile.exists(mean_dir):

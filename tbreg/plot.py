@@ -14,9 +14,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window (tensorflow_docs.plots imports pyplot)
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from tensorflow_docs import plots as tfdocs_plots  # noqa: E402
 
-from tbreg import share  # noqa: E402
+from tbreg import analysis, share  # noqa: E402
 from tbreg.errors import UserError  # noqa: E402
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -52,6 +53,12 @@ def default_metric(runs: list[share.Run]) -> str:
     raise UserError("no run has validation scalars to plot; pass --metric=NAME")
 
 
+def _label(run: share.Run, taken: dict) -> str:
+    """The legend name of `run`; `$` kept literal (matplotlib reads `$…$` as math)."""
+    name = run.name if run.name not in taken else f"{run.family}/{run.name}"
+    return name.replace("$", r"\$")
+
+
 def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
     """{run name: history} of the runs that logged `metric`, and the names of those that did not."""
     tag = "epoch_" + metric.removeprefix("epoch_")
@@ -61,7 +68,7 @@ def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
         if history is None:
             skipped.append(run.name)
         else:
-            found[run.name if run.name not in found else f"{run.family}/{run.name}"] = history
+            found[_label(run, found)] = history
     if not found:
         logged = sorted(
             {t.removeprefix("epoch_") for r in runs for t in r.scalars.get("validation", {}) if t.startswith("epoch_")}
@@ -70,6 +77,28 @@ def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
             f"no run logged {tag} in both train and validation; --metric can be one of: {', '.join(logged) or '(none)'}"
         )
     return found, skipped
+
+
+def _draw_bands(plotter, runs: list[share.Run], found: dict, tag: str, smoothing_std: int | None) -> None:
+    """A shaded `mean ± std` band around each seed group's train and validation lines."""
+    names = {}
+    for run in runs:
+        names.setdefault(_label(run, names), run)
+    for name, history in found.items():
+        run = names.get(name)
+        if run is None or not analysis.is_aggregate(run.info):
+            continue
+        for split in ("train", "validation"):
+            std = {p.step: p.value for p in run.scalars.get(split, {}).get(analysis.std_tag(tag), [])}
+            mean = {p.step: p.value for p in run.scalars.get(split, {}).get(tag, [])}
+            if not all(e in std and e in mean for e in history.epoch):
+                continue
+            m = np.array([mean[e] for e in history.epoch])
+            s = np.array([std[e] for e in history.epoch])
+            low, high = m - s, m + s
+            if smoothing_std:  # as the plotter smooths the line
+                low, high = tfdocs_plots._smooth(low, smoothing_std), tfdocs_plots._smooth(high, smoothing_std)
+            plt.fill_between(history.epoch, low, high, color=plotter.color_table[name], alpha=0.15, linewidth=0)
 
 
 def plot_family(
@@ -85,12 +114,14 @@ def plot_family(
     fmt = FORMATS.get(os.path.splitext(out)[1].lower())
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
-    runs = share.load_runs(logdir, keep_damaged)
+    runs = share.shown_runs(share.load_runs(logdir, keep_damaged))
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)
     fig = plt.figure(figsize=(8, 6))
     try:
-        tfdocs_plots.HistoryPlotter(metric=metric, smoothing_std=smoothing_std).plot(found)
+        plotter = tfdocs_plots.HistoryPlotter(metric=metric, smoothing_std=smoothing_std)
+        plotter.plot(found)
+        _draw_bands(plotter, runs, found, "epoch_" + metric, smoothing_std)
         if logx:  # the tutorial's log-scale view: epoch 0 cannot be shown
             last = max(h.epoch[-1] for h in found.values())
             plt.xscale("log")
@@ -98,11 +129,11 @@ def plot_family(
             plt.xlabel("Epochs [Log Scale]")
         if ylim:
             plt.ylim(list(ylim))
-        plt.title(os.path.basename(logdir.rstrip("/")) or logdir)
+        plt.title((os.path.basename(logdir.rstrip("/")) or logdir).replace("$", r"\$"))
         image = io.BytesIO()
         fig.savefig(image, format=fmt, dpi=100, bbox_inches="tight")
         with share.atomic_output(out) as f:
             f.write(image.getvalue())
     finally:
         plt.close(fig)
-    return PlotResult(out, metric, list(found), skipped)
+    return PlotResult(out, metric, [name.replace(r"\$", "$") for name in found], skipped)

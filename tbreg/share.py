@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 import sys
 import shutil
 import tarfile
@@ -26,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 import tbreg
-from tbreg import logtree, reader
+from tbreg import analysis, logtree, reader
 from tbreg.errors import UserError
 
 gfile = tf.io.gfile
@@ -66,6 +67,15 @@ def _op_error_text(e: Exception) -> str:
     return (getattr(e, "message", None) or str(e)).splitlines()[0]
 
 
+def _fs_reason(e: Exception) -> str:
+    """What the file system said, without the (temporary) path TensorFlow puts in front of it."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = _op_error_text(e)
+    head, sep, tail = text.rpartition("; ")
+    return tail if sep and ("/" in head or "://" in head) else text
+
+
 def _scheme(path: str) -> str | None:
     return path.split("://", 1)[0] if "://" in path else None
 
@@ -77,7 +87,7 @@ def check_source(logdir: str) -> None:
     except tf.errors.OpError as e:
         raise UserError(f"{logdir}: cannot read it ({_op_error_text(e)})") from None
     if not exists:
-        hint = "train one first: tbreg-train-sizes --logdir=" + logdir
+        hint = "train one first: tbreg-train-sizes --logdir=" + shlex.quote(logdir)
         raise UserError(f"{logdir}: no such log dir; {hint}")
 
 
@@ -92,12 +102,18 @@ def tree_files(logdir: str) -> list[str]:
 
 
 def _run_names(logdir: str, rel: str) -> tuple[str, str]:
-    """(family, run) for run dir `rel` below `logdir`: the dir layout, as TensorBoard shows it."""
+    """(family, run) for run dir `rel` below `logdir`, by the dir layout; a seed group's runs
+    (`<family>/<model>/seed_<k>`, `…/mean`) are runs `<model>/seed_<k>`, `<model>/mean` of `<family>`."""
     base = os.path.basename(logdir.rstrip("/"))
+    parent = os.path.basename(os.path.dirname(logdir.rstrip("/")))
     if rel in ("", "."):
-        return os.path.basename(os.path.dirname(logdir.rstrip("/"))) or base, base
-    family, name = os.path.split(rel)
-    return family or base, name
+        return parent or base, base
+    name = analysis.run_name(rel)
+    if name.member is None:
+        return name.family or base, name.name
+    if name.name == ".":  # `logdir` is the seed group itself
+        return parent or base, f"{base}/{name.member}"
+    return name.family or base, f"{name.name}/{name.member}"
 
 
 def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False) -> dict[str, reader.EventFileCheck]:
@@ -134,7 +150,7 @@ def iter_runs(logdir: str, keep_damaged: bool = False):
     if not rels:
         raise UserError(
             f"{logdir}: no runs found (no run.json or train/validation dirs below it); "
-            f"train some first: tbreg-train-sizes --logdir={logdir}"
+            f"train some first: tbreg-train-sizes --logdir={shlex.quote(logdir)}"
         )
     for rel in rels:
         path = logdir.rstrip("/") if rel in ("", ".") else os.path.join(logdir, rel)
@@ -303,8 +319,9 @@ def _family_tags(runs: list[Run]) -> tuple[list[str], list[str], list[str]]:
     every, overlaid = set(), set()
     for run in runs:
         for tags in run.scalars.values():
-            every.update(tags)
+            every.update(t for t in tags if not analysis.is_std_tag(t))
         overlaid.update(set(run.scalars.get("train", {})) & set(run.scalars.get("validation", {})))
+    overlaid &= every
     loss_tags = {t for t in map(_data_loss_tag, runs) if t}
     order = lambda tags: sorted(tags, key=lambda t: _tag_order(t, loss_tags))  # noqa: E731
     regularization = {t for t in every if _is_regularization(t)}
@@ -325,31 +342,84 @@ def _palette(n: int) -> list[str]:
 _DASH = {"train": "solid", "validation": "dash"}
 
 
+def _translucent(color: str, alpha: float = 0.18) -> str:
+    """`color` (#rrggbb or hsl(…)) with opacity `alpha`, for a band's fill."""
+    if color.startswith("#"):
+        r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+        return f"rgba({r}, {g}, {b}, {alpha})"
+    return f"hsla({color[color.index('(') + 1 : -1]}, {alpha})"
+
+
+def _label(text: str) -> str:
+    """`text` for plotly, which reads names as pseudo-HTML and `$…$` as LaTeX: shown literally."""
+    return html.escape(text).replace("$", "&#36;")
+
+
+def _band(points: list[reader.Point], std: list[reader.Point], max_points: int) -> tuple[list, list] | None:
+    """The closed outline of `mean ± std` (a seed group's band), downsampled like its line."""
+    spread = {p.step: p.value for p in std if math.isfinite(p.value)}
+    kept = [(p.step, p.value, spread[p.step]) for p in points if p.step in spread and math.isfinite(p.value)]
+    if not kept:
+        return None
+    steps = [k[0] for k in kept]
+    x_up, y_up = downsample(steps, [m + s for _, m, s in kept], max_points)
+    x_low, y_low = downsample(steps, [m - s for _, m, s in kept], max_points)
+    return x_up + x_low[::-1], y_up + y_low[::-1]
+
+
+def _readable_range(traces: list[dict]) -> dict:
+    """A y-axis range for a chart whose lines are all one constant value (a constant learning rate):
+    plotly would centre the value in [v - 1, v + 1], where 0.001 reads as 0."""
+    ys = [y for t in traces if t.get("mode") == "lines" for y in t["y"] if y is not None]
+    if not ys or max(ys) - min(ys) > 1e-9 * max(1e-30, abs(max(ys))):
+        return {}
+    v = ys[0]
+    pad = abs(v) / 2 or 1.0
+    return {"range": [v - pad, v + pad], "exponentformat": "power"}
+
+
 def _chart(chart_id: str, tag: str, runs: list[Run], colors: dict, max_points: int) -> dict:
-    """A plotly figure for `tag`: one colour per run, train solid, validation dashed."""
+    """A plotly figure for `tag`: one colour per run, train solid, validation dashed; a seed
+    group's mean with its ±std band, shaded."""
     traces = []
     for run in runs:
         for split in sorted(run.scalars, key=lambda s: (s != "train", s != "validation", s)):
             points = run.scalars[split].get(tag)
             if not points:
                 continue
+            std = run.scalars[split].get(analysis.std_tag(tag))
+            band = _band(points, std, max_points) if std and analysis.is_aggregate(run.info) else None
+            if band:
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "none",
+                        "x": band[0],
+                        "y": band[1],
+                        "fill": "toself",
+                        "fillcolor": _translucent(colors[run.name]),
+                        "name": _label(f"{run.name} {split} ±std"),
+                        "legendgroup": _label(run.name),
+                        "showlegend": False,
+                        "hoverinfo": "skip",
+                    }
+                )
             x, y = downsample([p.step for p in points], [p.value for p in points], max_points)
-            label = html.escape(f"{run.name} {split}")  # plotly renders names as (pseudo-)HTML
             traces.append(
                 {
                     "type": "scatter",
                     "mode": "lines",
                     "x": x,
                     "y": y,
-                    "name": label,
-                    "legendgroup": html.escape(run.name),
+                    "name": _label(f"{run.name} {split}"),
+                    "legendgroup": _label(run.name),
                     "line": {"color": colors[run.name], "dash": _DASH.get(split, "dot"), "width": 1.6},
                 }
             )
     layout = {
-        "title": {"text": html.escape(tag), "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
+        "title": {"text": _label(tag), "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
         "xaxis": {"title": {"text": "step" if tag.endswith("_vs_iterations") else "epoch"}},  # Keras' per-step tags
-        "yaxis": {"title": {"text": html.escape(tag)}},
+        "yaxis": {"title": {"text": _label(tag)}, **_readable_range(traces)},
         "margin": {"l": 60, "r": 10, "t": 40, "b": 45},
         "height": 360,
         "legend": {"font": {"size": 10}},
@@ -378,6 +448,29 @@ def _value_at(points: list[reader.Point], step: int) -> float | None:
     return next((p.value for p in points if p.step == step), None)
 
 
+def shown_runs(runs: list[Run]) -> list[Run]:
+    """The runs a family shows: a seed group (`<model>/seed_<k>` and `<model>/mean`) as its mean,
+    named `<model>` (the seed runs are its band); seed runs with no mean yet as themselves."""
+    means = {
+        (r.family, r.name.rpartition("/")[0])
+        for r in runs
+        if r.name.rpartition("/")[2] == analysis.MEAN and analysis.is_aggregate(r.info)
+    }
+    out = []
+    for r in runs:
+        group, _, member = r.name.rpartition("/")
+        if (r.family, group) not in means:
+            out.append(r)
+        elif member == analysis.MEAN:
+            out.append(dataclasses.replace(r, name=group))
+    return out
+
+
+def _seeds(run: Run) -> int | None:
+    members = run.info.get("members")
+    return len(members) if analysis.is_aggregate(run.info) and isinstance(members, list) else None
+
+
 def summary_row(run: Run) -> dict:
     """The numbers of a run's summary line: best validation data loss, train loss there, the gap."""
     tag = _data_loss_tag(run)
@@ -389,14 +482,18 @@ def summary_row(run: Run) -> dict:
     best = _value_at(val, best_epoch) if best_epoch is not None else None
     at_best = _value_at(train, best_epoch) if best_epoch is not None else None
     epochs = run.info.get("epochs", 1 + max((p.step for p in val or train), default=-1))
+    group = tag and analysis.is_aggregate(run.info)
+    std = run.scalars.get("validation", {}).get(analysis.std_tag(tag), []) if group else []
     return {
         "run": run.name,
+        "seeds": _seeds(run),
         "status": run.info.get("status", "–"),
         "params": run.info.get("params"),
         "epochs": epochs,
         "best epoch": best_epoch,
         "metric": (tag or "–").removeprefix("epoch_"),
         "best validation": best,
+        "± std": _value_at(std, best_epoch) if best_epoch is not None else None,
         "train at best": at_best,
         "gap at best": None if best is None or at_best is None else best - at_best,
     }
@@ -410,20 +507,35 @@ def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt) -> str:
 
 _SUMMARY_COLUMNS = {  # header: summary_row key
     "run": "run",
+    "seeds": "seeds",
     "status": "status",
     "params": "params",
     "epochs": "epochs",
     "best epoch": "best epoch",
     "data loss": "metric",
     "best validation": "best validation",
+    "± std": "± std",
     "train at best": "train at best",
     "gap at best": "gap at best",
 }
 
 
+_GROUP_COLUMNS = ("seeds", "± std")  # shown when the family has a seed group
+
+
 def _summary_table(runs: list[Run]) -> str:
-    rows = [[summary_row(r)[key] for key in _SUMMARY_COLUMNS.values()] for r in runs]
-    return _table(list(_SUMMARY_COLUMNS), rows, "summary")
+    groups = any(analysis.is_aggregate(r.info) for r in runs)
+    columns = {h: k for h, k in _SUMMARY_COLUMNS.items() if groups or h not in _GROUP_COLUMNS}
+    rows = [[row[key] for key in columns.values()] for row in map(summary_row, runs)]
+    return _table(list(columns), rows, "summary")
+
+
+def _seed_text(run: Run):
+    """A run's seed; a seed group's seeds, e.g. `0,1,2`."""
+    seeds = run.info.get("seeds")
+    if analysis.is_aggregate(run.info) and isinstance(seeds, list):
+        return ",".join(map(str, seeds))
+    return run.info.get("seed")
 
 
 def _hparams_table(runs: list[Run]) -> str:
@@ -431,7 +543,7 @@ def _hparams_table(runs: list[Run]) -> str:
     for run in runs:
         keys += [k for k in run.info.get("hparams", {}) if k not in keys]
     rows = [
-        [run.name, run.info.get("dataset"), run.info.get("seed"), *(run.info.get("hparams", {}).get(k) for k in keys)]
+        [run.name, run.info.get("dataset"), _seed_text(run), *(run.info.get("hparams", {}).get(k) for k in keys)]
         for run in runs
     ]
     as_given = lambda v: f"{v:g}" if isinstance(v, float) else _fmt(v)  # noqa: E731  (1e-05, not 0.0000)
@@ -521,6 +633,7 @@ def render_report(runs: list[Run], title: str, max_points: int | None = None) ->
     families, charts = {}, []
     for run in runs:
         families.setdefault(run.family, []).append(run)
+    families = {family: shown_runs(members) for family, members in families.items()}
     sections = [
         _family_section(i, fam, fam_runs, per_curve, charts) for i, (fam, fam_runs) in enumerate(families.items())
     ]
@@ -614,7 +727,14 @@ def make_bundle(logdir: str, out: str) -> BundleResult:
     root = _tree_name(logdir)
     entries, blobs = [], []
     for rel in tree_files(logdir):
+        name = rel.replace(os.sep, "/")  # bundles use / on every OS
+        if "\\" in name:
+            raise UserError(
+                f"{os.path.join(logdir, rel)}: a backslash in a file name cannot go into a bundle (Windows reads it "
+                "as a dir separator, and tbreg share open refuses it); rename it"
+            )
         entry, data = _manifest_entry(logdir, rel, live)
+        entry["path"] = name
         entries.append(entry)
         blobs.append(data)
     manifest = {
@@ -656,24 +776,58 @@ def _read_members(bundle: str) -> tuple[tarfile.TarFile, list[tarfile.TarInfo], 
     try:
         manifest = json.loads(tar.extractfile(by_name[MANIFEST]).read())
         assert manifest["format"] == BUNDLE_FORMAT and isinstance(manifest["files"], list)
-        assert isinstance(manifest["root"], str) and _safe_rel(manifest["root"]) and "/" not in manifest["root"]
+        assert isinstance(manifest["root"], str)
     except (AssertionError, KeyError, TypeError, ValueError, tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise UserError(f"{bundle}: its {MANIFEST} is unreadable ({type(e).__name__}); ask for a fresh copy") from None
+    if "\\" in manifest["root"]:
+        raise _backslash_error(bundle, f"its root dir {manifest['root']!r}")
+    if not _safe_rel(manifest["root"]) or "/" in manifest["root"]:
+        raise UserError(f"{bundle}: its root dir {manifest['root']!r} is not a plain dir name; refusing it")
     return tar, members, manifest
+
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def _backslash_error(bundle: str, what: str) -> UserError:
+    return UserError(
+        f"{bundle}: {what} has a backslash in its name (a tar made on Windows?); refusing it, as a backslash "
+        "is a dir separator there; make the bundle with tbreg share bundle, which writes / on every OS"
+    )
+
+
+def _check_entry(bundle: str, entry) -> None:
+    """A manifest entry must be {path, size, sha256, events}: what `make_bundle` writes."""
+    path = entry.get("path") if isinstance(entry, dict) else entry
+    if isinstance(path, str) and "\\" in path:
+        raise _backslash_error(bundle, f"its manifest entry {path!r}")
+    if not isinstance(entry, dict) or not isinstance(path, str) or not _safe_rel(path):
+        raise UserError(f"{bundle}: its manifest lists {path!r}, a path outside the bundle's dir; refusing it")
+    size, digest, events = entry.get("size"), entry.get("sha256"), entry.get("events")
+    for field, ok in (
+        ("size", isinstance(size, int) and not isinstance(size, bool) and size >= 0),
+        ("sha256", isinstance(digest, str) and len(digest) == 64 and set(digest) <= _SHA256_HEX),
+        ("events", events is None or (isinstance(events, int) and not isinstance(events, bool) and events >= 0)),
+    ):
+        if not ok:
+            raise UserError(
+                f"{bundle}: its manifest has no valid {field} for {path} (a hand-edited or foreign manifest), so "
+                "the file cannot be verified; ask for a bundle made with tbreg share bundle"
+            )
 
 
 def _verify_members(bundle: str, members: list[tarfile.TarInfo], manifest: dict) -> None:
     """Every member must be a plain file (or dir) inside the root and listed with its size."""
     root, listed = manifest["root"], {}
     for entry in manifest["files"]:
-        if not isinstance(entry, dict) or not _safe_rel(str(entry.get("path", ""))):
-            path = entry.get("path") if isinstance(entry, dict) else entry
-            raise UserError(f"{bundle}: its manifest lists {path!r}, a path outside the bundle's dir; refusing it")
+        _check_entry(bundle, entry)
         listed[entry["path"]] = entry
     seen = set()
     for m in members:
         if m.name == MANIFEST:
             continue
+        if "\\" in m.name:
+            raise _backslash_error(bundle, f"member {m.name!r}")
         if not _safe_rel(m.name) or not (m.name == root or m.name.startswith(root + "/")):
             raise UserError(f"{bundle}: member {m.name!r} points outside the destination; refusing to open it")
         if m.issym() or m.islnk() or not (m.isfile() or m.isdir()):
@@ -724,15 +878,18 @@ def open_bundle(bundle: str, dest: str = ".") -> OpenResult:
     "data" filter into a hidden temporary dir inside `dest`, checked, then renamed into place.
     """
     if not os.path.isfile(bundle):
-        raise UserError(f"{bundle}: no such bundle file; make one with tbreg share bundle LOGDIR -o {bundle}")
+        raise UserError(
+            f"{bundle}: no such bundle file; make one with tbreg share bundle LOGDIR -o {shlex.quote(bundle)}"
+        )
     if "://" in dest:
         raise UserError(f"--dest={dest}: bundles open into a local dir; use tbreg share upload to copy them on")
     tar, members, manifest = _read_members(bundle)
     with tar:
         _verify_members(bundle, members, manifest)
         target = os.path.join(dest, manifest["root"])
-        if os.path.exists(target):
+        if os.path.lexists(target):
             raise UserError(f"{target} already exists; pass --dest=DIR to open the bundle elsewhere")
+        _check_no_dangling_link(dest, "--dest=")
         made_dest = not os.path.isdir(dest)
         check_destination(dest)
         tmp = os.path.join(dest, f".tbreg-open-{uuid.uuid4().hex[:8]}")
@@ -744,11 +901,16 @@ def open_bundle(bundle: str, dest: str = ".") -> OpenResult:
             os.rename(os.path.join(tmp, manifest["root"]), target)
         except tarfile.FilterError as e:
             raise UserError(f"{bundle}: {e}; refusing to open it") from None
-        except (tarfile.TarError, EOFError, zlib.error) as e:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise UserError(f"{bundle}: damaged or truncated bundle ({e}); ask for a fresh copy") from None
+        except OSError as e:  # e.g. disk full: what was extracted is ours, in `tmp`, and goes
+            raise UserError(
+                f"extracting {bundle} into {dest} failed ({e.strerror or e}); nothing was added to {dest}; "
+                "free some space there or pick another --dest"
+            ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            if made_dest and not os.path.exists(target) and not os.listdir(dest):
+            if made_dest and not os.path.exists(target) and os.path.isdir(dest) and not os.listdir(dest):
                 os.rmdir(dest)
     return OpenResult(target, len(manifest["files"]))
 
@@ -766,8 +928,27 @@ class SyncResult:
     interrupted: bool = False
 
 
+def _check_no_dangling_link(path: str, flag: str = "") -> None:
+    """A one-line UserError when `path` (local) or a dir above it is a symlink to nothing."""
+    if "://" in path:
+        return
+    here = os.path.abspath(path)
+    while True:
+        if os.path.islink(here) and not os.path.exists(here):
+            target = os.path.join(os.path.dirname(here), os.readlink(here))
+            what = f"{flag}{path} is" if here == os.path.abspath(path) else f"{flag}{path}: {here} is"
+            raise UserError(
+                f"{what} a symlink to {target}, which does not exist; create {target} or pick another destination"
+            )
+        parent = os.path.dirname(here)
+        if parent == here:
+            return
+        here = parent
+
+
 def check_destination(uri: str) -> None:
     """Fails with a one-line UserError unless `uri` is a dir tf.io.gfile can create and write."""
+    _check_no_dangling_link(uri)
     scheme = _scheme(uri)
     try:
         logtree.probe_dir(uri)
@@ -810,18 +991,28 @@ def copy_verified(src: str, dst: str, size: int) -> None:
 
 
 def sync_once(logdir: str, uri: str) -> SyncResult:
-    """Copies the files of `logdir` that are new or grown to `uri`; returns what it did."""
+    """Copies the files of `logdir` that are new or grown to `uri`; returns what it did.
+
+    A file that cannot be written (e.g. disk full) is a one-line UserError: its partial copy (ours)
+    is removed, the files copied before it stay (complete and verified), so running again goes on.
+    """
     result = SyncResult(cycles=1)
     for rel in tree_files(logdir):
         src, dst = os.path.join(logdir, rel), os.path.join(uri, rel)
         try:
             size = _needs_copy(src, dst, rel)
+            if size is None:
+                result.unchanged += 1
+                continue
+            copy_verified(src, dst, size)
         except tf.errors.NotFoundError:  # vanished since the listing (a temp file renamed away)
             continue
-        if size is None:
-            result.unchanged += 1
-            continue
-        copy_verified(src, dst, size)
+        except (tf.errors.OpError, OSError) as e:
+            raise UserError(
+                f"copying {src} to {dst} failed ({_fs_reason(e)}); nothing partial was left, and the "
+                f"{result.copied} files copied before it are complete and verified; fix that (e.g. free some "
+                "space) and run again to copy the rest"
+            ) from None
         result.copied += 1
         result.bytes += size
     return result
@@ -846,7 +1037,9 @@ def upload(
     if _inside(uri, logdir) or _inside(logdir, uri):
         raise UserError(f"{uri} and {logdir} overlap; upload to a destination outside the log dir")
     if not tree_files(logdir):
-        raise UserError(f"{logdir}: no files to upload; train some first: tbreg-train-sizes --logdir={logdir}")
+        raise UserError(
+            f"{logdir}: no files to upload; train some first: tbreg-train-sizes --logdir={shlex.quote(logdir)}"
+        )
     check_destination(uri)
     total = SyncResult()
     try:

@@ -1,21 +1,27 @@
 """Seeds: each model trained N times into <family>/<model>/seed_<k>, and the aggregate run
 <family>/<model>/mean whose events are the numpy mean and std over the seed runs' events."""
 
+import dataclasses
 import functools
+import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
-from conftest import run_script, synthetic_data
+from conftest import run_script, synthetic_data, tbreg
 
 from tbreg import (
     _flags,
     aggregate,
+    analysis,
     config,
     families,
     logtree,
     models,
     reader,
+    share,
     training,
 )
 
@@ -127,3 +133,96 @@ def test_script_with_seeds(tmp_path, tbreg_cache):
     assert [line.split()[0] for line in table.splitlines()[1:4]] == ["tiny/seed_0", "tiny/seed_1", "tiny/mean"]
     assert "aggregate" in table.splitlines()[3]
     assert logtree.read_run_json(str(logdir / "sizes" / "tiny" / "seed_1"))["flags"]["seeds"] == ["2"]
+
+
+# --- how the readers show a seed group: one member of its family, the mean with a ±std band -----
+
+
+def test_run_names_put_a_seed_group_inside_its_family():
+    assert analysis.run_name("sizes/tiny") == analysis.RunName("sizes", "tiny")
+    assert analysis.run_name("sizes/tiny/seed_3") == analysis.RunName("sizes", "tiny", "seed_3")
+    assert analysis.run_name("sizes/tiny/mean", {"status": "aggregate"}).is_mean
+    assert analysis.run_name("sweep/reg/l2,l2=0.001/seed_-1").group == "sweep/reg/l2,l2=0.001"
+    assert analysis.run_name("sizes/mean", {"status": "completed"}) == analysis.RunName("sizes", "mean")
+    assert analysis.run_name("seed_0") == analysis.RunName("", ".", "seed_0")
+    assert analysis.is_std_tag("epoch_loss/std") and not analysis.is_std_tag("weights/std_layer/kernel")
+
+
+def _report(logdir, capsys, tmp_path):
+    code, out, err = tbreg(capsys, "share", "report", str(logdir), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    text = (tmp_path / "r.html").read_text()
+    data = json.loads(re.search(r'id="tbreg-data">(.*?)</script>', text, re.S).group(1))
+    return text, data["charts"]
+
+
+def test_report_shows_each_seed_group_as_its_mean_with_a_band(seeded, capsys, tmp_path):
+    logdir, _ = seeded
+    text, charts = _report(logdir, capsys, tmp_path)
+    assert re.findall(r"<h2>(.*?)</h2>", text) == ["t"]  # not t/a, t/b
+    summary = re.search(r'<table class="summary">(.*?)</table>', text, re.S).group(1)
+    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", summary)]
+    assert cells[0][:3] == ["run", "seeds", "status"] and "± std" in cells[0]
+    record = logtree.read_run_json(str(logdir / "t" / "a" / "mean"))
+    row = dict(zip(cells[0], cells[1]))
+    assert (row["run"], row["seeds"], row["status"]) == ("a", "3", "aggregate")
+    assert row["best validation"] == f"{record['best_value']:.4f}"
+    std = reader.scalars(str(logdir / "t" / "a" / "mean" / "validation"))["epoch_binary_crossentropy/std"]
+    assert row["± std"] == f"{next(p.value for p in std if p.step == record['best_epoch']):.4f}"
+    assert [c[0] for c in cells[1:]] == ["a", "b"]
+    assert not [c for c in charts if c["layout"]["title"]["text"].endswith("/std")]
+    loss = next(c for c in charts if c["layout"]["title"]["text"] == "epoch_binary_crossentropy")
+    names = [t["name"] for t in loss["traces"]]
+    assert "a validation" in names and "a validation ±std" in names and not [n for n in names if "seed" in n]
+    band = next(t for t in loss["traces"] if t["name"] == "a validation ±std")
+    line = next(t for t in loss["traces"] if t["name"] == "a validation")
+    assert band["fill"] == "toself" and len(band["x"]) == 2 * len(line["x"])
+    mean = reader.scalars(str(logdir / "t" / "a" / "mean" / "validation"))["epoch_binary_crossentropy"]
+    first_std = next(p.value for p in std if p.step == mean[0].step)
+    assert band["y"][0] == pytest.approx(mean[0].value + first_std) and band["y"][-1] == pytest.approx(
+        mean[0].value - first_std)
+
+
+def test_report_shows_seed_runs_of_a_group_without_a_mean_as_runs(seeded, capsys, tmp_path):
+    logdir, _ = seeded
+    tree = tmp_path / "runs"
+    shutil.copytree(logdir / "t" / "a", tree / "t" / "a", ignore=shutil.ignore_patterns("mean"))
+    text, _ = _report(tree, capsys, tmp_path)
+    assert re.findall(r"<h2>(.*?)</h2>", text) == ["t"]
+    summary = re.search(r'<table class="summary">(.*?)</table>', text, re.S).group(1)
+    assert re.findall(r"<tr><td>(.*?)</td>", summary) == ["a/seed_3", "a/seed_4", "a/seed_5"]
+    assert "<th>seeds</th>" not in summary
+
+
+def test_plot_draws_a_seed_groups_mean_and_band(seeded, capsys, tmp_path):
+    logdir, _ = seeded
+    out = tmp_path / "t.svg"
+    code, stdout, err = tbreg(capsys, "plot", str(logdir / "t"), "-o", str(out))
+    assert code == 0, err
+    assert "binary_crossentropy of 2 runs (a, b)" in stdout
+    svg = out.read_text()
+    assert "A Val" in svg and "B Train" in svg and "Seed" not in svg
+    assert svg.count("fill-opacity: 0.15") >= 4  # train and validation band of each group
+
+
+def test_report_and_plot_show_names_with_dollars_literally(seeded, capsys, tmp_path):
+    logdir, _ = seeded
+    tree = tmp_path / "runs"
+    shutil.copytree(logdir / "t" / "a" / "seed_3", tree / "t$1" / "lr=$a$b")
+    text, charts = _report(tree, capsys, tmp_path)
+    names = {t["name"] for c in charts for t in c["traces"]}
+    assert "lr=&#36;a&#36;b validation" in names  # plotly reads `$…$` as LaTeX; &#36; shows a `$`
+    assert "<h2>t$1</h2>" in text
+    code, stdout, err = tbreg(capsys, "plot", str(tree / "t$1"), "-o", str(tmp_path / "d.svg"))
+    assert code == 0 and "runs (lr=$a$b)" in stdout, err
+
+
+def test_report_keeps_a_constant_learning_rate_readable():
+    points = [reader.Point(step, 0.0, 1e-3) for step in range(5)]
+    run = share.Run("f", "r", "/x", "f/r", {}, {"train": {"epoch_learning_rate": points}})
+    chart = share._chart("c", "epoch_learning_rate", [run], {"r": "#1f77b4"}, 100)
+    low, high = chart["layout"]["yaxis"]["range"]
+    assert low > 0 and low < 1e-3 < high < 2e-3  # plotly's own range, [v - 1, v + 1], shows 0.001 as 0
+    varying = share._chart("c", "t", [dataclasses.replace(run, scalars={"train": {"t": [
+        reader.Point(0, 0.0, 1.0), reader.Point(1, 0.0, 2.0)]}})], {"r": "#1f77b4"}, 100)
+    assert "range" not in varying["layout"]["yaxis"]
