@@ -14,6 +14,7 @@ from absl import app, flags
 
 from tbreg import _app, _flags, _quiet, families
 from tbreg.errors import UserError
+from tbreg.status import ENDED_WELL, Status
 
 IF_EXISTS = ("new", "error", "overwrite")  # tbreg.logtree.IF_EXISTS without TensorFlow (test_cli checks)
 
@@ -198,11 +199,11 @@ def run(family_name: str, argv, before_training=None) -> int:
     if note:
         print(note)
     for r in results:
-        if r.status == "diverged":
+        if r.status == Status.DIVERGED:
             print(f"{_run_name(r)} diverged (see its run.json: diverged_epoch); the family went on", file=sys.stderr)
     # Exit 1 when any run did not end well (failed or diverged), so shells and CI notice; the
     # family still trained every model and each run.json says what happened.
-    bad = [r for r in results if r.status not in ("completed", "early_stopped", "aggregate")]
+    bad = [r for r in results if r.status not in ENDED_WELL]
     if bad:
         print(f"{prog}: {len(bad)} of {len(results)} runs did not end well: "
               + ", ".join(f"{_run_name(r)} {r.status}" for r in bad), file=sys.stderr)

@@ -22,8 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from tbreg import analysis, logtree, reader
+from tbreg.status import Status
 
-MEAN, STD_SUFFIX, STATUS = analysis.MEAN, analysis.STD_SUFFIX, analysis.AGGREGATE_STATUS
+MEAN, STD_SUFFIX, STATUS = analysis.MEAN, analysis.STD_SUFFIX, Status.AGGREGATE  # == analysis.AGGREGATE_STATUS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from absl import flags
 
 from tbreg import _app, _flags, _quiet, datasets
 from tbreg.errors import UserError
+from tbreg.status import Status
 
 flags.FLAGS.set_default("logdir", "runs/sweep")
 _CONFIG = flags.DEFINE_string("config", None, "A TOML file with the sweep's settings (flag names as keys, [grid] table).")
@@ -166,8 +167,8 @@ def sweep_main(argv) -> int:
         print("tbreg sweep: interrupted; run the same command again to continue (finished trials are skipped)",
               file=sys.stderr)
         return 130
-    failed = [r for r in result.results if r.status == "failed"]
-    diverged = [r for r in result.results if r.status == "diverged"]
+    failed = [r for r in result.results if r.status == Status.FAILED]
+    diverged = [r for r in result.results if r.status == Status.DIVERGED]
     if diverged:
         print(f"diverged (a result, not retried): {', '.join(r.trial.label for r in diverged)}", file=sys.stderr)
     if failed:

@@ -1,7 +1,8 @@
 """Training a run and a family the tutorial's way: compile, fit, early stopping, run.json.
 
-`train_run` trains one model spec into one run dir; `train_family` trains several specs of a
-family into `<logdir>/<family>/<model>` dirs and records each run's outcome in its run.json.
+`train_run` trains one model spec into one run dir and records its outcome in its run.json;
+`train_family` trains several specs of a family into `<logdir>/<family>/<model>` dirs, as a sweep
+with an empty grid (tbreg.sweep: one planner, one driver for both).
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ import numpy as np
 from plugins.overfitting import summary as run_summary
 from tbreg import engine, logtree, models, resume
 from tbreg.errors import UserError
+from tbreg.status import FINISHED, Status  # noqa: F401  FINISHED: training.FINISHED as before
 
 
 @dataclasses.dataclass
@@ -27,7 +29,7 @@ class RunResult:
     family: str
     model: str
     run_dir: str
-    status: str
+    status: str  # a tbreg.status.Status
     params: int
     epochs: int = 0  # epochs trained
     best_epoch: int | None = None
@@ -111,10 +113,10 @@ def diverged_epoch(history: dict, num_classes: int) -> int | None:
     return None
 
 
-def _status(history: dict, early_stopping, num_classes: int = 2) -> str:
+def _status(history: dict, early_stopping, num_classes: int = 2) -> Status:
     if diverged_epoch(history, num_classes) is not None:
-        return "diverged"
-    return "early_stopped" if early_stopping.stopped_epoch > 0 else "completed"
+        return Status.DIVERGED
+    return Status.EARLY_STOPPED if early_stopping.stopped_epoch > 0 else Status.COMPLETED
 
 
 def _spec_callbacks(spec, data, run_dir: str, config) -> list:
@@ -214,7 +216,7 @@ def _reason(e: Exception) -> str:
 
 def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0) -> RunResult:
     print(f"{run_dir}: cannot write there ({_reason(e)}); not trained", file=sys.stderr)
-    return RunResult(family, spec.name, run_dir, "failed", params, error=f"{type(e).__name__}: {_reason(e)}")
+    return RunResult(family, spec.name, run_dir, Status.FAILED, params, error=f"{type(e).__name__}: {_reason(e)}")
 
 
 def _set_aside_damaged_record(run_dir: str, attempt: str) -> None:
@@ -256,7 +258,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         "seed": config.seed,
         "params": model.count_params(),
         "monitor": monitor,
-        "status": "running",
+        "status": Status.RUNNING,
         "started": _now(),
         "versions": versions(),
         **(extra or {}),
@@ -271,7 +273,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
             run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
     except (OSError, tf.errors.OpError) as e:  # e.g. disk full: this run fails, the family goes on
         return _not_started(family, spec, run_dir, e, model.count_params())
-    result = RunResult(family, spec.name, run_dir, "running", model.count_params())
+    result = RunResult(family, spec.name, run_dir, Status.RUNNING, model.count_params())
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=config.patience, min_delta=config.min_delta, mode="min"
     )
@@ -294,16 +296,16 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         result.status = _status(history.history, early_stopping, data.num_classes)
         resume.clear(resume_dir)
     except KeyboardInterrupt:
-        result.status = "interrupted"
+        result.status = Status.INTERRUPTED
         _close_writers(all_callbacks)
         interrupted = Interrupted(result, resume.exists(resume_dir))
     except Exception as e:  # recorded in run.json; the family goes on with its next model
-        result.status, result.error = "failed", f"{type(e).__name__}: {e}"
+        result.status, result.error = Status.FAILED, f"{type(e).__name__}: {e}"
         _close_writers(all_callbacks)
         diverged_at = diverged_epoch(history.history, data.num_classes)
         if diverged_at is not None:  # it blew up first; what broke afterwards (NaN weights) stays in run.json
             print(f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {_reason(e)}", file=sys.stderr)
-            record["error"], result.status, result.error = result.error, "diverged", None
+            record["error"], result.status, result.error = result.error, Status.DIVERGED, None
             resume.clear(resume_dir)  # like any diverged run: nothing to continue
     finally:
         result.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -338,65 +340,19 @@ def train_family(
 ) -> list[RunResult]:
     """Trains each spec into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
 
-    `callbacks_for(run_dir)` may return extra callbacks per run (it must pickle when jobs > 1).
-    `jobs` > 1 trains that many models at once in worker processes, each with its share of the
-    CPU threads; the run dirs are claimed up front, so the tree is the same as a sequential run's.
-    `seeds` (a list of ints) trains each spec once per seed into `<spec.name>/seed_<seed>` and then
-    writes the aggregate run `<spec.name>/mean` (see tbreg.aggregate); results come per spec,
-    seed runs first, then the aggregate (status `aggregate`).
-    `resume` continues the newest run of each spec if it was interrupted, skips it if it finished,
-    and otherwise trains a new run.
+    A sweep with an empty grid (tbreg.sweep.run_family): its run dirs are claimed up front, then
+    trained one by one in this process, or with `jobs` > 1 that many at once in worker processes,
+    each with its share of the CPU threads (the tree is the same). A failed model is recorded
+    failed and the family goes on. `callbacks_for(run_dir)` may return extra callbacks per run (it
+    must pickle when jobs > 1). `seeds` (a list of ints) trains each spec once per seed into
+    `<spec.name>/seed_<seed>` and then writes the aggregate run `<spec.name>/mean` (see
+    tbreg.aggregate); results come per spec, seed runs first, then the aggregate (status
+    `aggregate`). `resume` continues the newest run of each spec if it was interrupted, skips it
+    if it finished, and otherwise trains a new run. An interrupt raises Interrupted.
     """
-    if resume:
-        return _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, seeds)
-    run_dirs = [logtree.claim_run_dir(logdir, family.name, spec.name, if_exists) for spec in specs]
-    tasks = [(spec, data, config, run_dir, family.name, callbacks_for, extra) for spec, run_dir in zip(specs, run_dirs)]
-    if seeds:
-        tasks = [(sp, d, dataclasses.replace(c, seed=seed), logtree.claim_run_dir(r, "", f"seed_{seed}"), f, cb, e)
-                 for sp, d, c, r, f, cb, e in tasks for seed in seeds]
-    if jobs <= 1 or len(tasks) <= 1:
-        results = [_train_task(task) for task in tasks]
-    else:
-        results = _train_in_processes(tasks, min(jobs, len(tasks)), config.verbose)
-    return _with_means(results, run_dirs, family.name) if seeds else results
+    from tbreg import sweep
 
-
-FINISHED = ("completed", "early_stopped", "diverged")
-
-
-def _resume_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, seeds) -> list[RunResult]:
-    if seeds:
-        raise UserError("--resume does not work with --seeds yet; resume without --seeds or start anew")
-    for spec in specs:  # a damaged save to resume from is a UserError before anything is trained
-        runs = logtree.runs_of(os.path.join(logdir, family.name), spec.name)
-        saved = os.path.join(runs[-1], resume.RESUME_DIR) if runs else None
-        if saved and resume.exists(saved) and (logtree.read_run_json(runs[-1]) or {}).get("status") not in FINISHED:
-            resume.saved_epoch(saved)
-    results = []
-    for spec in specs:
-        runs = logtree.runs_of(os.path.join(logdir, family.name), spec.name)
-        newest = runs[-1] if runs else None
-        record = (logtree.read_run_json(newest) or {}) if newest else {}
-        name = f"{family.name}/{os.path.basename(newest or spec.name)}"
-        if newest:
-            logtree.check_unlocked(newest)
-        if record.get("status") in FINISHED:
-            after = f" after {record['epochs']} epochs" if "epochs" in record else ""
-            print(f"{name}: already {record['status']}{after}; skipped", file=sys.stderr)
-            results.append(RunResult(family.name, spec.name, newest, record["status"], record.get("params", 0),
-                                     record.get("epochs") or 0, record.get("best_epoch"), record.get("best_value")))
-            continue
-        if newest and resume.exists(os.path.join(newest, resume.RESUME_DIR)):
-            after = resume.saved_epoch(os.path.join(newest, resume.RESUME_DIR))
-            status = record.get("status")
-            how = "" if status == "interrupted" else f" (its training stopped while {status})" if status else ""
-            print(f"{name}: resuming after epoch {after}{how}", file=sys.stderr)
-            run_dir = newest
-        else:
-            run_dir = logtree.claim_run_dir(logdir, family.name, spec.name, if_exists)
-            print(f"{family.name}/{spec.name}: nothing to resume; training {run_dir}", file=sys.stderr)
-        results.append(_train_task((spec, data, config, run_dir, family.name, callbacks_for, extra)))
-    return results
+    return sweep.run_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, jobs, seeds, resume)
 
 
 def write_record_summaries(run_dir: str, record: dict) -> None:
@@ -405,47 +361,10 @@ def write_record_summaries(run_dir: str, record: dict) -> None:
     run_summary.write_run_end(run_dir, record)
 
 
-def _with_means(results: list[RunResult], group_dirs: list[str], family_name: str) -> list[RunResult]:
-    """Each group's seed results followed by its aggregate run's result."""
-    from tbreg import aggregate
-
-    out = []
-    for group in group_dirs:
-        members = [r for r in results if os.path.dirname(r.run_dir) == group]
-        record = aggregate.write_mean(group, write_record_summaries)
-        out += members
-        out.append(RunResult(family_name, record.get("model") or members[0].model, os.path.join(group, aggregate.MEAN),
-                             aggregate.STATUS, members[0].params, record["epochs"], record["best_epoch"], record["best_value"]))
-    return out
-
-
-def _train_task(task) -> RunResult:
-    spec, data, config, run_dir, family_name, callbacks_for, extra = task
-    callbacks = callbacks_for(run_dir) if callbacks_for else ()
-    return train_run(spec, data, config, run_dir, family_name, callbacks, extra)
-
-
 def set_cpu_threads(threads: int) -> None:
     """TensorFlow's intra- and inter-op threads for this process (before its first op)."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def _train_in_processes(tasks, jobs: int, verbose: int) -> list[RunResult]:
-    import concurrent.futures
-    import multiprocessing
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    quiet = [(s, d, dataclasses.replace(c, verbose=0), r, f, cb, e) for s, d, c, r, f, cb, e in tasks]
-    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=set_cpu_threads,
-                                                initargs=(threads,)) as pool:
-        futures = [pool.submit(_train_task, task) for task in quiet]
-        for future in concurrent.futures.as_completed(futures):
-            r = future.result()
-            if verbose:
-                print(f"{r.family}/{r.model}: {r.status} after {r.epochs} epochs -> {r.run_dir}", file=sys.stderr)
-        return [f.result() for f in futures]
 
 
 def check_logdir(logdir: str) -> None:

@@ -93,6 +93,22 @@ def test_bad_grid_is_one_line_error(items, fragment):
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
+def test_serial_pool_runs_a_sweep_in_this_process_and_a_rerun_skips_it(tmp_path, tbreg_cache):
+    s = sweep.Sweep(config.for_dataset("mnist1d", cache_dir=str(tbreg_cache), max_epochs=2), models=("tiny",),
+                    grid=sweep.parse_grid(["l2=0,1e-3"]), callbacks={"names": ()})
+    lines = []
+    with sweep.SerialPool(safe=True) as pool:
+        result = sweep.run_sweep(s, str(tmp_path), pool, log=lines.append)
+    assert [(r.trial.label, r.status, r.epochs) for r in result.results] == [
+        ("sizes/tiny,l2=0", "completed", 2), ("sizes/tiny,l2=0.001", "completed", 2)]
+    record = logtree.read_run_json(str(tmp_path / "sizes" / "tiny,l2=0.001"))
+    assert record["sweep"]["key"] == result.results[1].trial.key and record["hparams"]["l2"] == 0.001
+    assert "on this process" in lines[0] and "[2/2 done" in lines[-1]
+    with sweep.SerialPool(safe=True) as pool:
+        again = sweep.run_sweep(s, str(tmp_path), pool, log=lines.append)
+    assert all(r.skipped for r in again.results)
+
+
 # ---------------------------------------------------------------------------------------------
 # Local workers and Ray: the same tree; re-runs skip finished trials
 
@@ -170,7 +186,7 @@ def test_rerun_skips_finished_trials(local_and_ray, tbreg_cache):
 
 
 def test_readme_python_example_runs(tmp_path, tbreg_cache):
-    text = open(os.path.join(REPO, "README.md")).read().split("## Sweeps on one machine or a Ray cluster", 1)[1]
+    text = open(os.path.join(REPO, "docs", "sweeps.md")).read()
     (tmp_path / "example.py").write_text(re.search(r"```python\n(.*?)```", text, re.S).group(1))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
     proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
