@@ -6,6 +6,7 @@ fails with `if_exists="error"`, and replaces the old dir only with `if_exists="o
 Paths may be local or any tf.io.gfile URI (gs://, ram://).
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -20,11 +21,12 @@ import uuid
 import tensorflow as tf
 
 from tbreg.errors import UserError
+from tbreg.status import Status
 
 RUN_JSON = "run.json"
 SCHEMA_VERSION = 1
 IF_EXISTS = ("new", "error", "overwrite")
-STATUSES = ("running", "completed", "early_stopped", "interrupted", "diverged", "failed", "aggregate")
+STATUSES = tuple(Status)  # what run.json's `status` may hold
 _CHUNK = 1 << 22
 
 gfile = tf.io.gfile
@@ -194,18 +196,36 @@ def check_unlocked(run_dir: str) -> None:
         raise _locked_error(run_dir, holder)
 
 
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb", check=None):
+    """Yields a file to write; on success it replaces `path` in one rename, on failure it vanishes.
+
+    The file is a hidden temporary one beside `path` (`.<name>.tmp-<hex>`, never with "tfevents"
+    in its name, so neither TensorBoard nor a tree listing reads it). `check(temp_path)`, if given,
+    runs after the file is closed and before the rename; raising there keeps `path` as it was.
+    Errors are the file system's own (tf.errors.OpError or OSError); callers word them for users.
+    """
+    parent, name = os.path.split(path)
+    tmp = os.path.join(parent, f".{name.replace('tfevents', 'events')}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with gfile.GFile(tmp, mode) as f:
+            yield f
+        if check is not None:
+            check(tmp)
+        gfile.rename(tmp, path, overwrite=True)
+    except BaseException:  # e.g. disk full or Ctrl-C: the old file stays, no temporary file is left behind
+        try:
+            if gfile.exists(tmp):
+                gfile.remove(tmp)
+        except (tf.errors.OpError, OSError):
+            pass  # the error that got us here is the one to report
+        raise
+
+
 def write_run_json(run_dir: str, record: dict) -> None:
     """Writes `record` (plus schema_version) to `run_dir/run.json`, replacing it atomically."""
-    path = os.path.join(run_dir, RUN_JSON)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with gfile.GFile(tmp, "w") as f:
-            f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
-        gfile.rename(tmp, path, overwrite=True)
-    except BaseException:  # e.g. disk full: the old run.json stays, no temporary file is left behind
-        if gfile.exists(tmp):
-            gfile.remove(tmp)
-        raise
+    with atomic_write(os.path.join(run_dir, RUN_JSON), "w") as f:
+        f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
 
 
 # run.json's known fields and what they must hold; a field that does not is dropped (with a

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tbreg import logtree
 from tbreg.errors import UserError
 
 RESUME_DIR = ".resume"
@@ -62,10 +63,8 @@ def deferred_interrupts():
 
 
 def _write(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
+    with logtree.atomic_write(path) as f:
         f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _keyed(callbacks):

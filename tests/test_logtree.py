@@ -99,19 +99,28 @@ def test_write_run_json_replaces_atomically(tmp_path):
     assert os.listdir(tmp_path) == ["run.json"]
 
 
-def test_cli_baseline_copy(tmp_path):
-    src, dst = tmp_path / "sizes" / "tiny", tmp_path / "regularizers" / "tiny"
-    _make_run(str(src))
-    proc = run_script("tbreg.cli", "baseline", "copy", str(src), str(dst))
-    assert proc.returncode == 0, proc.stderr
-    assert "verified" in proc.stdout and _snapshot(str(dst)) == _snapshot(str(src))
-    proc = run_script("tbreg.cli", "baseline", "copy", str(src), str(dst))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert [l for l in proc.stderr.splitlines() if l.startswith("tbreg: error:")][0].endswith("--overwrite to replace it")
-    proc = run_script("tbreg.cli", "baseline", "copy", str(tmp_path / "nope"), str(tmp_path / "x"))
-    assert proc.returncode == 1 and "no such run dir" in proc.stderr
-    proc = run_script("tbreg.cli", "baseline", "move", "a", "b")
-    assert proc.returncode != 0 and "usage: tbreg baseline copy" in proc.stderr
+@pytest.mark.parametrize("root", ["local", "ram"])
+def test_atomic_write_replaces_or_leaves_the_old_file(tmp_path, root):
+    folder = str(tmp_path) if root == "local" else f"ram://{tmp_path.name}"
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, "events.out.tfevents.1")
+    with logtree.atomic_write(path) as f:
+        f.write(b"old")
+        temps = tf.io.gfile.listdir(folder)
+    assert len(temps) == 1 and temps[0].startswith(".") and ".tmp-" in temps[0] and "tfevents" not in temps[0]
+
+    def refuse(tmp):
+        raise KeyboardInterrupt
+
+    for fail_in_body in (True, False):  # an error while writing, or a check that refuses the file
+        with pytest.raises(KeyboardInterrupt), logtree.atomic_write(path, "w", check=refuse) as f:
+            f.write("new")
+            if fail_in_body:
+                raise KeyboardInterrupt
+        assert _snapshot(folder) == {"events.out.tfevents.1": b"old"}
+    with logtree.atomic_write(path, "w", check=lambda tmp: None) as f:
+        f.write("new")
+    assert _snapshot(folder) == {"events.out.tfevents.1": b"new"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -445,7 +445,8 @@ def test_upload_to_ram_and_watch_bounded(tree, capsys):
 
 def test_upload_refuses_a_copy_that_does_not_verify(tree, tmp_path, monkeypatch):
     real = logtree.sha256
-    monkeypatch.setattr(share.logtree, "sha256", lambda p: "bad" if ".tbreg-upload-" in p else real(p))
+    temp = lambda p: os.path.basename(p).startswith(".") and ".tmp-" in p  # noqa: E731  (the copy, before its rename)
+    monkeypatch.setattr(logtree, "sha256", lambda p: "bad" if temp(p) else real(p))
     with pytest.raises(UserError, match="did not verify"):
         share.upload(str(tree), str(tmp_path / "dest"), log=lambda line: None)
     assert [f for f in logtree.list_files(str(tmp_path / "dest"))] == []

@@ -1,0 +1,429 @@
+"""Report: one self-contained HTML file (plotly inlined) with every family's curves and tables."""
+
+import dataclasses
+import datetime
+import html
+import json
+import math
+import os
+
+import numpy as np
+
+import tbreg
+from tbreg import analysis, reader
+from tbreg.share.output import atomic_output
+from tbreg.share.tree import Run, load_runs
+
+REGULARIZATION_TAG = "epoch_regularization_loss"
+REGULARIZATION_PREFIXES = ("regularization/", "gap/")
+# Report size: plotly.min.js is ~4.8 MB; curves share a budget of points so 50 runs x 10,000
+# epochs stay well under 10 MB (each point costs ~17 bytes of JSON).
+POINT_BUDGET = 200_000
+MIN_POINTS, MAX_POINTS = 100, 2_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    path: str
+    bytes: int
+    runs: int
+    families: int
+    points_per_curve: int
+    downsampled: bool  # some curve had more points than that
+
+
+def downsample(steps, values, max_points: int) -> tuple[list[int], list[float | None]]:
+    """At most ~`max_points` points: first, last, and each bucket's min and max (spikes survive).
+
+    Values are rounded to 6 significant digits; non-finite values become None (a gap).
+    """
+    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+    n = len(steps)
+    if n > max_points:
+        finite = np.isfinite(values)
+        bucket = np.arange(n) * max(1, max_points // 2) // n  # equal-width buckets of indices
+        starts = np.flatnonzero(np.diff(bucket, prepend=-1))
+        lowest = np.lexsort((np.where(finite, values, np.inf), bucket))[starts]  # sorted by bucket, then value
+        highest = np.lexsort((np.where(finite, -values, np.inf), bucket))[starts]
+        idx = np.unique(np.concatenate([[0, n - 1], lowest, highest]))
+        steps, values = steps[idx], values[idx]
+    ys = [float(f"{v:.6g}") if math.isfinite(v) else None for v in values.tolist()]
+    return [int(s) for s in steps.tolist()], ys
+
+
+def _is_regularization(tag: str) -> bool:
+    return tag == REGULARIZATION_TAG or tag.startswith(REGULARIZATION_PREFIXES)
+
+
+def _data_loss_tag(run: Run) -> str | None:
+    """The run's data-loss tag among its validation scalars (see `analysis.data_loss_tag`)."""
+    return analysis.data_loss_tag(run.info, run.scalars.get("validation", {}))
+
+
+def _tag_order(tag: str, data_loss_tags: set[str]) -> tuple:
+    first = ["epoch_loss", *sorted(data_loss_tags), "epoch_accuracy"]
+    return (first.index(tag) if tag in first else len(first), tag)
+
+
+def _family_tags(runs: list[Run]) -> tuple[list[str], list[str], list[str]]:
+    """(main, regularization, other) chart tags of a family; main = tags logged in train and validation."""
+    every, overlaid = set(), set()
+    for run in runs:
+        for tags in run.scalars.values():
+            every.update(t for t in tags if not analysis.is_std_tag(t))
+        overlaid.update(set(run.scalars.get("train", {})) & set(run.scalars.get("validation", {})))
+    overlaid &= every
+    loss_tags = {t for t in map(_data_loss_tag, runs) if t}
+    order = lambda tags: sorted(tags, key=lambda t: _tag_order(t, loss_tags))  # noqa: E731
+    regularization = {t for t in every if _is_regularization(t)}
+    main = order(overlaid - regularization)
+    return main, order(regularization), order(every - regularization - set(main))
+
+
+_TEN = "#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf".split()
+
+
+def _palette(n: int) -> list[str]:
+    """One colour per run: matplotlib's ten, or evenly spread hues for bigger families."""
+    if n <= len(_TEN):
+        return _TEN
+    return [f"hsl({round(360 * i / n)}, 65%, {42 + 12 * (i % 2)}%)" for i in range(n)]
+
+
+_DASH = {"train": "solid", "validation": "dash"}
+
+
+def _translucent(color: str, alpha: float = 0.18) -> str:
+    """`color` (#rrggbb or hsl(…)) with opacity `alpha`, for a band's fill."""
+    if color.startswith("#"):
+        r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+        return f"rgba({r}, {g}, {b}, {alpha})"
+    return f"hsla({color[color.index('(') + 1 : -1]}, {alpha})"
+
+
+def _label(text: str) -> str:
+    """`text` for plotly, which reads names as pseudo-HTML and `$…$` as LaTeX: shown literally."""
+    return html.escape(text).replace("$", "&#36;")
+
+
+def _band(points: list[reader.Point], std: list[reader.Point], max_points: int) -> tuple[list, list] | None:
+    """The closed outline of `mean ± std` (a seed group's band), downsampled like its line."""
+    spread = {p.step: p.value for p in std if math.isfinite(p.value)}
+    kept = [(p.step, p.value, spread[p.step]) for p in points if p.step in spread and math.isfinite(p.value)]
+    if not kept:
+        return None
+    steps = [k[0] for k in kept]
+    x_up, y_up = downsample(steps, [m + s for _, m, s in kept], max_points)
+    x_low, y_low = downsample(steps, [m - s for _, m, s in kept], max_points)
+    return x_up + x_low[::-1], y_up + y_low[::-1]
+
+
+def _readable_range(traces: list[dict]) -> dict:
+    """A y-axis range for a chart whose lines are all one constant value (a constant learning rate):
+    plotly would centre the value in [v - 1, v + 1], where 0.001 reads as 0."""
+    ys = [y for t in traces if t.get("mode") == "lines" for y in t["y"] if y is not None]
+    if not ys or max(ys) - min(ys) > 1e-9 * max(1e-30, abs(max(ys))):
+        return {}
+    v = ys[0]
+    pad = abs(v) / 2 or 1.0
+    return {"range": [v - pad, v + pad], "exponentformat": "power"}
+
+
+def _chart(chart_id: str, tag: str, runs: list[Run], colors: dict, max_points: int) -> dict:
+    """A plotly figure for `tag`: one colour per run, train solid, validation dashed; a seed
+    group's mean with its ±std band, shaded."""
+    traces = []
+    for run in runs:
+        for split in sorted(run.scalars, key=lambda s: (s != "train", s != "validation", s)):
+            points = run.scalars[split].get(tag)
+            if not points:
+                continue
+            std = run.scalars[split].get(analysis.std_tag(tag))
+            band = _band(points, std, max_points) if std and analysis.is_aggregate(run.info) else None
+            if band:
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "none",
+                        "x": band[0],
+                        "y": band[1],
+                        "fill": "toself",
+                        "fillcolor": _translucent(colors[run.name]),
+                        "name": _label(f"{run.name} {split} ±std"),
+                        "legendgroup": _label(run.name),
+                        "showlegend": False,
+                        "hoverinfo": "skip",
+                    }
+                )
+            x, y = downsample([p.step for p in points], [p.value for p in points], max_points)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": x,
+                    "y": y,
+                    "name": _label(f"{run.name} {split}"),
+                    "legendgroup": _label(run.name),
+                    "line": {"color": colors[run.name], "dash": _DASH.get(split, "dot"), "width": 1.6},
+                }
+            )
+    layout = {
+        "title": {"text": _label(tag), "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
+        "xaxis": {"title": {"text": "step" if tag.endswith("_vs_iterations") else "epoch"}},  # Keras' per-step tags
+        "yaxis": {"title": {"text": _label(tag)}, **_readable_range(traces)},
+        "margin": {"l": 60, "r": 10, "t": 40, "b": 45},
+        "height": 360,
+        "legend": {"font": {"size": 10}},
+    }
+    return {"id": chart_id, "traces": traces, "layout": layout}
+
+
+def _points_per_curve(runs: list[Run], max_points: int | None) -> int:
+    if max_points:
+        return max_points
+    curves = sum(len(tags) for run in runs for tags in run.scalars.values())
+    return max(MIN_POINTS, min(MAX_POINTS, POINT_BUDGET // max(1, curves)))
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def shown_runs(runs: list[Run]) -> list[Run]:
+    """The runs a family shows: a seed group (`<model>/seed_<k>` and `<model>/mean`) as its mean,
+    named `<model>` (the seed runs are its band); seed runs with no mean yet as themselves."""
+    means = {
+        (r.family, r.name.rpartition("/")[0])
+        for r in runs
+        if r.name.rpartition("/")[2] == analysis.MEAN and analysis.is_aggregate(r.info)
+    }
+    out = []
+    for r in runs:
+        group, _, member = r.name.rpartition("/")
+        if (r.family, group) not in means:
+            out.append(r)
+        elif member == analysis.MEAN:
+            out.append(dataclasses.replace(r, name=group))
+    return out
+
+
+def _seeds(run: Run) -> int | None:
+    members = run.info.get("members")
+    return len(members) if analysis.is_aggregate(run.info) and isinstance(members, list) else None
+
+
+def _curve(run: Run, split: str, tag: str | None) -> dict:
+    return {p.step: p.value for p in run.scalars.get(split, {}).get(tag, [])} if tag else {}
+
+
+def summary_row(run: Run) -> dict:
+    """A run's summary line (see `analysis.summarize`), with the seeds' std at the best epoch."""
+    tag = _data_loss_tag(run)
+    s = analysis.summarize(
+        run.info,
+        tag,
+        validation=_curve(run, "validation", tag),
+        train=_curve(run, "train", tag),
+        loss=_curve(run, "train", analysis.LOSS_TAG),
+        penalty=_curve(run, "train", analysis.PENALTY_TAG),
+    )
+    std = _curve(run, "validation", analysis.std_tag(tag)) if tag and analysis.is_aggregate(run.info) else {}
+    return {
+        "run": run.name,
+        "seeds": _seeds(run),
+        "status": s.status or "–",
+        "params": s.params,
+        "stop epoch": s.stop_epoch,
+        "best epoch": s.best_epoch,
+        "metric": (tag or "–").removeprefix("epoch_"),
+        "best validation": s.best_value,
+        "± std": std.get(s.best_epoch),
+        "train at best": s.train_value,
+        "gap at best": s.gap,
+        "penalty share": s.penalty_share,
+    }
+
+
+def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_SUMMARY_COLUMNS = {  # header: summary_row key
+    "run": "run",
+    "seeds": "seeds",
+    "status": "status",
+    "params": "params",
+    "stop epoch": "stop epoch",
+    "best epoch": "best epoch",
+    "data loss": "metric",
+    "best validation": "best validation",
+    "± std": "± std",
+    "train at best": "train at best",
+    "gap at best": "gap at best",
+    "penalty share": "penalty share",
+}
+
+
+def _percent(share: float | None) -> str | None:
+    return None if share is None else f"{share:.1%}"
+
+
+_GROUP_COLUMNS = ("seeds", "± std")  # shown when the family has a seed group
+
+
+def _summary_table(runs: list[Run]) -> str:
+    groups = any(analysis.is_aggregate(r.info) for r in runs)
+    columns = {h: k for h, k in _SUMMARY_COLUMNS.items() if groups or h not in _GROUP_COLUMNS}
+    rows = [
+        [_percent(row[key]) if key == "penalty share" else row[key] for key in columns.values()]
+        for row in map(summary_row, runs)
+    ]
+    return _table(list(columns), rows, "summary")
+
+
+def _seed_text(run: Run):
+    """A run's seed; a seed group's seeds, e.g. `0,1,2`."""
+    seeds = run.info.get("seeds")
+    if analysis.is_aggregate(run.info) and isinstance(seeds, list):
+        return ",".join(map(str, seeds))
+    return run.info.get("seed")
+
+
+def _hparams_table(runs: list[Run]) -> str:
+    keys = []
+    for run in runs:
+        keys += [k for k in run.info.get("hparams", {}) if k not in keys]
+    rows = [
+        [run.name, run.info.get("dataset"), _seed_text(run), *(run.info.get("hparams", {}).get(k) for k in keys)]
+        for run in runs
+    ]
+    as_given = lambda v: f"{v:g}" if isinstance(v, float) else _fmt(v)  # noqa: E731  (1e-05, not 0.0000)
+    return _table(["run", "dataset", "seed", *keys], rows, "hparams", as_given)
+
+
+def _family_section(index: int, family: str, runs: list[Run], max_points: int, charts: list) -> str:
+    colors = dict(zip([r.name for r in runs], _palette(len(runs))))
+    main, regularization, other = _family_tags(runs)
+
+    def grid(tags, group):
+        divs = []
+        for k, tag in enumerate(tags):
+            chart_id = f"chart-{index}-{group}-{k}"
+            charts.append(_chart(chart_id, tag, runs, colors, max_points))
+            divs.append(f'<div class="chart" id="{chart_id}" data-tag="{html.escape(tag)}"></div>')
+        return f'<div class="grid">{"".join(divs)}</div>'
+
+    reg_html = (
+        grid(regularization, "reg")
+        if regularization
+        else (
+            '<p class="empty">No regularization components were logged for this family. They appear when '
+            "training adds tbreg's callbacks, which log epoch_regularization_loss, "
+            "regularization/&lt;layer&gt; and gap/&lt;metric&gt;.</p>"
+        )
+    )
+    parts = [
+        f'<section class="family" id="family-{index}"><h2>{html.escape(family)}</h2>',
+        f"<h3>Summary</h3>{_summary_table(runs)}",
+        '<h3>Curves <span class="note">train solid, validation dashed, train_eval dotted; one colour per run'
+        "</span></h3>",
+        grid(main, "main") if main else '<p class="empty">No train/validation scalars in this family.</p>',
+        f"<h3>Hyperparameters</h3>{_hparams_table(runs)}",
+        f'<h3>Regularization components</h3><div class="regularization">{reg_html}</div>',
+    ]
+    if other:
+        parts.append(f"<h3>Other scalars</h3>{grid(other, 'other')}")
+    return "".join(parts) + "</section>"
+
+
+def _script_json(data) -> str:
+    """JSON safe inside a <script> element: no `<`, `>`, `&` or line separators left raw."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    for raw in "<>&\u2028\u2029":
+        text = text.replace(raw, f"\\u{ord(raw):04x}")
+    return text
+
+
+def plotly_js() -> str:
+    """plotly.min.js from the installed plotly package, inlined so the report needs no network."""
+    import plotly
+
+    path = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
+    with open(path, encoding="utf-8") as f:
+        js = f.read()
+    return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;
+  margin:0 auto;max-width:1400px;padding:0 24px 48px}
+h1{margin:24px 0 4px}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:40px}h3{margin:22px 0 8px}
+.meta,.note{color:#666;font-weight:normal;font-size:13px}
+table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:10px}
+.chart{border:1px solid #eee;min-height:360px}.empty{color:#777;font-style:italic}
+"""
+
+_SCRIPT = """
+const data = JSON.parse(document.getElementById("tbreg-data").textContent);
+for (const chart of data.charts) {
+  Plotly.newPlot(chart.id, chart.traces, chart.layout, {displaylogo: false, responsive: true});
+}
+"""
+
+
+def longest_curve(runs: list[Run]) -> int:
+    return max((len(p) for r in runs for tags in r.scalars.values() for p in tags.values()), default=0)
+
+
+def render_report(runs: list[Run], title: str, max_points: int | None = None) -> tuple[str, int]:
+    """The report's HTML for `runs` and the most points kept per curve."""
+    per_curve = _points_per_curve(runs, max_points)
+    families, charts = {}, []
+    for run in runs:
+        families.setdefault(run.family, []).append(run)
+    families = {family: shown_runs(members) for family, members in families.items()}
+    sections = [
+        _family_section(i, fam, fam_runs, per_curve, charts) for i, (fam, fam_runs) in enumerate(families.items())
+    ]
+    toc = " · ".join(f'<a href="#family-{i}">{html.escape(f)}</a>' for i, f in enumerate(families))
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    longest = longest_curve(runs)
+    sampled = (
+        f" Curves longer than {per_curve} points are downsampled (each bucket's min and max kept); "
+        "<code>tbreg share export</code> gives every point."
+        if longest > per_curve
+        else ""
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style><script>{plotly_js()}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f'<p class="meta">{len(runs)} run{"s" * (len(runs) != 1)} in {len(families)} '
+        f"famil{'ies' if len(families) != 1 else 'y'} · made {now} "
+        f"by tbreg {tbreg.__version__}.{sampled}</p>"
+        f"<nav>{toc}</nav>{''.join(sections)}"
+        f'<script type="application/json" id="tbreg-data">{_script_json({"charts": charts})}</script>'
+        f"<script>{_SCRIPT}</script></body></html>"
+    ), per_curve
+
+
+def write_report(logdir: str, out: str, max_points: int | None = None, keep_damaged: bool = False) -> ReportResult:
+    """Writes the report of every run below `logdir` to `out` (one HTML file, opens offline)."""
+    runs = load_runs(logdir, keep_damaged)
+    text, per_curve = render_report(runs, f"tbreg report: {logdir}", max_points)
+    data = text.encode("utf-8")
+    with atomic_output(out) as f:
+        f.write(data)
+    families = len({r.family for r in runs})
+    return ReportResult(out, len(data), len(runs), families, per_curve, longest_curve(runs) > per_curve)
