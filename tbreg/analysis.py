@@ -12,14 +12,20 @@ are never metrics of their own.
 
 import collections
 import dataclasses
+import math
 import posixpath
 import re
 import urllib.parse
 
+from tbreg.status import Status
+
 MEAN = "mean"  # the aggregate run of a seed group
 STD_SUFFIX = "/std"  # `<tag>/std`: the seeds' standard deviation of `<tag>`, in the mean run
-AGGREGATE_STATUS = "aggregate"  # the mean run's run.json status
+AGGREGATE_STATUS = Status.AGGREGATE  # the mean run's run.json status
 SEED_RUN = re.compile(r"seed_(-?\d+)")
+# A run dir's splits, each a TensorBoard run: Keras' train and validation, tbreg's train_eval
+# (training data in inference mode) and validation_mc (validation data, Monte-Carlo dropout).
+SPLITS = ("train", "validation", "train_eval", "validation_mc")
 
 
 def seed_dir(seed: int) -> str:
@@ -69,6 +75,135 @@ def run_name(rel: str, record: dict | None = None) -> RunName:
     return RunName(head, tail)
 
 
+# ---------------------------------------------------------------------------------------------
+# A run's numbers: data loss, best epoch, gap, penalty share. Curves are {epoch: value} mappings
+# (value None or non-finite where the run logged NaN/inf); records are run.json dicts whose fields
+# may be missing or of the wrong type (hand-edited, older versions): bad fields count as missing.
+
+LOSS_TAG = "epoch_loss"  # Keras' training objective: data loss + penalties
+PENALTY_TAG = "epoch_regularization_loss"  # tbreg's RegularizationLoss callback
+# The data loss is the loss without penalties: the cross-entropy, compiled also as a metric so Keras
+# logs it apart from `loss`.
+DATA_LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy")
+DATA_LOSS_TAGS = tuple(f"epoch_{name}" for name in DATA_LOSSES)
+
+
+def data_loss_name(outputs: int, label_shape: tuple = ()) -> str:
+    """The cross-entropy for a model with `outputs` logits and labels shaped `label_shape`: binary
+    for one logit, categorical for one-hot labels, else sparse categorical."""
+    if outputs == 1:
+        return "binary_crossentropy"
+    if len(label_shape) == 2 and label_shape[-1] == outputs:
+        return "categorical_crossentropy"
+    return "sparse_categorical_crossentropy"
+
+
+def number(value) -> float | None:
+    """`value` as a finite float when it is a real number (not a bool), else None."""
+    try:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return float(value) if ok else None
+
+
+def count(value) -> int | None:
+    """An epoch or a count: a non-negative int (not a bool) that JavaScript holds exactly, else None."""
+    return value if type(value) is int and 0 <= value < 2**53 else None
+
+
+def text(record, key: str) -> str | None:
+    value = record.get(key) if isinstance(record, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def data_loss_tag(record, logged) -> str | None:
+    """The tag of a run's data loss (the loss without penalties) among the tags it `logged`: what
+    its record says EarlyStopping watched (`val_<x>` → `epoch_<x>`), else the first cross-entropy
+    logged, else `epoch_loss` (a model without penalties), else None."""
+    logged = set(logged)
+    monitor = text(record, "monitor")
+    candidates = [f"epoch_{monitor[len('val_'):]}"] if monitor and monitor.startswith("val_") else []
+    return next((t for t in [*candidates, *DATA_LOSS_TAGS, LOSS_TAG] if t in logged), None)
+
+
+def lowest(curve: dict) -> tuple[int | None, float | None]:
+    """(epoch, value) of the lowest finite value of `curve`; the earliest on ties; (None, None) if none."""
+    best = (None, None)
+    for step in sorted(curve):
+        value = number(curve[step])
+        if value is not None and (best[1] is None or value < best[1]):
+            best = (step, value)
+    return best
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """A run's summary line, as every view shows it."""
+
+    status: str | None
+    params: int | None
+    data_loss: str | None
+    best_epoch: int | None  # lowest validation data loss
+    best_value: float | None
+    train_value: float | None  # training data loss at the best epoch
+    gap: float | None  # best_value - train_value: how much worse on unseen data
+    stop_epoch: int | None
+    penalty_share: float | None  # the penalty's share of the training loss at the best epoch
+
+
+def summarize(record, data_loss: str | None, validation: dict, train: dict, loss: dict, penalty: dict) -> Summary:
+    """The summary of one run from its record and its curves ({epoch: value}): `validation` and
+    `train` of the data loss, Keras' `loss` (train) and the logged `penalty` (train, may be empty).
+
+    A finished run's best epoch is its record's (training saw every epoch; a reader may hold only a
+    sample of long curves); a running run's (or one without a usable record) is its curve's lowest
+    so far, and its stop epoch the last epoch logged.
+    """
+    record = record if isinstance(record, dict) else {}
+    status = text(record, "status")
+    finished = status not in (None, Status.RUNNING)
+    best_epoch, best_value = lowest(validation)
+    if finished and count(record.get("best_epoch")) is not None and number(record.get("best_value")) is not None:
+        best_epoch, best_value = record["best_epoch"], number(record["best_value"])
+    train_value = number(train.get(best_epoch)) if best_epoch is not None else None
+    onset = record.get("overfitting_onset")
+    if train_value is None and best_epoch is not None and isinstance(onset, dict) and count(onset.get("epoch")) == best_epoch:
+        train_value = number(onset.get("train"))  # tbreg's GeneralizationGap callback recorded it
+    share = None
+    total = number(loss.get(best_epoch)) if best_epoch is not None else None
+    if total:
+        part = number(penalty.get(best_epoch))
+        if part is None and train_value is not None and data_loss != LOSS_TAG:
+            part = max(0.0, total - train_value)
+        share = None if part is None else number(part / total)
+    stop_epoch = count(record.get("stopped_epoch")) if finished else None
+    if stop_epoch is None:
+        stop_epoch = max((e for curve in (validation, train, loss) for e in curve), default=None)
+    return Summary(
+        status=status,
+        params=count(record.get("params")),
+        data_loss=data_loss,
+        best_epoch=best_epoch,
+        best_value=best_value,
+        train_value=train_value,
+        gap=None if best_value is None or train_value is None else number(best_value - train_value),
+        stop_epoch=stop_epoch,
+        penalty_share=share,
+    )
+
+
+def penalty_curve(loss: dict, data: dict) -> dict:
+    """The penalty when no callback logged it: Keras' loss minus the data loss (both average the
+    same training batches), never below 0."""
+    out = {}
+    for step, total in loss.items():
+        total, part = number(total), number(data.get(step))
+        if total is not None and part is not None:
+            out[step] = max(0.0, total - part)
+    return out
+
+
 def is_aggregate(record) -> bool:
     """A seed group's mean run, by its record (run.json)."""
     return isinstance(record, dict) and record.get("status") == AGGREGATE_STATUS
@@ -87,7 +222,6 @@ def std_tag(tag: str) -> str:
 # only when at most this many match the run filter; above it they open with no run selected. Its
 # Time Series tab selects up to 500. A link's `regexInput` sets the filter, so a family fits.
 TENSORBOARD_RUN_LIMIT = 40
-SPLITS = ("train", "validation", "train_eval", "validation_mc")
 
 
 def tensorboard_runs(files: list[str]) -> list[str]:

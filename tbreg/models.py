@@ -9,6 +9,7 @@ import math
 
 import keras
 
+from tbreg import analysis
 from tbreg.model_spec import ModelSpec  # the spec is data (no Keras); re-exported as tbreg.models.ModelSpec
 
 
@@ -59,8 +60,9 @@ def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int 
 
 
 def data_loss_name(num_classes: int) -> str:
-    """The metric that is the data loss (the loss without the penalty) for this task."""
-    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    """The metric that is the data loss (the loss without the penalty) for this task: tbreg's models
+    have one logit for two classes, integer labels otherwise."""
+    return analysis.data_loss_name(1 if num_classes == 2 else num_classes)
 
 
 def loss_and_metrics(num_classes: int):

@@ -47,7 +47,7 @@ def _history(run: share.Run, tag: str) -> types.SimpleNamespace | None:
 def default_metric(runs: list[share.Run]) -> str:
     """The family's data loss (what EarlyStopping watched), e.g. binary_crossentropy."""
     for run in runs:
-        tag = share._data_loss_tag(run)
+        tag = analysis.data_loss_tag(run.info, run.scalars.get("validation", {}))
         if tag:
             return tag.removeprefix("epoch_")
     raise UserError("no run has validation scalars to plot; pass --metric=NAME")

@@ -20,6 +20,7 @@ from tbreg import (
     families,
     logtree,
     models,
+    plot,
     reader,
     share,
     training,
@@ -226,3 +227,26 @@ def test_report_keeps_a_constant_learning_rate_readable():
     varying = share._chart("c", "t", [dataclasses.replace(run, scalars={"train": {"t": [
         reader.Point(0, 0.0, 1.0), reader.Point(1, 0.0, 2.0)]}})], {"r": "#1f77b4"}, 100)
     assert "range" not in varying["layout"]["yaxis"]
+
+
+def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree):
+    """One rule (tbreg.analysis) for the data loss, best epoch, gap and penalty share: the Overfitting
+    tab's summary and the report's are the same numbers, on seed groups and on plain runs."""
+    from test_plugin import Server
+
+    for logdir, family in ((seeded[0], "t"), (script_tree["logdir"], "regularizers")):
+        tab = {row["name"]: row for row in Server(logdir).json("summary", family=family)["rows"]}
+        runs = share.shown_runs([r for r in share.load_runs(str(logdir)) if r.family == family])
+        report = {run.name: share.summary_row(run) for run in runs}
+        assert set(tab) == set(report) and tab
+        for name, row in report.items():
+            assert (tab[name]["best_epoch"], tab[name]["stop_epoch"], tab[name]["params"]) == (
+                row["best epoch"], row["stop epoch"], row["params"])
+            assert "epoch_" + row["metric"] == tab[name]["data_loss"]
+            for key, theirs in (("best_value", "best validation"), ("gap", "gap at best"),
+                                ("penalty_share", "penalty share"), ("train_value", "train at best")):
+                assert tab[name][key] == pytest.approx(row[theirs], rel=1e-6), (name, key)
+        if family == "regularizers":
+            assert report["l2"]["penalty share"] > 0.01 and report["tiny"]["penalty share"] == 0
+        metric = plot.default_metric(runs)
+        assert "epoch_" + metric == next(iter(tab.values()))["data_loss"]

@@ -9,6 +9,8 @@ import json
 
 from tensorboard.compat.proto import summary_pb2
 
+from tbreg import analysis
+
 PLUGIN_NAME = "overfitting"
 PAYLOAD_VERSION = 1  # version of the plugin_data content; bump when the record's meaning changes
 RUN_TAG = "overfitting/run"
@@ -16,20 +18,14 @@ RUN_TAG = "overfitting/run"
 # Splits: subdirectories of a run dir, each a TensorBoard run of its own, in the order they are drawn:
 # Keras' train and validation, tbreg's train_eval (train data, inference mode) and validation_mc
 # (validation data, Monte-Carlo dropout: tbreg.callbacks.MCDropout).
-TRAIN, VALIDATION, TRAIN_EVAL, VALIDATION_MC = "train", "validation", "train_eval", "validation_mc"
-SPLITS = (TRAIN, VALIDATION, TRAIN_EVAL, VALIDATION_MC)
+TRAIN, VALIDATION, TRAIN_EVAL, VALIDATION_MC = analysis.SPLITS
+SPLITS = analysis.SPLITS
 
 # Tags written by Keras' TensorBoard callback and tbreg's callbacks (train split unless said).
 EPOCH_PREFIX = "epoch_"  # step = epoch; Keras' `evaluation_*_vs_iterations` tags count optimizer steps
-LOSS_TAG = "epoch_loss"
-PENALTY_TAG = "epoch_regularization_loss"
+LOSS_TAG, PENALTY_TAG, DATA_LOSS_TAGS = analysis.LOSS_TAG, analysis.PENALTY_TAG, analysis.DATA_LOSS_TAGS
 LAYER_PENALTY_PREFIX = "regularization/"
 WEIGHTS_PREFIX = "weights/"
-DATA_LOSS_TAGS = (
-    "epoch_binary_crossentropy",
-    "epoch_sparse_categorical_crossentropy",
-    "epoch_categorical_crossentropy",
-)
 
 
 def create_summary_metadata() -> summary_pb2.SummaryMetadata:

@@ -75,13 +75,9 @@ class Series:
         return json.dumps(self.json(), separators=(",", ":"), allow_nan=False)
 
     @functools.cached_property
-    def best(self) -> tuple:
-        """(step, value) of the lowest finite value; the first one on ties; (None, None) if none."""
-        best = (None, None)
-        for step, value in zip(self.steps, self.values):
-            if value is not None and (best[1] is None or value < best[1]):
-                best = (step, value)
-        return best
+    def by_step(self) -> dict:
+        """{step: value}, the curve as `tbreg.analysis` takes it."""
+        return dict(zip(self.steps, self.values))
 
 
 @dataclasses.dataclass
@@ -108,12 +104,6 @@ class Run:
     def histogram_splits(self) -> dict:
         return self.seed_splits if self.seed_run else self.splits
 
-    def data_loss_from_record(self) -> str | None:
-        monitor = _text(self.record, "monitor")
-        if monitor and monitor.startswith("val_"):
-            return metadata.EPOCH_PREFIX + monitor[len("val_") :]
-        return None
-
 
 @dataclasses.dataclass
 class Snapshot:
@@ -128,22 +118,9 @@ class Snapshot:
         return self.families[name]
 
     def data_loss(self, run: Run) -> str:
-        """The tag of the run's data loss: its record's monitor, else the first data-loss tag logged."""
-        from_record = run.data_loss_from_record()
-        if from_record:
-            return from_record
+        """The tag of the run's data loss (see `analysis.data_loss_tag`); `epoch_loss` before any is logged."""
         logged = {tag for name in run.splits.values() for tag in self.last.get(name, {})}
-        return next((t for t in metadata.DATA_LOSS_TAGS if t in logged), metadata.LOSS_TAG)
-
-    def last_epoch(self, run: Run) -> int | None:
-        """The last epoch the run's curves reached (`epoch_*` tags: other steps are not epochs)."""
-        steps = [
-            d.step
-            for name in run.splits.values()
-            for tag, d in self.last.get(name, {}).items()
-            if tag.startswith(metadata.EPOCH_PREFIX)
-        ]
-        return max(steps) if steps else None
+        return analysis.data_loss_tag(run.record, logged) or metadata.LOSS_TAG
 
 
 def _finite(value):
@@ -410,7 +387,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             tag = snapshot.data_loss(r)
             wanted += [(val, tag), (train, tag), (train, metadata.LOSS_TAG), (train, metadata.PENALTY_TAG)]
         series = self._scalars(ctx, experiment, snapshot, wanted)
-        rows = [_summary_row(r, snapshot.data_loss(r), series, snapshot.last_epoch(r)) for r in runs]
+        rows = [_summary_row(r, snapshot.data_loss(r), series) for r in runs]
         return {"family": family, "rows": rows}
 
     def regularization_impl(self, ctx, experiment, family: str) -> dict:
@@ -569,7 +546,7 @@ def _mark_baselines(family: str, runs: list) -> None:
 
     At the log dir's root the folder has no name; there the most common recorded family counts.
     """
-    recorded = [_text(r.record, "family") for r in runs if _text(r.record, "family")]
+    recorded = [analysis.text(r.record, "family") for r in runs if analysis.text(r.record, "family")]
     home = posixpath.basename(family)
     if not home:
         counts = collections.Counter(recorded).most_common(2)
@@ -577,7 +554,7 @@ def _mark_baselines(family: str, runs: list) -> None:
             return
         home = counts[0][0]
     for r in runs:
-        family_of_record = _text(r.record, "family")
+        family_of_record = analysis.text(r.record, "family")
         r.baseline = bool(family_of_record) and family_of_record != home
 
 
@@ -593,13 +570,8 @@ def _penalty(series: dict, train: str | None, data_tag: str) -> tuple:
     loss, data = series.get((train, metadata.LOSS_TAG)), series.get((train, data_tag))
     if not (loss and data) or data_tag == metadata.LOSS_TAG:
         return None, None
-    steps, values = [], []
-    for step, total in zip(loss.steps, loss.values):
-        part = data.at(step)
-        if total is not None and part is not None:
-            steps.append(step)
-            values.append(max(0.0, total - part))
-    return Series(steps, values), f"{metadata.LOSS_TAG} - {data_tag}"
+    curve = analysis.penalty_curve(loss.by_step, data.by_step)
+    return Series(list(curve), list(curve.values())), f"{metadata.LOSS_TAG} - {data_tag}"
 
 
 def _last_record(datums) -> dict | None:
@@ -614,76 +586,24 @@ def _last_record(datums) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-# Reading records: a value of the wrong type, or a number that is not finite, counts as missing.
-
-
-def _text(record: dict | None, key: str) -> str | None:
-    value = (record or {}).get(key)
-    return value if isinstance(value, str) else None
-
-
-def _number(value) -> bool:
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _count(value) -> int | None:
-    """An epoch or a count: a non-negative int (not a bool) that JavaScript holds exactly, else None."""
-    return value if type(value) is int and 0 <= value < 2**53 else None
-
-
-def _summary_row(r: Run, data_loss: str, series: dict, last_epoch: int | None) -> dict:
-    """One row of the summary table.
-
-    A finished run's best epoch is its record's (training saw every epoch; TensorBoard may keep a
-    sample of long series); a running run's is the lowest validation data loss so far. A seed
-    group's row is its mean run's: the record of the mean (status `aggregate`) and its curves.
-    """
-    record = r.record or {}
-    status = _text(record, "status")
-    finished = status not in (None, "running")
+def _summary_row(r: Run, data_loss: str, series: dict) -> dict:
+    """One row of the summary table (see `analysis.summarize`). A seed group's row is its mean
+    run's: the record of the mean (status `aggregate`) and its curves."""
     train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
-    val_series = series.get((val, data_loss))
-    best_epoch, best_value = val_series.best if val_series else (None, None)
-    if finished and _count(record.get("best_epoch")) is not None and _number(record.get("best_value")):
-        best_epoch, best_value = record["best_epoch"], float(record["best_value"])
-    train_series = series.get((train, data_loss))
-    train_value = train_series.at(best_epoch) if train_series and best_epoch is not None else None
-    onset = record.get("overfitting_onset")
-    if (
-        train_value is None
-        and best_epoch is not None
-        and isinstance(onset, dict)
-        and _count(onset.get("epoch")) == best_epoch
-        and _number(onset.get("train"))
-    ):
-        train_value = float(onset["train"])  # tbreg's GeneralizationGap callback recorded it
-    penalty_share = None
-    loss = series.get((train, metadata.LOSS_TAG))
-    total = loss.at(best_epoch) if loss and best_epoch is not None else None
-    if total:  # at the best epoch, in the training loss
-        logged = series.get((train, metadata.PENALTY_TAG))
-        penalty = logged.at(best_epoch) if logged else None
-        if penalty is None and train_value is not None and data_loss != metadata.LOSS_TAG:
-            penalty = max(0.0, total - train_value)
-        penalty_share = None if penalty is None else _finite(penalty / total)
-    stop_epoch = _count(record.get("stopped_epoch")) if finished else None
-    if stop_epoch is None:
-        stop_epoch = last_epoch  # running (or no usable record): as far as the curves got
-    return {
-        **r.header(),
-        "params": record["params"] if _number(record.get("params")) else None,
-        "data_loss": data_loss,
-        "best_epoch": best_epoch,
-        "best_value": best_value,
-        "train_value": train_value,
-        "gap": None if best_value is None or train_value is None else _finite(best_value - train_value),
-        "stop_epoch": stop_epoch,
-        "status": status,
-        "penalty_share": penalty_share,
-    }
+
+    def curve(name, tag) -> dict:
+        found = series.get((name, tag))
+        return found.by_step if found else {}
+
+    summary = analysis.summarize(
+        r.record,
+        data_loss,
+        validation=curve(val, data_loss),
+        train=curve(train, data_loss),
+        loss=curve(train, metadata.LOSS_TAG),
+        penalty=curve(train, metadata.PENALTY_TAG),
+    )
+    return {**r.header(), **dataclasses.asdict(summary)}
 
 
 def _histogram_at(datums, epoch: int) -> dict:

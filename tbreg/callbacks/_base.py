@@ -8,9 +8,11 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tbreg import analysis
+
 # Metrics that are a data loss (the loss without the penalty), in the order they are looked for
 # after the compiled loss' own name.
-KNOWN_DATA_LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy")
+KNOWN_DATA_LOSSES = analysis.DATA_LOSSES
 
 
 def due(epoch: int, freq: int) -> bool:

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tbreg import analysis
 from tbreg.callbacks._base import SummaryCallback, due
 
 _EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped like its cross-entropies do
@@ -116,7 +117,7 @@ class MCDropout(SummaryCallback):
             yb = tf.convert_to_tensor(y[start : start + self.batch_size])
             loss, correct = self._fn(xb, yb)
             loss_sum, hits = loss_sum + float(loss), hits + float(correct)
-        name = data_loss_name(self.model.output_shape[-1], np.shape(y))
+        name = analysis.data_loss_name(self.model.output_shape[-1], np.shape(y))
         return {f"epoch_{name}": loss_sum / n, "epoch_accuracy": hits / n}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -125,18 +126,9 @@ class MCDropout(SummaryCallback):
             self.write_scalars(self.split, self.last, epoch)
 
 
-def data_loss_name(outputs: int, y_shape) -> str:
-    """The cross-entropy that fits `outputs` model outputs and targets shaped `y_shape`."""
-    if outputs == 1:
-        return "binary_crossentropy"
-    if len(y_shape) == 2 and y_shape[-1] == outputs:
-        return "categorical_crossentropy"
-    return "sparse_categorical_crossentropy"
-
-
 def _loss_and_hits(probs, y):
     """(summed cross-entropy, number correct) of mean probabilities `probs` for targets `y`."""
-    name = data_loss_name(probs.shape[-1], tuple(y.shape))
+    name = analysis.data_loss_name(probs.shape[-1], tuple(y.shape))
     if name == "binary_crossentropy":
         y = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
         loss = -(y * tf.math.log(probs) + (1.0 - y) * tf.math.log(1.0 - probs))
