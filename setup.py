@@ -29,7 +29,8 @@ setup(
     package_data={"plugins.overfitting": ["static/*"]},
     extras_require={
         "ray": ["ray>=2.9"],  # tbreg sweep --engine=ray
-        "test": ["pytest>=8", "hypothesis", "ray>=2.9"],  # the tests run Ray on a local two-worker cluster
+        # the tests run Ray on a local two-worker cluster; pytest-xdist runs them on two workers (pytest.ini)
+        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis", "ray>=2.9"],
     },
     entry_points={
         "console_scripts": [
