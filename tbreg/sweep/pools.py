@@ -55,7 +55,17 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-class SerialPool:
+class _Pool:
+    """What every pool shares: `with pool:` closes it (its workers, its Ray connection) at the end."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SerialPool(_Pool):
     """Runs each attempt in this process, when the driver waits for it. An interrupt (Ctrl-C, or
     SIGTERM turned into KeyboardInterrupt) reaches the driver as KeyboardInterrupt, its trial's
     outcome (`interrupted`) at the next wait. With `safe`, an attempt's exception is a failed
@@ -72,12 +82,6 @@ class SerialPool:
 
     def describe(self) -> str:
         return "this process"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def submit(self, call) -> int:
         handle = next(self._handles)
@@ -109,7 +113,7 @@ class SerialPool:
         self._queued.clear()
 
 
-class LocalPool:
+class LocalPool(_Pool):
     """`jobs` worker processes on this machine, each with its share of the CPU threads. A worker
     that dies is replaced; only its own trial's attempt is lost."""
 
@@ -124,12 +128,6 @@ class LocalPool:
 
     def describe(self) -> str:
         return f"{self.capacity} local worker process{'es' if self.capacity != 1 else ''}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _spawn(self):
         conn, child = self._context.Pipe()
@@ -195,7 +193,7 @@ def _ray_task(call, threads: int) -> dict:
     return _call_safely(call)
 
 
-class RayPool:
+class RayPool(_Pool):
     """Trials as Ray tasks: on a local Ray instance with `jobs` CPUs (address None), or on the
     cluster at `address` (e.g. `ray://head:10001`, `auto`), `jobs` at a time (default: its CPUs).
     Every worker must have tbreg installed and reach the log dir (a shared path or gs://…)."""
@@ -229,12 +227,6 @@ class RayPool:
     def describe(self) -> str:
         where = f"the Ray cluster at {self._address}" if self._address else "a local Ray instance"
         return f"{self.capacity} Ray task{'s' if self.capacity != 1 else ''} at a time on {where}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def submit(self, call) -> int:
         handle = next(self._handles)
