@@ -19,7 +19,7 @@ import numpy as np
 from plugins.overfitting import summary as run_summary
 from tbreg import engine, logtree, models, resume
 from tbreg.errors import UserError
-from tbreg.status import FINISHED, Status  # noqa: F401  FINISHED: training.FINISHED as before
+from tbreg.status import Status
 
 
 @dataclasses.dataclass

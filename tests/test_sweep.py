@@ -85,6 +85,9 @@ def test_trials_are_named_by_model_grid_point_and_seed(tmp_path):
         (["units=16xa"], "units=16xa"),
         (["optimizer=adamw"], "not one of adam, rmsprop, sgd"),
         (["l2="], "l2 needs a comma list of values"),
+        (["learning_rate=1e-3,inf"], "learning_rate=inf: not a finite number >= 0"),
+        (["l2=nan"], "l2=nan: not a finite number >= 0"),
+        (["decay_epochs=0,10"], "decay_epochs=0: 0; give a number > 0"),
     ],
 )
 def test_bad_grid_is_one_line_error(items, fragment):

@@ -63,10 +63,6 @@ class Series:
     steps: list
     values: list
 
-    def at(self, step: int):
-        i = bisect.bisect_left(self.steps, step)
-        return self.values[i] if i < len(self.steps) and self.steps[i] == step else None
-
     def json(self) -> dict:
         return {"steps": self.steps, "values": self.values}
 

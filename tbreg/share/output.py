@@ -29,5 +29,5 @@ def atomic_output(path: str, mode: str = "wb"):
     try:
         with logtree.atomic_write(path, mode) as f:
             yield f
-    except tf.errors.OpError as e:
+    except (tf.errors.OpError, OSError) as e:
         raise UserError(f"cannot write {path} ({_op_error_text(e)}); nothing was written") from None

@@ -14,7 +14,7 @@ from tbreg import analysis, reader
 from tbreg.share.output import atomic_output
 from tbreg.share.tree import Run, load_runs
 
-REGULARIZATION_TAG = "epoch_regularization_loss"
+REGULARIZATION_TAG = analysis.PENALTY_TAG
 REGULARIZATION_PREFIXES = ("regularization/", "gap/")
 # Report size: plotly.min.js is ~4.8 MB; curves share a budget of points so 50 runs x 10,000
 # epochs stay well under 10 MB (each point costs ~17 bytes of JSON).

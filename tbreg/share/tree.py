@@ -67,14 +67,14 @@ def tree_files(logdir: str) -> list[str]:
     return [rel for rel in logtree.list_files(logdir) if not _is_hidden(rel)]
 
 
-def _run_names(logdir: str, rel: str) -> tuple[str, str]:
+def _run_names(logdir: str, rel: str, record: dict | None = None) -> tuple[str, str]:
     """(family, run) for run dir `rel` below `logdir`, by the dir layout; a seed group's runs
     (`<family>/<model>/seed_<k>`, `…/mean`) are runs `<model>/seed_<k>`, `<model>/mean` of `<family>`."""
     base = os.path.basename(logdir.rstrip("/"))
     parent = os.path.basename(os.path.dirname(logdir.rstrip("/")))
     if rel in ("", "."):
         return parent or base, base
-    name = analysis.run_name(rel)
+    name = analysis.run_name(rel, record)
     if name.member is None:
         return name.family or base, name.name
     if name.name == ".":  # `logdir` is the seed group itself
@@ -122,7 +122,7 @@ def iter_runs(logdir: str, keep_damaged: bool = False):
         path = logdir.rstrip("/") if rel in ("", ".") else os.path.join(logdir, rel)
         info = logtree.read_run_json(path) or {}
         check_run_files(path, live=info.get("status") == Status.RUNNING, keep_damaged=keep_damaged)
-        family, name = _run_names(logdir, rel)
+        family, name = _run_names(logdir, rel, info or None)  # no record: the dir's name decides
         yield Run(family, name, path, "" if rel == "." else rel, info, reader.run_scalars(path))
 
 

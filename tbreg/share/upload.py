@@ -104,9 +104,9 @@ def sync_once(logdir: str, uri: str) -> SyncResult:
                 result.unchanged += 1
                 continue
             copy_verified(src, dst, size)
-        except tf.errors.NotFoundError:  # vanished since the listing (a temp file renamed away)
-            continue
         except (tf.errors.OpError, OSError) as e:
+            if isinstance(e, tf.errors.NotFoundError) and not tf.io.gfile.exists(src):
+                continue  # vanished since the listing (a temp file renamed away)
             raise UserError(
                 f"copying {src} to {dst} failed ({_fs_reason(e)}); nothing partial was left, and the "
                 f"{result.copied} files copied before it are complete and verified; fix that (e.g. free some "

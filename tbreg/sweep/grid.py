@@ -1,5 +1,7 @@
 """The grid of a sweep: which hyperparameters it may vary and how their values are read."""
 
+import math
+
 from tbreg import models
 from tbreg.errors import UserError
 
@@ -23,8 +25,15 @@ def _rate(text) -> float:
 
 def _nonnegative(text) -> float:
     value = float(text)
-    if not value >= 0:
-        raise ValueError("negative")
+    if not 0 <= value < math.inf:  # NaN fails too
+        raise ValueError("not a finite number >= 0")
+    return value
+
+
+def _positive(text) -> float:
+    value = _nonnegative(text)
+    if value == 0:
+        raise ValueError("0; give a number > 0")
     return value
 
 
@@ -72,7 +81,7 @@ GRID = {
     "batch_size": ("config", _positive_int),
     "patience": ("config", int),
     "max_epochs": ("config", _positive_int),
-    "decay_epochs": ("config", _nonnegative),
+    "decay_epochs": ("config", _positive),
     "n_train": ("config", _positive_int),
 }
 
