@@ -12,7 +12,7 @@ setup(
     description="See overfitting and regularization in TensorBoard: model families, callbacks, plugin.",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["tbreg", "tbreg.*", "plugins", "plugins.*"]),
+    packages=find_packages(include=["tbreg", "tbreg.*"]),
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -26,7 +26,7 @@ setup(
         "mnist1d",
         "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
     ],
-    package_data={"plugins.overfitting": ["static/*"]},
+    package_data={"tbreg.plugin": ["static/*"]},
     extras_require={
         "ray": ["ray>=2.9"],  # tbreg sweep --engine=ray
         # the tests run Ray on a local two-worker cluster; pytest-xdist runs them on two workers (pytest.ini)
@@ -39,6 +39,6 @@ setup(
             "tbreg-train-regularizers=tbreg.train_regularizers:run",
             "tbreg-train=tbreg.train:run",
         ],
-        "tensorboard_plugins": ["overfitting = plugins.overfitting.plugin:OverfittingPlugin"],
+        "tensorboard_plugins": ["overfitting = tbreg.plugin.plugin:OverfittingPlugin"],
     },
 )

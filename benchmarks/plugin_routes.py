@@ -41,8 +41,8 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa
 from werkzeug.test import Client  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plugins.overfitting import summary  # noqa: E402
-from plugins.overfitting.plugin import OverfittingPlugin  # noqa: E402
+from tbreg.plugin import summary  # noqa: E402
+from tbreg.plugin.plugin import OverfittingPlugin  # noqa: E402
 
 FAMILY = "bench"
 TRAIN_TAGS = ("epoch_loss", "epoch_binary_crossentropy", "epoch_accuracy", "epoch_regularization_loss")

@@ -10,9 +10,8 @@ from absl import flags
 
 from tbreg import config as config_lib
 from tbreg import datasets
+from tbreg.constants import CALLBACK_NAMES
 
-# tbreg.callbacks.NAMES, here without importing TensorFlow (tests/test_cli.py checks they are equal)
-CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
 
 LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
 DATASET = flags.DEFINE_enum("dataset", "mnist1d", list(datasets.NAMES), "Dataset; mnist1d is generated offline.")

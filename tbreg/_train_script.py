@@ -12,11 +12,10 @@ import sys
 
 from absl import app, flags
 
-from tbreg import _app, _flags, _quiet, families
+from tbreg import _app, _flags, _quiet, families, text
+from tbreg.constants import IF_EXISTS
 from tbreg.errors import UserError
 from tbreg.status import ENDED_WELL, Status
-
-IF_EXISTS = ("new", "error", "overwrite")  # tbreg.logtree.IF_EXISTS without TensorFlow (test_cli checks)
 
 _IF_EXISTS = flags.DEFINE_enum(
     "if_exists", "new", list(IF_EXISTS),
@@ -41,7 +40,7 @@ _RESUME = flags.DEFINE_bool(
 
 
 def callbacks_for(data):
-    """`run_dir -> [tbreg callbacks]` as the flags say, for training.train_family."""
+    """`run_dir -> [tbreg callbacks]` as the flags say, for sweep.train_family."""
     from tbreg import callbacks as callbacks_lib
 
     # a partial, not a closure: --jobs sends it to worker processes
@@ -106,8 +105,7 @@ def format_table(results) -> str:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
+    return text.table(header, rows)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -169,16 +167,16 @@ def run(family_name: str, argv, before_training=None) -> int:
         if _flags.MC_SAMPLES.value is not None:
             specs = [dataclasses.replace(s, mc_samples=_flags.MC_SAMPLES.value) if s.mc_samples else s for s in specs]
         _quiet.import_tensorflow()  # before the library modules below import it
-        from tbreg import datasets, logtree, training
+        from tbreg import datasets, logtree, sweep
 
-        training.check_logdir(logdir)
+        logtree.check_logdir(logdir)
         data = datasets.load(config)
         if before_training:
             before_training(logdir, family, config)
         baseline = family.default_baseline if _BASELINE.value is None else _BASELINE.value
         copy_baseline(logdir, family, config, baseline)
         flag_values = _flags.values(sys.modules[__name__])
-        results = training.train_family(
+        results = sweep.train_family(
             family, specs, data, config, logdir, _IF_EXISTS.value,
             callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
             seeds=_flags.seeds_from(_flags.SEEDS.value, config.seed), resume=_RESUME.value,

@@ -106,17 +106,15 @@ def _write(event_dir: str, tag_bands: dict[str, Band]) -> None:
 
 def _best(split_bands: dict, monitor: str | None) -> tuple[int | None, float | None]:
     band = split_bands.get("validation", {}).get("epoch_" + monitor[len("val_") :]) if monitor else None
-    if band is None or not np.isfinite(band.mean).any():
+    if band is None:
         return None, None
-    i = int(np.nanargmin(np.where(np.isfinite(band.mean), band.mean, np.nan)))
-    return int(band.steps[i]), float(band.mean[i])
+    return analysis.lowest({int(step): float(value) for step, value in zip(band.steps, band.mean)})
 
 
-def write_mean(group_dir: str, write_summaries=None) -> dict:
-    """Writes `<group_dir>/mean` from the seed runs in `group_dir`; returns its run.json record.
-
-    `write_summaries(run_dir, record)` may add the record as summaries (the trainer passes the
-    overfitting plugin's writer). An existing `mean` dir is replaced: it is derived data.
+def write_mean(group_dir: str) -> dict:
+    """Writes `<group_dir>/mean` from the seed runs in `group_dir`; returns its record (run.json and
+    the Overfitting tab's summary, logtree.write_record). An existing `mean` dir is replaced: it is
+    derived data.
     """
     names = members(group_dir)
     if not names:
@@ -149,7 +147,5 @@ def write_mean(group_dir: str, write_summaries=None) -> dict:
         "finished": now,
     }
     record["seed"] = None
-    logtree.write_run_json(mean_dir, record)
-    if write_summaries:
-        write_summaries(mean_dir, record)
+    logtree.write_record(mean_dir, record, start=True)
     return record

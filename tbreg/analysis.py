@@ -75,6 +75,52 @@ def run_name(rel: str, record: dict | None = None) -> RunName:
     return RunName(head, tail)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """A member of a family as every view shows it: the run at `index` (of the list given to
+    `shown_runs`) under `name`; a seed group is its mean run with `seeds`, the indices of its seed
+    runs (by seed), for its band and its weights."""
+
+    index: int
+    name: str
+    seeds: tuple[int, ...] = ()
+
+
+def shown_runs(names: list[RunName], records: list) -> list[Shown]:
+    """Which runs a family shows, in the order given: a seed group whose mean run's record says so
+    (`is_aggregate`) is that mean, named `<model>`, and its seed runs are not shown; seed runs of a
+    group with no mean (yet) are plain runs named `<model>/seed_<k>`. `records[i]` is the record of
+    `names[i]` (None without one)."""
+    means = {n.group for n, record in zip(names, records) if n.is_mean and is_aggregate(record)}
+    seeds = collections.defaultdict(list)  # group -> [(seed, index)]
+    for i, n in enumerate(names):
+        if n.is_seed and n.group in means:
+            seeds[n.group].append((int(SEED_RUN.fullmatch(n.member).group(1)), i))
+    out = []
+    for i, (n, record) in enumerate(zip(names, records)):
+        if n.group in means and n.member is not None:
+            if n.is_mean and is_aggregate(record):
+                out.append(Shown(i, n.name, tuple(index for _, index in sorted(seeds[n.group]))))
+            continue
+        out.append(Shown(i, f"{n.name}/{n.member}" if n.member else n.name))
+    return out
+
+
+def baselines(folder: str, records: list) -> list[bool]:
+    """Which of a family's runs are baselines: a run whose record names another family than the
+    folder it sits in (`folder`, its path below the tree's root) was copied in from that family (a
+    seed group by its mean's record). At the tree's root the folder has no name; there the most
+    common recorded family is home, and without one there are no baselines."""
+    recorded = [text(r, "family") for r in records]
+    home = posixpath.basename(folder)
+    if not home:
+        counts = collections.Counter(f for f in recorded if f).most_common(2)
+        if not counts or (len(counts) == 2 and counts[0][1] == counts[1][1]):
+            return [False] * len(records)
+        home = counts[0][0]
+    return [bool(f) and f != home for f in recorded]
+
+
 # ---------------------------------------------------------------------------------------------
 # A run's numbers: data loss, best epoch, gap, penalty share. Curves are {epoch: value} mappings
 # (value None or non-finite where the run logged NaN/inf); records are run.json dicts whose fields
@@ -88,7 +134,7 @@ DATA_LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy", "catego
 DATA_LOSS_TAGS = tuple(f"epoch_{name}" for name in DATA_LOSSES)
 
 
-def data_loss_name(outputs: int, label_shape: tuple = ()) -> str:
+def data_loss_for_outputs(outputs: int, label_shape: tuple = ()) -> str:
     """The cross-entropy for a model with `outputs` logits and labels shaped `label_shape`: binary
     for one logit, categorical for one-hot labels, else sparse categorical."""
     if outputs == 1:

@@ -16,6 +16,7 @@ dataset has `schedules`: the tutorial's InverseTimeDecay, exponential decay and 
 
 import dataclasses
 
+from tbreg import text
 from tbreg.errors import UserError
 from tbreg.model_spec import ModelSpec
 
@@ -229,8 +230,4 @@ def registry_rows() -> list[tuple[str, str, str, str]]:
 
 def format_registry() -> str:
     """The registry as a table: family, model, datasets, description."""
-    header = ("family", "model", "datasets", "model spec")
-    rows = registry_rows()
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths)), r[3]]) for r in [header, *rows]]
-    return "\n".join(lines)
+    return text.table(("family", "model", "datasets", "model spec"), registry_rows())

@@ -20,12 +20,13 @@ import uuid
 
 import tensorflow as tf
 
-from tbreg.errors import UserError
+from tbreg.constants import IF_EXISTS
+from tbreg.errors import UserError, first_line
+from tbreg.plugin import summary as record_summary
 from tbreg.status import Status
 
 RUN_JSON = "run.json"
 SCHEMA_VERSION = 1
-IF_EXISTS = ("new", "error", "overwrite")
 STATUSES = tuple(Status)  # what run.json's `status` may hold
 _CHUNK = 1 << 22
 
@@ -34,6 +35,14 @@ gfile = tf.io.gfile
 
 def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
+
+
+def check_logdir(logdir: str) -> None:
+    """Fails early, before any training, if `logdir` cannot be created or written."""
+    try:
+        probe_dir(logdir)
+    except (tf.errors.OpError, OSError) as e:
+        raise UserError(f"--logdir={logdir} is not writable ({first_line(e)}); pick another dir") from None
 
 
 def probe_dir(path: str) -> None:
@@ -228,6 +237,19 @@ def write_run_json(run_dir: str, record: dict) -> None:
         f.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=2, default=_jsonable))
 
 
+def write_record(run_dir: str, record: dict, start: bool = False) -> None:
+    """The one writer of a run's record: its run.json (read by the report, export, plot and
+    --resume) and the same record as the Overfitting tab's summary (tbreg.plugin.summary), so that
+    every view says the same status. `start`: the run begins (its HParams and the record at step 0);
+    otherwise, and for a start record that already holds an outcome (a seed group's mean), the
+    record at step = its epochs, which supersedes the start. Errors are the file system's own."""
+    write_run_json(run_dir, record)
+    if start:
+        record_summary.write_run_start(run_dir, record)
+    if not start or "epochs" in record:
+        record_summary.write_run_end(run_dir, record)
+
+
 # run.json's known fields and what they must hold; a field that does not is dropped (with a
 # warning) so every reader gets clean records. Other fields are kept as they are.
 _COUNT, _EPOCH = "a whole number >= 0", "a whole number >= 0 or null"
@@ -298,8 +320,7 @@ def load_run_json(run_dir: str) -> tuple[dict | None, list[str]]:
         with gfile.GFile(path, "rb") as f:
             text = f.read().decode("utf-8")
     except (tf.errors.OpError, OSError) as e:
-        reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
-        return None, [f"cannot read it ({reason}); {unusable}"]
+        return None, [f"cannot read it ({first_line(e)}); {unusable}"]
     except UnicodeDecodeError:
         return None, [f"not text (not UTF-8); {unusable}"]
     if not text.strip():
@@ -411,8 +432,7 @@ def copy_run(src: str, dst: str, overwrite: bool = False) -> str:
         if gfile.exists(tmp):
             gfile.rmtree(tmp)
         if isinstance(e, (tf.errors.OpError, OSError)):
-            reason = (getattr(e, "message", None) or str(e)).splitlines()[0]
-            raise UserError(f"copying {src} to {dst} failed ({reason}); {dst} was left as it was") from None
+            raise UserError(f"copying {src} to {dst} failed ({first_line(e)}); {dst} was left as it was") from None
         raise
     return dst
 

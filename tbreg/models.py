@@ -59,10 +59,10 @@ def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int 
     return keras.Sequential(stack, name=spec.name)
 
 
-def data_loss_name(num_classes: int) -> str:
+def data_loss_for_classes(num_classes: int) -> str:
     """The metric that is the data loss (the loss without the penalty) for this task: tbreg's models
     have one logit for two classes, integer labels otherwise."""
-    return analysis.data_loss_name(1 if num_classes == 2 else num_classes)
+    return analysis.data_loss_for_outputs(1 if num_classes == 2 else num_classes)
 
 
 def loss_and_metrics(num_classes: int):

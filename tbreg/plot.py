@@ -17,8 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tensorflow_docs import plots as tfdocs_plots  # noqa: E402
 
-from tbreg import analysis, share  # noqa: E402
+from tbreg import analysis, reader  # noqa: E402
 from tbreg.errors import UserError  # noqa: E402
+from tbreg.share.output import atomic_output  # noqa: E402
 
 FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -31,7 +32,7 @@ class PlotResult:
     skipped: list[str]  # runs without that metric in both train and validation
 
 
-def _history(run: share.Run, tag: str) -> types.SimpleNamespace | None:
+def _history(run: reader.Run, tag: str) -> types.SimpleNamespace | None:
     """A keras.callbacks.History look-alike (`.epoch`, `.history`) for the epochs both splits logged."""
     train = {p.step: p.value for p in run.scalars.get("train", {}).get(tag, [])}
     val = {p.step: p.value for p in run.scalars.get("validation", {}).get(tag, [])}
@@ -44,7 +45,7 @@ def _history(run: share.Run, tag: str) -> types.SimpleNamespace | None:
     )
 
 
-def default_metric(runs: list[share.Run]) -> str:
+def default_metric(runs: list[reader.Run]) -> str:
     """The family's data loss (what EarlyStopping watched), e.g. binary_crossentropy."""
     for run in runs:
         tag = analysis.data_loss_tag(run.info, run.scalars.get("validation", {}))
@@ -53,13 +54,13 @@ def default_metric(runs: list[share.Run]) -> str:
     raise UserError("no run has validation scalars to plot; pass --metric=NAME")
 
 
-def _label(run: share.Run, taken: dict) -> str:
+def _label(run: reader.Run, taken: dict) -> str:
     """The legend name of `run`; `$` kept literal (matplotlib reads `$…$` as math)."""
     name = run.name if run.name not in taken else f"{run.family}/{run.name}"
     return name.replace("$", r"\$")
 
 
-def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
+def histories(runs: list[reader.Run], metric: str) -> tuple[dict, list[str]]:
     """{run name: history} of the runs that logged `metric`, and the names of those that did not."""
     tag = "epoch_" + metric.removeprefix("epoch_")
     found, skipped = {}, []
@@ -79,7 +80,7 @@ def histories(runs: list[share.Run], metric: str) -> tuple[dict, list[str]]:
     return found, skipped
 
 
-def _draw_bands(plotter, runs: list[share.Run], found: dict, tag: str, smoothing_std: int | None) -> None:
+def _draw_bands(plotter, runs: list[reader.Run], found: dict, tag: str, smoothing_std: int | None) -> None:
     """A shaded `mean ± std` band around each seed group's train and validation lines."""
     names = {}
     for run in runs:
@@ -114,7 +115,7 @@ def plot_family(
     fmt = FORMATS.get(os.path.splitext(out)[1].lower())
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
-    runs = share.shown_runs(share.load_runs(logdir, keep_damaged))
+    runs = reader.shown_runs(reader.load_runs(logdir, keep_damaged))
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)
     fig = plt.figure(figsize=(8, 6))
@@ -132,7 +133,7 @@ def plot_family(
         plt.title((os.path.basename(logdir.rstrip("/")) or logdir).replace("$", r"\$"))
         image = io.BytesIO()
         fig.savefig(image, format=fmt, dpi=100, bbox_inches="tight")
-        with share.atomic_output(out) as f:
+        with atomic_output(out) as f:
             f.write(image.getvalue())
     finally:
         plt.close(fig)

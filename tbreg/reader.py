@@ -1,12 +1,17 @@
-"""The one place that reads event files, through TensorBoard's own loader.
+"""The one place that reads event files and log trees, through TensorBoard's own loader.
 
 Keras 3 writes scalars and histograms as tensor summaries; TensorBoard's EventAccumulator keeps
 only 10 tensors per tag unless told otherwise, so every reader here asks it to keep everything.
+A tree's runs (`iter_runs`, `load_runs`: checked, with their record and every scalar) are read here
+for the report, export, bundle, plot and the seed means; the plugin reads through TensorBoard's
+data provider instead, and shows runs by the same rules (`tbreg.analysis`).
 """
 
 import contextlib
 import dataclasses
 import os
+import shlex
+import sys
 import warnings
 
 import numpy as np
@@ -14,7 +19,9 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from tbreg import logtree
+from tbreg import analysis, logtree
+from tbreg.errors import UserError, first_line
+from tbreg.status import Status
 
 KEEP_ALL = {
     event_accumulator.TENSORS: 0,
@@ -49,8 +56,7 @@ def warn_if_damaged(event_dir: str) -> list["EventFileCheck"]:
         try:
             check = inspect_event_file(path)
         except tf.errors.OpError as e:  # unreadable (permissions, vanished): TensorBoard skips it too
-            reason = e.message.splitlines()[0]
-            warnings.warn(f"{path}: cannot read it ({reason})", DamagedEventFileWarning, stacklevel=3)
+            warnings.warn(f"{path}: cannot read it ({first_line(e)})", DamagedEventFileWarning, stacklevel=3)
             continue
         if not check.ok:
             damaged.append(check)
@@ -252,3 +258,121 @@ def inspect_event_file(path: str, size: int | None = None) -> EventFileCheck:
 def count_events(path: str) -> int:
     """Number of intact events (records) in event file `path`."""
     return inspect_event_file(path).events
+
+
+# ---------------------------------------------------------------------------------------------
+# A log tree's runs, checked and read in full (report, export, bundle, plot, seed means)
+
+
+@dataclasses.dataclass
+class Run:
+    """One run dir of a tree: where it sits, its run.json and every scalar, by split and tag."""
+
+    family: str
+    name: str
+    path: str
+    rel: str  # the run dir relative to the tree's root ("" when the tree is one run)
+    info: dict
+    scalars: dict[str, dict[str, list[Point]]]
+    member: str | None = None  # in a seed group: "mean" or "seed_<k>" (`name` is then `<model>/<member>`)
+
+    @property
+    def run_name(self) -> analysis.RunName:
+        """Where it sits, as the rules in tbreg.analysis take it."""
+        group = self.name.rpartition("/")[0] if self.member else self.name
+        return analysis.RunName(self.family, group, self.member)
+
+    def sort_key(self):
+        return (self.family, self.info.get("started") or "", self.name)
+
+
+def check_source(logdir: str) -> None:
+    """Fails with a one-line UserError unless `logdir` is an existing dir we can read."""
+    try:
+        exists = tf.io.gfile.isdir(logdir)
+    except tf.errors.OpError as e:
+        raise UserError(f"{logdir}: cannot read it ({first_line(e)})") from None
+    if not exists:
+        hint = "train one first: tbreg-train-sizes --logdir=" + shlex.quote(logdir)
+        raise UserError(f"{logdir}: no such log dir; {hint}")
+
+
+def _is_hidden(rel: str) -> bool:
+    """Temporary and hidden files (`.x.tmp-…`, `run.json.tmp-…`) are never part of a tree."""
+    return any(part.startswith(".") or ".tmp-" in part for part in rel.split("/"))
+
+
+def tree_files(logdir: str) -> list[str]:
+    """Files of the tree below `logdir`, relative, sorted; temporary and hidden files left out."""
+    return [rel for rel in logtree.list_files(logdir) if not _is_hidden(rel)]
+
+
+def _run_names(logdir: str, rel: str, record: dict | None = None) -> tuple[str, str, str | None]:
+    """(family, run, member) for run dir `rel` below `logdir`, by the dir layout; a seed group's runs
+    (`<family>/<model>/seed_<k>`, `…/mean`) are runs `<model>/seed_<k>`, `<model>/mean` of `<family>`
+    (member `seed_<k>`, `mean`)."""
+    base = os.path.basename(logdir.rstrip("/"))
+    parent = os.path.basename(os.path.dirname(logdir.rstrip("/")))
+    if rel in ("", "."):
+        return parent or base, base, None
+    name = analysis.run_name(rel, record)
+    if name.member is None:
+        return name.family or base, name.name, None
+    if name.name == ".":  # `logdir` is the seed group itself
+        return parent or base, f"{base}/{name.member}", name.member
+    return name.family or base, f"{name.name}/{name.member}", name.member
+
+
+def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False) -> dict[str, EventFileCheck]:
+    """Checks every event file below `run_dir`; a damaged one is a UserError naming file and byte.
+
+    With `live` (the run is still training) an incomplete last record is what the writer has not
+    flushed yet, not damage. With `keep_damaged` a damaged file is a one-line warning on stderr
+    instead, and its records before the damage are used. Returns {path: check}.
+    """
+    checks = {}
+    for split in splits(run_dir):
+        split_dir = os.path.join(run_dir, split)
+        for name in sorted(tf.io.gfile.listdir(split_dir)):
+            if is_event_file(name):
+                check = inspect_event_file(os.path.join(split_dir, name))
+                if not check.ok and not (live and check.problem == "truncated"):
+                    if not keep_damaged:
+                        raise UserError(
+                            f"{check.describe()}; restore it from a copy, or pass --keep_damaged to use "
+                            "the records before the damage"
+                        )
+                    print(f"tbreg: warning: {check.describe()}; using the {check.events} events before it",
+                          file=sys.stderr)
+                checks[check.path] = check
+    return checks
+
+
+def iter_runs(logdir: str, keep_damaged: bool = False):
+    """Yields every run below `logdir` (a tree, a family dir or one run), checked and read in full,
+    one at a time in dir order; a missing or empty tree is a UserError before the first.
+    `keep_damaged`: see `check_run_files`."""
+    check_source(logdir)
+    rels = [rel for rel in find_runs(logdir) if not _is_hidden(rel)]
+    if not rels:
+        raise UserError(
+            f"{logdir}: no runs found (no run.json or train/validation dirs below it); "
+            f"train some first: tbreg-train-sizes --logdir={shlex.quote(logdir)}"
+        )
+    for rel in rels:
+        path = logdir.rstrip("/") if rel in ("", ".") else os.path.join(logdir, rel)
+        info = logtree.read_run_json(path) or {}
+        check_run_files(path, live=info.get("status") == Status.RUNNING, keep_damaged=keep_damaged)
+        family, name, member = _run_names(logdir, rel, info or None)  # no record: the dir's name decides
+        yield Run(family, name, path, "" if rel == "." else rel, info, run_scalars(path), member)
+
+
+def load_runs(logdir: str, keep_damaged: bool = False) -> list[Run]:
+    """All of `iter_runs`, families in name order, runs in the order they were trained."""
+    return sorted(iter_runs(logdir, keep_damaged), key=Run.sort_key)
+
+
+def shown_runs(runs: list[Run]) -> list[Run]:
+    """The runs a family shows (`analysis.shown_runs`): a seed group as its mean run, named `<model>`."""
+    names, records = [r.run_name for r in runs], [r.info or None for r in runs]
+    return [dataclasses.replace(runs[s.index], name=s.name) for s in analysis.shown_runs(names, records)]

@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import platform
 import shlex
 import signal
 import threading
@@ -27,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tbreg import logtree
-from tbreg.errors import UserError
+from tbreg.errors import UserError, first_line
 
 RESUME_DIR = ".resume"
 ATTEMPTS_DIR = ".attempts"  # what killed trainings wrote after their last save, set aside
@@ -138,7 +139,7 @@ def _load(resume_dir: str):
         with tf.io.gfile.GFile(path, "rb") as f:
             blob = f.read()
     except (tf.errors.OpError, OSError) as e:
-        raise damaged_save(resume_dir, (getattr(e, "message", None) or str(e)).splitlines()[0]) from None
+        raise damaged_save(resume_dir, first_line(e)) from None
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -253,3 +254,20 @@ def rewind_events(resume_dir: str, attempt: str) -> int:
 def clear(resume_dir: str) -> None:
     if tf.io.gfile.isdir(resume_dir):
         tf.io.gfile.rmtree(resume_dir)
+
+
+def preflight(run_dir: str, after_lost_worker: bool = False) -> int | None:
+    """What every planner and worker checks before a training of `run_dir` (the one owner of these
+    checks): a UserError if a live training holds its lock or if its save is damaged; else the
+    epoch its save ends with (training continues after it), None when it starts afresh.
+
+    `after_lost_worker`: a retry after the worker of the last attempt died; a lock it left on
+    another host is removed (its pid cannot be checked from here; same-host locks of dead
+    processes count as free anyway).
+    """
+    holder = logtree.lock_holder(run_dir)
+    if holder and after_lost_worker and holder.get("host") != platform.node():
+        tf.io.gfile.remove(os.path.join(run_dir, logtree.LOCK))
+    else:
+        logtree.check_unlocked(run_dir)
+    return saved_epoch(os.path.join(run_dir, RESUME_DIR))

@@ -19,6 +19,16 @@ class Status(enum.StrEnum):
         return repr(self.value)
 
 
+class TrialState(enum.StrEnum):
+    """Where a sweep's trial stands when it has no run status (yet): `tbreg sweep`'s table and sweep.json."""
+
+    QUEUED = "queued"  # waiting for a worker
+    NOT_STARTED = "not started"  # the sweep was interrupted before it ran
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
 # A training that reached its end: skipped by --resume and by a re-run of a sweep.
 FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.DIVERGED)  # a tuple: `x in` takes any run.json value
 

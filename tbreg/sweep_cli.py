@@ -28,7 +28,7 @@ import tomllib
 
 from absl import flags
 
-from tbreg import _app, _flags, _quiet, datasets
+from tbreg import _app, _flags, _quiet, datasets, text
 from tbreg.errors import UserError
 from tbreg.status import Status
 
@@ -108,8 +108,7 @@ def _format_table(result) -> str:
             "-" if r.best_value is None else f"{r.best_value:.4f}",
             "-" if r.skipped else f"{r.seconds:.0f}s",
         ))
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows])
+    return text.table(header, rows)
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -1,8 +1,8 @@
-"""Training a run and a family the tutorial's way: compile, fit, early stopping, run.json.
+"""Training one run the tutorial's way: compile, fit, early stopping, its record.
 
-`train_run` trains one model spec into one run dir and records its outcome in its run.json;
-`train_family` trains several specs of a family into `<logdir>/<family>/<model>` dirs, as a sweep
-with an empty grid (tbreg.sweep: one planner, one driver for both).
+`train_run` trains one model spec into one run dir and records its outcome (logtree.write_record:
+run.json and the Overfitting tab's summary). A family of runs is trained by the orchestrator,
+`tbreg.sweep.train_family` (one planner, one driver for families and sweeps).
 """
 
 import dataclasses
@@ -16,9 +16,8 @@ from tbreg._quiet import tensorflow as tf  # noqa: I001  before keras: quiet in 
 import keras
 import numpy as np
 
-from plugins.overfitting import summary as run_summary
-from tbreg import engine, logtree, models, resume
-from tbreg.errors import UserError
+from tbreg import analysis, engine, logtree, models, resume
+from tbreg.errors import first_line
 from tbreg.status import Status
 
 
@@ -106,7 +105,7 @@ def diverged_epoch(history: dict, num_classes: int) -> int | None:
     DIVERGENCE_FACTOR × ln(num_classes); None if there is none."""
     limit = DIVERGENCE_FACTOR * math.log(max(num_classes, 2))
     losses = history.get("loss", [])
-    data_losses = history.get(models.data_loss_name(num_classes)) or losses
+    data_losses = history.get(models.data_loss_for_classes(num_classes)) or losses
     for epoch, (loss, data_loss) in enumerate(zip(losses, data_losses)):
         if not (math.isfinite(loss) and math.isfinite(data_loss)) or data_loss > limit:
             return epoch
@@ -150,18 +149,9 @@ def _close_writers(callbacks) -> None:
 def _record_outcome(run_dir: str, record: dict) -> None:
     """Writes the final run.json and record summary; a failing disk only gets a warning."""
     try:
-        logtree.write_run_json(run_dir, record)
-        run_summary.write_run_end(run_dir, record)
+        logtree.write_record(run_dir, record)
     except (OSError, tf.errors.OpError) as e:
-        print(f"{run_dir}: could not record status={record['status']} in run.json ({_reason(e)})", file=sys.stderr)
-
-
-def _best(history: dict, monitor: str) -> tuple[int | None, float | None]:
-    values = [v if math.isfinite(v) else math.inf for v in history.get(monitor, [])]
-    if not values or min(values) == math.inf:
-        return None, None
-    epoch = int(np.argmin(values))
-    return epoch, float(values[epoch])
+        print(f"{run_dir}: could not record status={record['status']} in run.json ({first_line(e)})", file=sys.stderr)
 
 
 def train_run(spec, data, config, run_dir: str, family: str = "", callbacks=(), extra: dict | None = None) -> RunResult:
@@ -210,13 +200,9 @@ def _default_summary_writer(restore=False):
     return restore
 
 
-def _reason(e: Exception) -> str:
-    return (getattr(e, "message", None) or str(e)).splitlines()[0]
-
-
 def _not_started(family: str, spec, run_dir: str, e: Exception, params: int = 0) -> RunResult:
-    print(f"{run_dir}: cannot write there ({_reason(e)}); not trained", file=sys.stderr)
-    return RunResult(family, spec.name, run_dir, Status.FAILED, params, error=f"{type(e).__name__}: {_reason(e)}")
+    print(f"{run_dir}: cannot write there ({first_line(e)}); not trained", file=sys.stderr)
+    return RunResult(family, spec.name, run_dir, Status.FAILED, params, error=f"{type(e).__name__}: {first_line(e)}")
 
 
 def _set_aside_damaged_record(run_dir: str, attempt: str) -> None:
@@ -233,21 +219,23 @@ def _set_aside_damaged_record(run_dir: str, attempt: str) -> None:
     print(f"{path}: its old content is kept as {aside}", file=sys.stderr)
 
 
-def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
+def _prepare_resume(run_dir: str) -> tuple[dict | None, int | None]:
+    """(the run's record, the epoch its save ends with) when `run_dir` holds a save to continue
+    from, after setting aside what a killed training wrote after that save; (None, None) otherwise."""
     resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
-    resuming = resume.exists(resume_dir)
-    previous = (logtree.read_run_json(run_dir) or {}) if resuming else None
-    after_epoch = resume.saved_epoch(resume_dir) if resuming else None  # read the save once
-    if resuming:  # what a killed training wrote after its last save is written again
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        attempt = f"after-epoch-{after_epoch}-{stamp}"
-        resume.rewind_events(resume_dir, attempt)
-        _set_aside_damaged_record(run_dir, attempt)
-    keras.utils.set_random_seed(config.seed)
-    model = compile_model(spec, data, config)
-    monitor = "val_" + models.data_loss_name(data.num_classes)
-    if config.verbose:
-        print(f"{family}/{spec.name}: {model.count_params():,} parameters -> {run_dir}", file=sys.stderr)
+    if not resume.exists(resume_dir):
+        return None, None
+    previous = logtree.read_run_json(run_dir) or {}
+    after_epoch = resume.saved_epoch(resume_dir)  # read the save once
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    attempt = f"after-epoch-{after_epoch}-{stamp}"
+    resume.rewind_events(resume_dir, attempt)  # written again by this training
+    _set_aside_damaged_record(run_dir, attempt)
+    return previous, after_epoch
+
+
+def _start_record(spec, data, config, model, family: str, extra, previous: dict | None, after_epoch) -> dict:
+    """The record of a run that starts (or, with `previous`, continues after `after_epoch`)."""
     record = {
         "family": family,
         "model": spec.name,
@@ -257,28 +245,26 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         "config": dataclasses.asdict(config),
         "seed": config.seed,
         "params": model.count_params(),
-        "monitor": monitor,
+        "monitor": _monitor(data),
         "status": Status.RUNNING,
         "started": _now(),
         "versions": versions(),
         **(extra or {}),
     }
-    if resuming:  # continuing an interrupted training: same run, same start
-        resumed = {"after_epoch": after_epoch, "at": _now()}
-        record.update(started=previous.get("started", record["started"]))
-        record["resumed"] = [*previous.get("resumed", []), resumed]
-    try:
-        logtree.write_run_json(run_dir, record)
-        if not resuming:
-            run_summary.write_run_start(run_dir, record)  # HParams + the record, for TensorBoard
-    except (OSError, tf.errors.OpError) as e:  # e.g. disk full: this run fails, the family goes on
-        return _not_started(family, spec, run_dir, e, model.count_params())
-    result = RunResult(family, spec.name, run_dir, Status.RUNNING, model.count_params())
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=monitor, patience=config.patience, min_delta=config.min_delta, mode="min"
-    )
-    history = keras.callbacks.History()
-    all_callbacks = [
+    if previous is not None:  # continuing an interrupted training: same run, same start
+        record["started"] = previous.get("started", record["started"])
+        record["resumed"] = [*previous.get("resumed", []), {"after_epoch": after_epoch, "at": _now()}]
+    return record
+
+
+def _monitor(data) -> str:
+    """What early stopping watches: the validation data loss."""
+    return "val_" + models.data_loss_for_classes(data.num_classes)
+
+
+def _all_callbacks(spec, data, config, run_dir: str, callbacks, history, early_stopping) -> list:
+    """Keras' own (History, EarlyStopping, TerminateOnNaN, TensorBoard), the caller's, the spec's."""
+    out = [
         history,
         early_stopping,
         keras.callbacks.TerminateOnNaN(),
@@ -289,8 +275,13 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     if config.verbose:
         import tensorflow_docs.modeling as tfdocs_modeling
 
-        all_callbacks.append(tfdocs_modeling.EpochDots(report_every=100))
-    interrupted = None
+        out.append(tfdocs_modeling.EpochDots(report_every=100))
+    return out
+
+
+def _fit_outcome(model, data, config, run_dir: str, all_callbacks, history, early_stopping, result, record):
+    """Fits and sets `result.status` (and `.error`); returns Interrupted to raise after recording, or None."""
+    resume_dir = os.path.join(run_dir, resume.RESUME_DIR)
     try:
         fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None)
         result.status = _status(history.history, early_stopping, data.num_classes)
@@ -298,34 +289,66 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     except KeyboardInterrupt:
         result.status = Status.INTERRUPTED
         _close_writers(all_callbacks)
-        interrupted = Interrupted(result, resume.exists(resume_dir))
+        return Interrupted(result, resume.exists(resume_dir))
     except Exception as e:  # recorded in run.json; the family goes on with its next model
         result.status, result.error = Status.FAILED, f"{type(e).__name__}: {e}"
         _close_writers(all_callbacks)
         diverged_at = diverged_epoch(history.history, data.num_classes)
         if diverged_at is not None:  # it blew up first; what broke afterwards (NaN weights) stays in run.json
-            print(f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {_reason(e)}", file=sys.stderr)
+            print(f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {first_line(e)}",
+                  file=sys.stderr)
             record["error"], result.status, result.error = result.error, Status.DIVERGED, None
             resume.clear(resume_dir)  # like any diverged run: nothing to continue
-    finally:
-        result.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        result.epochs = len(result.history.get("loss", []))
-        result.best_epoch, result.best_value = _best(result.history, monitor)
-        record.update(
-            status=result.status,
-            epochs=result.epochs,
-            stopped_epoch=result.epochs - 1 if result.epochs else None,
-            best_epoch=result.best_epoch,
-            best_value=result.best_value,
-            diverged_epoch=diverged_epoch(result.history, data.num_classes),
-            error=result.error or record.get("error"),
-            finished=_now(),
-        )
-        if interrupted:
-            record["resumable"] = interrupted.resumable
-        for callback in callbacks:  # e.g. GeneralizationGap's overfitting onset
-            if hasattr(callback, "run_json_fields"):
-                record.update(callback.run_json_fields())
+    return None
+
+
+def _finish_record(record: dict, result: RunResult, history, callbacks, num_classes: int, interrupted) -> None:
+    """Puts the outcome into `result` and `record`: epochs, best epoch and value, status, error."""
+    result.history = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    result.epochs = len(result.history.get("loss", []))
+    result.best_epoch, result.best_value = analysis.lowest(dict(enumerate(result.history.get(record["monitor"], []))))
+    record.update(
+        status=result.status,
+        epochs=result.epochs,
+        stopped_epoch=result.epochs - 1 if result.epochs else None,
+        best_epoch=result.best_epoch,
+        best_value=result.best_value,
+        diverged_epoch=diverged_epoch(result.history, num_classes),
+        error=result.error or record.get("error"),
+        finished=_now(),
+    )
+    if interrupted:
+        record["resumable"] = interrupted.resumable
+    for callback in callbacks:  # e.g. GeneralizationGap's overfitting onset
+        if hasattr(callback, "run_json_fields"):
+            record.update(callback.run_json_fields())
+
+
+def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunResult:
+    previous, after_epoch = _prepare_resume(run_dir)
+    keras.utils.set_random_seed(config.seed)
+    model = compile_model(spec, data, config)
+    if config.verbose:
+        print(f"{family}/{spec.name}: {model.count_params():,} parameters -> {run_dir}", file=sys.stderr)
+    record = _start_record(spec, data, config, model, family, extra, previous, after_epoch)
+    try:
+        if previous is not None:
+            logtree.write_run_json(run_dir, record)  # its start record (and HParams) are in its events already
+        else:
+            logtree.write_record(run_dir, record, start=True)
+    except (OSError, tf.errors.OpError) as e:  # e.g. disk full: this run fails, the family goes on
+        return _not_started(family, spec, run_dir, e, model.count_params())
+    result = RunResult(family, spec.name, run_dir, Status.RUNNING, model.count_params())
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=record["monitor"], patience=config.patience, min_delta=config.min_delta, mode="min"
+    )
+    history = keras.callbacks.History()
+    all_callbacks = _all_callbacks(spec, data, config, run_dir, callbacks, history, early_stopping)
+    interrupted = None
+    try:
+        interrupted = _fit_outcome(model, data, config, run_dir, all_callbacks, history, early_stopping, result, record)
+    finally:  # also on a second Ctrl-C or an error in a callback: the run's record says what happened
+        _finish_record(record, result, history, callbacks, data.num_classes, interrupted)
         _record_outcome(run_dir, record)
         if config.verbose:
             print(file=sys.stderr)
@@ -334,43 +357,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     return result
 
 
-def train_family(
-    family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None, jobs: int = 1,
-    seeds=None, resume: bool = False,
-) -> list[RunResult]:
-    """Trains each spec into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
-
-    A sweep with an empty grid (tbreg.sweep.run_family): its run dirs are claimed up front, then
-    trained one by one in this process, or with `jobs` > 1 that many at once in worker processes,
-    each with its share of the CPU threads (the tree is the same). A failed model is recorded
-    failed and the family goes on. `callbacks_for(run_dir)` may return extra callbacks per run (it
-    must pickle when jobs > 1). `seeds` (a list of ints) trains each spec once per seed into
-    `<spec.name>/seed_<seed>` and then writes the aggregate run `<spec.name>/mean` (see
-    tbreg.aggregate); results come per spec, seed runs first, then the aggregate (status
-    `aggregate`). `resume` continues the newest run of each spec if it was interrupted, skips it
-    if it finished, and otherwise trains a new run. An interrupt raises Interrupted.
-    """
-    from tbreg import sweep
-
-    return sweep.run_family(family, specs, data, config, logdir, if_exists, callbacks_for, extra, jobs, seeds, resume)
-
-
-def write_record_summaries(run_dir: str, record: dict) -> None:
-    """A run's record as the plugin's start and end summaries (e.g. for an aggregate run)."""
-    run_summary.write_run_start(run_dir, record)
-    run_summary.write_run_end(run_dir, record)
-
-
 def set_cpu_threads(threads: int) -> None:
     """TensorFlow's intra- and inter-op threads for this process (before its first op)."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def check_logdir(logdir: str) -> None:
-    """Fails early, before any training, if `logdir` cannot be created or written."""
-    try:
-        logtree.probe_dir(logdir)
-    except (tf.errors.OpError, OSError) as e:
-        message = getattr(e, "message", None) or str(e)
-        raise UserError(f"--logdir={logdir} is not writable ({message.splitlines()[0]}); pick another dir") from None

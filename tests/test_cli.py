@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tbreg import _flags, _quiet, _train_script, callbacks, logtree
+from tbreg import _quiet
 
 BIN = os.path.dirname(sys.executable)  # where pip put the console scripts
 
@@ -140,11 +140,6 @@ def test_sweep_without_arguments_says_what_to_pass_and_trains_nothing(tmp_path, 
 def test_usage_errors_are_one_line(argv, prog, fragment, no_tensorflow):
     proc = command(*argv, pythonpath=no_tensorflow)
     assert fragment in one_error_line(proc, prog, code=2)
-
-
-def test_flag_lists_without_tensorflow_match_the_libraries():
-    assert _flags.CALLBACK_NAMES == callbacks.NAMES
-    assert _train_script.IF_EXISTS == logtree.IF_EXISTS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import synthetic_data
 
-from tbreg import config, logtree, models, reader, training
+from tbreg import config, logtree, models, reader, sweep, training
 
 
 _data = functools.partial(synthetic_data, n_train=256, n_val=256, features=10, seed=1, noise=1.5)
@@ -68,8 +68,8 @@ def test_jobs_give_the_same_tree_as_a_sequential_run(tmp_path):
     data = _data()
     fam = families.Family("fam", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (16, 16)), models.ModelSpec("c", (4,))))
     cfg = config.TrainConfig(dataset="synthetic", n_train=256, n_validation=256, batch_size=64, max_epochs=4, verbose=0)
-    seq = training.train_family(fam, fam.models, data, cfg, str(tmp_path / "seq"))
-    par = training.train_family(fam, fam.models, data, cfg, str(tmp_path / "par"), jobs=2)
+    seq = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "seq"))
+    par = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "par"), jobs=2)
     assert [r.run_dir.replace("par", "seq") for r in par] == [r.run_dir for r in seq]
     for s, p in zip(seq, par):
         assert (s.status, s.epochs, s.best_epoch) == (p.status, p.epochs, p.best_epoch)

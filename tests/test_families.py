@@ -13,7 +13,7 @@ from keras_data import write_imdb, write_mnist
 
 from tbreg import callbacks as callbacks_lib
 from tbreg import config as config_lib
-from tbreg import datasets, families, logtree, models, reader, training
+from tbreg import datasets, families, logtree, models, reader, sweep, training
 
 IMDB_WORDS, MNIST_PIXELS, MNIST1D_FEATURES = 10_000, 784, 40
 
@@ -140,7 +140,7 @@ def fixture_data(tmp_path_factory):
 def test_every_family_trains_a_couple_of_epochs(dataset, fixture_data, tmp_path):
     data, cfg = fixture_data[dataset]
     for name, fam in families.REGISTRY[dataset].items():
-        results = training.train_family(fam, fam.models, data, cfg, str(tmp_path))
+        results = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path))
         assert [r.model for r in results] == fam.model_names()
         for r, spec in zip(results, fam.models):
             record = logtree.read_run_json(r.run_dir)
@@ -169,7 +169,7 @@ def test_the_tutorial_datasets_new_models_train_with_every_callback(tmp_path):
     for fam, specs, callbacks_for in ((regs, regs.select(["combined", "batch_norm"]), make),
                                       (regs, regs.select(["max_norm"]), None),
                                       (schedules, schedules.select(["exponential", "one_cycle"]), None)):
-        results = training.train_family(fam, specs, data, cfg, str(tmp_path), callbacks_for=callbacks_for)
+        results = sweep.train_family(fam, specs, data, cfg, str(tmp_path), callbacks_for=callbacks_for)
         assert all(r.status == "completed" and r.epochs == 2 for r in results), [(r.model, r.status, r.error) for r in results]
     splits = reader.run_scalars(str(tmp_path / "regularizers" / "combined"))
     assert {"train", "validation", "train_eval", "validation_mc"} <= set(splits)
@@ -192,7 +192,7 @@ def test_diverging_learning_rate_is_recorded_and_the_family_completes(fixture_da
     """RMSprop at 1.0 (Chollet) blows the loss up to ~1e5 in the first epoch; 1e-2 trains."""
     data, cfg = fixture_data["mnist"]
     fam = families.get("learning_rate", "mnist")
-    results = training.train_family(fam, fam.models, data, dataclasses.replace(cfg, max_epochs=3), str(tmp_path))
+    results = sweep.train_family(fam, fam.models, data, dataclasses.replace(cfg, max_epochs=3), str(tmp_path))
     assert [(r.model, r.status) for r in results] == [("lr_1", "diverged"), ("lr_1e-2", "completed")]
     diverged = logtree.read_run_json(results[0].run_dir)
     assert diverged["status"] == "diverged" and diverged["diverged_epoch"] == 0 and diverged["epochs"] == 3

@@ -52,8 +52,8 @@ def test_heads_follow_the_task():
     (tiny,) = families.SIZES.select(["tiny"])
     assert models.build_model(tiny, 40, 10).output_shape == (None, 10)
     assert models.build_model(tiny, 28, 2).output_shape == (None, 1)
-    assert models.data_loss_name(2) == "binary_crossentropy"
-    assert models.data_loss_name(10) == "sparse_categorical_crossentropy"
+    assert models.data_loss_for_classes(2) == "binary_crossentropy"
+    assert models.data_loss_for_classes(10) == "sparse_categorical_crossentropy"
 
 
 def test_adam_uses_the_tutorials_inverse_time_decay():

@@ -49,7 +49,7 @@ def test_svg_by_extension_and_default_metric(script_tree, tmp_path, capsys):
 
 
 def test_histories_are_the_event_files(script_tree):
-    runs = share.load_runs(str(script_tree["logdir"] / "sizes"))
+    runs = reader.load_runs(str(script_tree["logdir"] / "sizes"))
     histories, skipped = plot.histories(runs, "epoch_accuracy")
     assert list(histories) == ["tiny", "small"] and skipped == []
     train = reader.scalars(str(script_tree["logdir"] / "sizes" / "small" / "train"))["epoch_accuracy"]

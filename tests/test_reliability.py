@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tbreg import callbacks as callbacks_lib
-from tbreg import config, datasets, families, logtree, models, reader, resume, share, training
+from tbreg import config, datasets, families, logtree, models, reader, resume, share, sweep, training
 from tbreg.errors import UserError
+from tbreg.share import bundle as share_bundle
 from test_logtree import BAD_RUN_JSON, check_bad_run_json_warnings, write_bad_run_json
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,17 +184,17 @@ def _callbacks(interrupt_model=None, times=1):
 def test_sigint_resume_continues_exactly_and_skips_finished_runs(tmp_path, capsys):
     data = _data()
     fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3), models.ModelSpec("b", (4,))))
-    (reference,) = training.train_family(
+    (reference,) = sweep.train_family(
         fam, fam.models[:1], data, CFG, str(tmp_path / "ref"), callbacks_for=_callbacks()
     )
     logdir = str(tmp_path / "runs")
     with pytest.raises(training.Interrupted) as info:
-        training.train_family(fam, fam.models, data, CFG, logdir, callbacks_for=_callbacks("a"))
+        sweep.train_family(fam, fam.models, data, CFG, logdir, callbacks_for=_callbacks("a"))
     assert info.value.resumable and info.value.result.epochs == 3
     record = logtree.read_run_json(f"{logdir}/t/a")
     assert (record["status"], record["stopped_epoch"], record["resumable"]) == ("interrupted", 2, True)
     assert_steps_once(f"{logdir}/t/a", 3)
-    results = training.train_family(fam, fam.models, data, CFG, logdir, callbacks_for=_callbacks(), resume=True)
+    results = sweep.train_family(fam, fam.models, data, CFG, logdir, callbacks_for=_callbacks(), resume=True)
     assert [(r.model, r.status, r.epochs, os.path.basename(r.run_dir)) for r in results] == [
         ("a", "completed", 8, "a"),
         ("b", "completed", 8, "b"),
@@ -216,7 +217,7 @@ def test_sigint_resume_continues_exactly_and_skips_finished_runs(tmp_path, capsy
             )
     onset = logtree.read_run_json(results[0].run_dir)["overfitting_onset"]
     assert onset == logtree.read_run_json(reference.run_dir)["overfitting_onset"]
-    again = training.train_family(fam, fam.models, data, CFG, logdir, resume=True)
+    again = sweep.train_family(fam, fam.models, data, CFG, logdir, resume=True)
     assert [r.status for r in again] == ["completed", "completed"]
     assert capsys.readouterr().err.count("already completed after 8 epochs; skipped") == 2
     assert sorted(os.listdir(f"{logdir}/t")) == ["a", "b"]
@@ -233,7 +234,7 @@ def test_second_interrupt_stops_at_once_and_is_not_resumable(tmp_path):
     assert not os.path.exists(os.path.join(run_dir, logtree.LOCK))
     # --resume then trains anew beside it
     fam = families.Family("t", (models.ModelSpec("a", (4,)),))
-    (result,) = training.train_family(
+    (result,) = sweep.train_family(
         fam, fam.models, data, dataclasses_replace(CFG, max_epochs=2), str(tmp_path), resume=True
     )
     assert result.run_dir.endswith("a.2") and result.status == "completed"
@@ -266,7 +267,7 @@ def test_nan_loss_stops_the_run_and_the_family_goes_on(tmp_path):
     data.x_train[0, 0] = np.nan  # a NaN input: the loss is NaN from the first step
     fam = families.Family("t", (models.ModelSpec("nan", (8,)), models.ModelSpec("ok", (4,))))
     cfg = dataclasses_replace(CFG, max_epochs=20)
-    bad = training.train_family(fam, fam.models[:1], data, cfg, str(tmp_path))[0]
+    bad = sweep.train_family(fam, fam.models[:1], data, cfg, str(tmp_path))[0]
     assert bad.status == "diverged" and bad.epochs == 1
     record = logtree.read_run_json(bad.run_dir)
     assert (record["status"], record["diverged_epoch"], record["stopped_epoch"]) == ("diverged", 0, 0)
@@ -330,7 +331,7 @@ def interrupted_tree(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("interrupted") / "runs")
     fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3),))
     with pytest.raises(training.Interrupted):
-        training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks("a"))
+        sweep.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks("a"))
     return logdir
 
 
@@ -352,7 +353,7 @@ def test_resume_with_a_bad_run_json_warns_continues_and_keeps_the_old_file(inter
     path = write_bad_run_json(run, kind)
     capsys.readouterr()
     fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3),))
-    (result,) = training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
+    (result,) = sweep.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
     assert (result.run_dir, result.status, result.epochs) == (run, "completed", 8)
     record = logtree.read_run_json(run)
     assert record["status"] == "completed" and [r["after_epoch"] for r in record["resumed"]] == [2]
@@ -403,14 +404,14 @@ def test_resume_from_a_damaged_save_is_one_line_naming_it_before_any_training(in
     spec = models.ModelSpec("a", (16,), dropout=0.3)
     fam = families.Family("t", (spec, dataclasses_replace(spec, name="b")))
     with pytest.raises(UserError) as info:
-        training.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
+        sweep.train_family(fam, fam.models, _data(), CFG, logdir, callbacks_for=_callbacks(), resume=True)
     message = str(info.value)
     assert message.startswith(f"{state}: damaged save, cannot resume from it (") and "\n" not in message
     assert f"(mv {logdir}/t/b/.resume {logdir}/t/b/.resume-damaged)" in message
     assert _tree_snapshot(logdir) == before  # a (listed first) was not resumed either: nothing changed
     # the fix the message gives: a new run of b, the old one kept
     os.rename(os.path.join(logdir, "t", "b", ".resume"), os.path.join(logdir, "t", "b", ".resume-damaged"))
-    results = training.train_family(fam, fam.models, _data(), dataclasses_replace(CFG, max_epochs=4), logdir,
+    results = sweep.train_family(fam, fam.models, _data(), dataclasses_replace(CFG, max_epochs=4), logdir,
                                     resume=True)
     assert [(os.path.basename(r.run_dir), r.status) for r in results] == [("a", "completed"), ("b.2", "completed")]
     assert os.path.exists(state.replace(".resume", ".resume-damaged"))
@@ -490,12 +491,12 @@ def test_stale_lock_is_taken_over_and_a_live_one_refused(tmp_path, capsys):
 
 def test_unwritable_logdir_is_reported_before_training(tmp_path):
     with pytest.raises(UserError, match=r"--logdir=/proc/tbreg-runs is not writable"):
-        training.check_logdir("/proc/tbreg-runs")  # not even root can create it
+        logtree.check_logdir("/proc/tbreg-runs")  # not even root can create it
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(UserError, match="not writable"):
-        training.check_logdir(str(blocker / "runs"))
-    training.check_logdir(str(tmp_path / "new" / "parents" / "runs"))  # missing parents are created
+        logtree.check_logdir(str(blocker / "runs"))
+    logtree.check_logdir(str(tmp_path / "new" / "parents" / "runs"))  # missing parents are created
     assert os.listdir(tmp_path / "new" / "parents" / "runs") == []
 
 
@@ -554,7 +555,7 @@ def tiny_tmpfs(tmp_path):
 def test_no_space_left_fails_runs_and_the_family_goes_on(tiny_tmpfs, capsys):
     fam = families.Family("t", tuple(models.ModelSpec(name, (8,)) for name in ("a", "b", "c")))
     cfg = dataclasses_replace(CFG, max_epochs=2000, patience=2000)
-    results = training.train_family(fam, fam.models, _data(), cfg, str(tiny_tmpfs), callbacks_for=_callbacks())
+    results = sweep.train_family(fam, fam.models, _data(), cfg, str(tiny_tmpfs), callbacks_for=_callbacks())
     assert [r.status for r in results] == ["failed"] * 3
     assert all("No space left on device" in r.error for r in results)
     assert results[0].epochs > 0
@@ -621,7 +622,7 @@ def test_reader_keeps_the_good_part_of_damaged_files(small_run, data):
 
 
 def test_plugin_plot_and_share_survive_damaged_files(small_run, tmp_path):
-    from test_plugin import Server
+    from tb_server import Server
 
     from tbreg import plot
 
@@ -689,7 +690,7 @@ def _report_markup(family, run, tag) -> dict:
     points = [reader.Point(s, 0.0, 1.0 / (s + 1)) for s in range(3)]
     scalars = {"train": {f"epoch_{tag}": points, "epoch_loss": points}, "validation": {"epoch_loss": points}}
     html, _ = share.render_report(
-        [share.Run(family, run, "/x", f"{family}/{run}", {"status": "completed"}, scalars)], "t"
+        [reader.Run(family, run, "/x", f"{family}/{run}", {"status": "completed"}, scalars)], "t"
     )
     html = html.lower()
     return {marker: html.count(marker) for marker in ("<script", "<img", "<svg", "<iframe", "onerror=", "javascript:")}
@@ -730,7 +731,7 @@ def test_report_never_lets_a_name_become_markup(family, run, tag):
     )
 )
 def test_plugin_static_route_never_leaves_its_dir(plugin_server, path):
-    from plugins.overfitting.plugin import STATIC_DIR
+    from tbreg.plugin.plugin import STATIC_DIR
 
     response = plugin_server.get("static/" + "/".join(path))
     if response.status_code == 200:
@@ -740,7 +741,7 @@ def test_plugin_static_route_never_leaves_its_dir(plugin_server, path):
 
 @pytest.fixture(scope="module")
 def plugin_server(tmp_path_factory):
-    from test_plugin import Server
+    from tb_server import Server
 
     return Server(tmp_path_factory.mktemp("empty"))
 
@@ -751,7 +752,7 @@ def plugin_server(tmp_path_factory):
     | st.sampled_from(["/etc/passwd", "../x", "a/../../x", "a/./b", "C:\\x", "a//b", ".", "..", "a/.."])
 )
 def test_bundle_member_names_stay_inside_the_destination(name):
-    if share._safe_rel(name):
+    if share_bundle._safe_rel(name):
         dest = "/dest"
         target = os.path.normpath(os.path.join(dest, name))
         assert target.startswith(dest + "/")
@@ -769,7 +770,8 @@ DIR_NAMES = NAMES.filter(  # not the names the layout gives a meaning: splits, s
 @settings(FUZZ, max_examples=10)  # each example writes a log tree and loads it into TensorBoard
 @given(family=DIR_NAMES, run=DIR_NAMES, tag=NAMES)
 def test_plugin_answers_any_run_and_tag_name_as_data(family, run, tag):
-    from test_plugin import Server, record, write_run
+    from tb_server import Server
+    from test_plugin import record, write_run
 
     with tempfile.TemporaryDirectory() as logdir:
         run_dir = os.path.join(logdir, family, run)

@@ -23,8 +23,10 @@ from tbreg import (
     plot,
     reader,
     share,
+    sweep,
     training,
 )
+from tbreg.share import report as share_report
 
 
 _data = functools.partial(synthetic_data, n_train=300, n_val=100)
@@ -38,7 +40,7 @@ def seeded(tmp_path_factory):
     cfg = config.TrainConfig(dataset="synthetic", n_train=300, n_validation=100, batch_size=50, max_epochs=6,
                              patience=1, learning_rate=3e-2, verbose=0)
     fam = families.Family("t", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (64, 64), dropout=0.3, mc_samples=3)))
-    results = training.train_family(fam, fam.models, data, cfg, str(logdir), seeds=[3, 4, 5])
+    results = sweep.train_family(fam, fam.models, data, cfg, str(logdir), seeds=[3, 4, 5])
     return logdir, results
 
 
@@ -220,11 +222,11 @@ def test_report_and_plot_show_names_with_dollars_literally(seeded, capsys, tmp_p
 
 def test_report_keeps_a_constant_learning_rate_readable():
     points = [reader.Point(step, 0.0, 1e-3) for step in range(5)]
-    run = share.Run("f", "r", "/x", "f/r", {}, {"train": {"epoch_learning_rate": points}})
-    chart = share._chart("c", "epoch_learning_rate", [run], {"r": "#1f77b4"}, 100)
+    run = reader.Run("f", "r", "/x", "f/r", {}, {"train": {"epoch_learning_rate": points}})
+    chart = share_report._chart("c", "epoch_learning_rate", [run], {"r": "#1f77b4"}, 100)
     low, high = chart["layout"]["yaxis"]["range"]
     assert low > 0 and low < 1e-3 < high < 2e-3  # plotly's own range, [v - 1, v + 1], shows 0.001 as 0
-    varying = share._chart("c", "t", [dataclasses.replace(run, scalars={"train": {"t": [
+    varying = share_report._chart("c", "t", [dataclasses.replace(run, scalars={"train": {"t": [
         reader.Point(0, 0.0, 1.0), reader.Point(1, 0.0, 2.0)]}})], {"r": "#1f77b4"}, 100)
     assert "range" not in varying["layout"]["yaxis"]
 
@@ -232,11 +234,11 @@ def test_report_keeps_a_constant_learning_rate_readable():
 def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree):
     """One rule (tbreg.analysis) for the data loss, best epoch, gap and penalty share: the Overfitting
     tab's summary and the report's are the same numbers, on seed groups and on plain runs."""
-    from test_plugin import Server
+    from tb_server import Server
 
     for logdir, family in ((seeded[0], "t"), (script_tree["logdir"], "regularizers")):
         tab = {row["name"]: row for row in Server(logdir).json("summary", family=family)["rows"]}
-        runs = share.shown_runs([r for r in share.load_runs(str(logdir)) if r.family == family])
+        runs = reader.shown_runs([r for r in reader.load_runs(str(logdir)) if r.family == family])
         report = {run.name: share.summary_row(run) for run in runs}
         assert set(tab) == set(report) and tab
         for name, row in report.items():

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from tbreg import logtree, reader, share
+from tbreg.share import report as share_report
 from tbreg.errors import UserError
 
 from conftest import REPO, assert_one_line_error, own_lines, tbreg
@@ -200,9 +201,9 @@ def test_report_contents(script_tree, tmp_path, capsys):
     assert trace["x"] == [p.step for p in points]
     assert trace["y"] == pytest.approx([p.value for p in points], rel=1e-5)
     # Regularization components: charts when a family's runs logged them, else an empty state.
-    runs = share.load_runs(str(script_tree["logdir"]))
+    runs = reader.load_runs(str(script_tree["logdir"]))
     without = {r.family for r in runs} - {
-        r.family for r in runs for s in r.scalars.values() for t in s if share._is_regularization(t)
+        r.family for r in runs for s in r.scalars.values() for t in s if share_report._is_regularization(t)
     }
     assert text.count("No regularization components were logged") == len(without)
 
@@ -266,7 +267,7 @@ def test_report_fits_50_runs_of_10000_epochs_under_10_mb():
             "validation": {t: pick(5 + j) for j, t in enumerate(tags)},
         }
         info = {"status": "completed", "monitor": "val_sparse_categorical_crossentropy", "hparams": {"model": f"m{k}"}}
-        runs.append(share.Run("sizes" if k < 25 else "regularizers", f"m{k}", "", f"x/m{k}", info, scalars))
+        runs.append(reader.Run("sizes" if k < 25 else "regularizers", f"m{k}", "", f"x/m{k}", info, scalars))
     text, per_curve = share.render_report(runs, "big")
     size = len(text.encode("utf-8"))
     assert size < 10_000_000, size
@@ -294,7 +295,7 @@ def test_bundle_and_open_round_trip(script_tree, tmp_path, capsys):
         names = tar.getnames()
         manifest = json.load(tar.extractfile(share.MANIFEST))
     assert names[0] == share.MANIFEST
-    files = share.tree_files(str(script_tree["logdir"]))
+    files = reader.tree_files(str(script_tree["logdir"]))
     assert [e["path"] for e in manifest["files"]] == files
     for entry in manifest["files"]:
         path = os.path.join(script_tree["logdir"], entry["path"])
@@ -420,7 +421,7 @@ def test_upload_local_is_incremental_and_verified(tree, tmp_path, capsys):
     assert logtree.same_tree(str(tree), str(dest))
     assert f"tensorboard --logdir {dest}" in stdout
     again = share.upload(str(tree), str(dest), log=lambda line: None)
-    assert again.copied == 0 and again.unchanged == len(share.tree_files(str(tree)))
+    assert again.copied == 0 and again.unchanged == len(reader.tree_files(str(tree)))
     grown = event_file(tree / "sizes" / "tiny")
     with open(grown, "ab") as f:  # event files only grow
         f.write(b"more")
@@ -436,11 +437,11 @@ def test_upload_to_ram_and_watch_bounded(tree, capsys):
     code, stdout, err = tbreg(capsys, "share", "upload", tree, uri, "--watch", "--interval", "0", "--max_cycles", "2")
     assert code == 0, err
     assert "in 2 syncs" in stdout and stdout.count("sync 1:") == 1 and "sync 2:" not in stdout
-    for rel in share.tree_files(str(tree)):
+    for rel in reader.tree_files(str(tree)):
         assert logtree.sha256(os.path.join(uri, rel)) == logtree.sha256(os.path.join(tree, rel))
     # (TF's ram:// lists "train_eval/x" under "train" as "_eval": keep only names that exist.)
     listed = [rel for rel in _dest_files(uri) if tf.io.gfile.exists(os.path.join(uri, rel))]
-    assert listed == share.tree_files(str(tree))
+    assert listed == reader.tree_files(str(tree))
 
 
 def test_upload_refuses_a_copy_that_does_not_verify(tree, tmp_path, monkeypatch):
@@ -679,7 +680,7 @@ def test_disk_full_is_one_line_and_removes_only_our_partial_output(good_bundle, 
         code, _, err = tbreg(capsys, "share", "upload", tree, dest)
         assert_one_line_error(code, err, "failed (No space left on device)", "complete and verified")
         copied = _complete_copies(tree, dest)
-        assert 0 < copied < len(share.tree_files(str(tree)))
+        assert 0 < copied < len(reader.tree_files(str(tree)))
         assert f"the {copied} files copied before it" in err
         subprocess.run(["mount", "-o", "remount,size=1m", str(full_disk)], check=True)  # space freed: run again
         code, stdout, err = tbreg(capsys, "share", "upload", tree, dest)

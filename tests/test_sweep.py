@@ -149,7 +149,7 @@ def test_local_and_ray_write_the_same_tree(local_and_ray):
 
 
 def test_hparams_dashboard_shows_the_sweep(local_and_ray):
-    from test_plugin import Server
+    from tb_server import Server
 
     server = Server(local_and_ray[0] / "local")
     response = server.client.post(
@@ -245,6 +245,40 @@ def test_killed_worker_is_retried_and_continues(tmp_path, tbreg_cache, engine):
     assert other["status"] == "completed" and other["sweep"]["attempt"] == 1  # the other trial never noticed
     trials = json.loads((tmp_path / "killed" / "sweep.json").read_text())["runs"][-1]["trials"]
     assert [t["attempts"] for t in trials] == [1, 2]
+
+
+def test_trial_whose_worker_dies_on_every_attempt_is_failed_in_every_view(tmp_path, tbreg_cache):
+    # The driver records the failure after the last attempt (the worker could not): run.json, the
+    # report and the Overfitting tab's /summary must all say failed, not the `running` it died with.
+    from tb_server import Server
+
+    from tbreg import share
+
+    args = ["--families=sizes", "--models=tiny", "--max_epochs=200", "--patience=200", "--checkpoint_secs=0",
+            "--retries=1", "--jobs=1"]
+    proc = start_sweep(tmp_path, *args, cache_dir=tbreg_cache)
+    run_dir = tmp_path / "sizes" / "tiny"
+    killed = set()
+    for _ in range(2):  # both attempts: a worker that holds the run's lock, killed after a save
+        deadline = time.monotonic() + 180
+        while (pid := (logtree.lock_holder(str(run_dir)) or {}).get("pid")) in killed | {None}:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        _wait_for_save(run_dir, 1 + 2 * len(killed), proc)
+        os.kill(pid, signal.SIGKILL)
+        killed.add(pid)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "FAILED sizes/tiny" in err and "after 2 attempts" in err
+    record = logtree.read_run_json(str(run_dir))
+    assert record["status"] == "failed" and "SIGKILL" in record["error"]
+    (run,) = reader.load_runs(str(tmp_path))
+    assert share.summary_row(run)["status"] == "failed"
+    share.write_report(str(tmp_path), str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "<td>failed</td>" in html and "<td>running</td>" not in html
+    (tab_row,) = Server(tmp_path).json("summary", family="sizes")["rows"]
+    assert tab_row["status"] == "failed"
 
 
 def test_events_after_the_last_save_are_set_aside_and_trained_again(tmp_path, tbreg_cache):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import synthetic_data
 
-from tbreg import config, datasets, families, logtree, models, reader, training
+from tbreg import config, datasets, families, logtree, models, reader, sweep, training
 
 
 _data = synthetic_data
@@ -57,7 +57,7 @@ def test_diverging_run_is_recorded_and_the_family_goes_on(tmp_path):
     cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100,
                              max_epochs=5, learning_rate=1e12, verbose=0)
     fam = families.Family("t", (models.ModelSpec("boom", (64, 64), activation="relu"), models.ModelSpec("tiny", (4,))))
-    results = training.train_family(fam, fam.models, data, cfg, str(tmp_path))
+    results = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path))
     assert [r.model for r in results] == ["boom", "tiny"]
     assert results[0].status == "diverged"
     assert logtree.read_run_json(results[0].run_dir)["status"] == "diverged"

@@ -11,6 +11,7 @@ from tbreg.callbacks.mc_dropout import MCDropout
 from tbreg.callbacks.regularization import RegularizationLoss
 from tbreg.callbacks.train_eval import TrainEval
 from tbreg.callbacks.weights import WeightHistograms
+from tbreg.constants import CALLBACK_NAMES
 
 __all__ = [
     "GeneralizationGap",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 # Names for the scripts' --callbacks flag, in the order the callbacks run.
-NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
+NAMES = CALLBACK_NAMES
 
 
 def resolve_names(names) -> tuple[str, ...]:

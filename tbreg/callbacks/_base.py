@@ -53,7 +53,7 @@ def keras_tensorboard_in_fit(callback, log_dir: str) -> bool:
     return any(isinstance(c, keras.callbacks.TensorBoard) and same_dir(c.log_dir, log_dir) for c in siblings)
 
 
-def data_loss_name(model, logs: dict, override: str | None = None) -> str | None:
+def data_loss_in_logs(model, logs: dict, override: str | None = None) -> str | None:
     """The key of `logs` that holds the data loss: `override`, else the compiled loss' name or a
     known cross-entropy metric that was compiled as a metric. None when there is none."""
     if override:

@@ -1,11 +1,9 @@
 """`GeneralizationGap`: validation minus training per metric, and where overfitting starts."""
 
-import math
-
-import numpy as np
 import tensorflow as tf
 
-from tbreg.callbacks._base import SummaryCallback, data_loss_name
+from tbreg import analysis
+from tbreg.callbacks._base import SummaryCallback, data_loss_in_logs
 
 
 class GeneralizationGap(SummaryCallback):
@@ -57,17 +55,16 @@ class GeneralizationGap(SummaryCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        data_loss = data_loss_name(self.model, logs, self.data_loss) or "loss"
+        data_loss = data_loss_in_logs(self.model, logs, self.data_loss) or "loss"
         self._history.append((epoch, data_loss, logs))
         self.write_scalars("train", {f"gap/{name}": value for name, value in self.gaps(logs, data_loss).items()}, epoch)
 
     def _find_onset(self) -> dict | None:
         rows = [(e, dl, logs) for e, dl, logs in self._history if f"val_{dl}" in logs]
-        values = [float(logs[f"val_{dl}"]) for _, dl, logs in rows]
-        values = [v if math.isfinite(v) else math.inf for v in values]
-        if not values or min(values) == math.inf:
+        best, _ = analysis.lowest({i: float(logs[f"val_{dl}"]) for i, (_, dl, logs) in enumerate(rows)})
+        if best is None:
             return None
-        epoch, data_loss, logs = rows[int(np.argmin(values))]
+        epoch, data_loss, logs = rows[best]
         return {
             "epoch": int(epoch),
             "monitor": f"val_{data_loss}",

@@ -117,7 +117,7 @@ class MCDropout(SummaryCallback):
             yb = tf.convert_to_tensor(y[start : start + self.batch_size])
             loss, correct = self._fn(xb, yb)
             loss_sum, hits = loss_sum + float(loss), hits + float(correct)
-        name = analysis.data_loss_name(self.model.output_shape[-1], np.shape(y))
+        name = analysis.data_loss_for_outputs(self.model.output_shape[-1], np.shape(y))
         return {f"epoch_{name}": loss_sum / n, "epoch_accuracy": hits / n}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -128,7 +128,7 @@ class MCDropout(SummaryCallback):
 
 def _loss_and_hits(probs, y):
     """(summed cross-entropy, number correct) of mean probabilities `probs` for targets `y`."""
-    name = analysis.data_loss_name(probs.shape[-1], tuple(y.shape))
+    name = analysis.data_loss_for_outputs(probs.shape[-1], tuple(y.shape))
     if name == "binary_crossentropy":
         y = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
         loss = -(y * tf.math.log(probs) + (1.0 - y) * tf.math.log(1.0 - probs))

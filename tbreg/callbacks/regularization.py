@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tbreg.callbacks._base import (
     SummaryCallback,
-    data_loss_name,
+    data_loss_in_logs,
     keras_tensorboard_in_fit,
     to_float,
 )
@@ -95,7 +95,7 @@ class RegularizationLoss(SummaryCallback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         has_penalty = self._has_regularizers or bool(self.model.losses)  # also add_loss() in call()
-        data_loss = data_loss_name(self.model, logs, self.data_loss)
+        data_loss = data_loss_in_logs(self.model, logs, self.data_loss)
         values = {}
         if not has_penalty:
             values["epoch_regularization_loss"] = 0.0

@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from tbreg import logtree, reader
 from tbreg.errors import UserError
-from tbreg.share.output import atomic_output
-from tbreg.share.tree import _read_snapshot, load_runs, tree_files
-from tbreg.share.upload import _check_no_dangling_link, check_destination
+from tbreg.reader import load_runs, tree_files
+from tbreg.share.output import atomic_output, check_no_dangling_link, read_snapshot
+from tbreg.share.upload import check_destination
 from tbreg.status import Status
 
 gfile = tf.io.gfile
@@ -39,7 +39,7 @@ class BundleResult:
 
 def _manifest_entry(logdir: str, rel: str, live: set[str]) -> tuple[dict, bytes]:
     path = os.path.join(logdir, rel)
-    data = _read_snapshot(path, gfile.stat(path).length)
+    data = read_snapshot(path, gfile.stat(path).length)
     events = None
     if reader.is_event_file(rel):
         check = reader.inspect_event_file(path, size=len(data))
@@ -235,7 +235,7 @@ def open_bundle(bundle: str, dest: str = ".") -> OpenResult:
         target = os.path.join(dest, manifest["root"])
         if os.path.lexists(target):
             raise UserError(f"{target} already exists; pass --dest=DIR to open the bundle elsewhere")
-        _check_no_dangling_link(dest, "--dest=")
+        check_no_dangling_link(dest, "--dest=")
         made_dest = not os.path.isdir(dest)
         check_destination(dest)
         tmp = os.path.join(dest, f".tbreg-open-{uuid.uuid4().hex[:8]}")

@@ -7,8 +7,8 @@ import math
 import os
 
 from tbreg.errors import UserError
+from tbreg.reader import iter_runs
 from tbreg.share.output import atomic_output
-from tbreg.share.tree import iter_runs
 
 EXPORT_COLUMNS = ("family", "run", "split", "tag", "step", "wall_time", "value")
 

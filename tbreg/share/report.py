@@ -11,8 +11,8 @@ import numpy as np
 
 import tbreg
 from tbreg import analysis, reader
+from tbreg.reader import Run, load_runs, shown_runs
 from tbreg.share.output import atomic_output
-from tbreg.share.tree import Run, load_runs
 
 REGULARIZATION_TAG = analysis.PENALTY_TAG
 REGULARIZATION_PREFIXES = ("regularization/", "gap/")
@@ -193,24 +193,6 @@ def _fmt(value, digits: int = 4) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
-
-
-def shown_runs(runs: list[Run]) -> list[Run]:
-    """The runs a family shows: a seed group (`<model>/seed_<k>` and `<model>/mean`) as its mean,
-    named `<model>` (the seed runs are its band); seed runs with no mean yet as themselves."""
-    means = {
-        (r.family, r.name.rpartition("/")[0])
-        for r in runs
-        if r.name.rpartition("/")[2] == analysis.MEAN and analysis.is_aggregate(r.info)
-    }
-    out = []
-    for r in runs:
-        group, _, member = r.name.rpartition("/")
-        if (r.family, group) not in means:
-            out.append(r)
-        elif member == analysis.MEAN:
-            out.append(dataclasses.replace(r, name=group))
-    return out
 
 
 def _seeds(run: Run) -> int | None:

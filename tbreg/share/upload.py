@@ -9,8 +9,9 @@ import time
 import tensorflow as tf
 
 from tbreg import logtree, reader
-from tbreg.errors import UserError
-from tbreg.share.tree import _fs_reason, _op_error_text, _read_snapshot, _scheme, check_source, tree_files
+from tbreg.errors import UserError, first_line
+from tbreg.reader import check_source, tree_files
+from tbreg.share.output import check_no_dangling_link, fs_reason, read_snapshot, uri_scheme
 
 gfile = tf.io.gfile
 
@@ -31,28 +32,10 @@ class SyncResult:
     interrupted: bool = False
 
 
-def _check_no_dangling_link(path: str, flag: str = "") -> None:
-    """A one-line UserError when `path` (local) or a dir above it is a symlink to nothing."""
-    if "://" in path:
-        return
-    here = os.path.abspath(path)
-    while True:
-        if os.path.islink(here) and not os.path.exists(here):
-            target = os.path.join(os.path.dirname(here), os.readlink(here))
-            what = f"{flag}{path} is" if here == os.path.abspath(path) else f"{flag}{path}: {here} is"
-            raise UserError(
-                f"{what} a symlink to {target}, which does not exist; create {target} or pick another destination"
-            )
-        parent = os.path.dirname(here)
-        if parent == here:
-            return
-        here = parent
-
-
 def check_destination(uri: str) -> None:
     """Fails with a one-line UserError unless `uri` is a dir tf.io.gfile can create and write."""
-    _check_no_dangling_link(uri)
-    scheme = _scheme(uri)
+    check_no_dangling_link(uri)
+    scheme = uri_scheme(uri)
     try:
         logtree.probe_dir(uri)
     except tf.errors.UnimplementedError:
@@ -61,7 +44,7 @@ def check_destination(uri: str) -> None:
             "(s3:// needs the tensorflow-io package)"
         ) from None
     except tf.errors.OpError as e:
-        raise UserError(f"{uri}: cannot write there ({_op_error_text(e)}); pick a writable destination") from None
+        raise UserError(f"{uri}: cannot write there ({first_line(e)}); pick a writable destination") from None
 
 
 def _needs_copy(src: str, dst: str, rel: str) -> int | None:
@@ -77,7 +60,7 @@ def _needs_copy(src: str, dst: str, rel: str) -> int | None:
 
 def copy_verified(src: str, dst: str, size: int) -> None:
     """Copies the first `size` bytes of `src` to `dst` through a temp file, checked before renaming."""
-    data = _read_snapshot(src, size)
+    data = read_snapshot(src, size)
     digest = hashlib.sha256(data).hexdigest()
 
     def verify(tmp: str) -> None:
@@ -108,7 +91,7 @@ def sync_once(logdir: str, uri: str) -> SyncResult:
             if isinstance(e, tf.errors.NotFoundError) and not tf.io.gfile.exists(src):
                 continue  # vanished since the listing (a temp file renamed away)
             raise UserError(
-                f"copying {src} to {dst} failed ({_fs_reason(e)}); nothing partial was left, and the "
+                f"copying {src} to {dst} failed ({fs_reason(e)}); nothing partial was left, and the "
                 f"{result.copied} files copied before it are complete and verified; fix that (e.g. free some "
                 "space) and run again to copy the rest"
             ) from None

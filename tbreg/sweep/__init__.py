@@ -18,9 +18,9 @@ re-run after an interrupt — continues from the last save (tbreg.resume sets as
 attempt wrote after it). Attempts and errors are recorded in the run's run.json (`sweep.errors`) and
 in `<logdir>/sweep.json`. The HParams experiment config is written once at the log tree's root.
 
-A family run (training.train_family, the tbreg-train-* scripts) is a sweep with an empty grid,
+A family run (`train_family`, the tbreg-train-* scripts) is a sweep with an empty grid,
 planned by `plan_family` (run dirs claimed as --if_exists says, or --resume's) and driven by the
-same driver (`run_family`), without retries.
+same driver (`train_family`), without retries.
 
 Modules: grid (what a grid may vary), plan (trials), worker (one attempt), pools, driver.
 """
@@ -39,12 +39,12 @@ from tbreg.sweep.driver import (
     TrialResult,
     _duration,  # noqa: F401  sweep_cli formats times with it
     drive,
-    run_family,
+    train_family,
     run_sweep,
 )
 
 __all__ = [
     "GRID", "SWEEP_JSON", "LocalPool", "Progress", "RayPool", "SerialPool", "Sweep", "SweepResult", "Trial",
     "TrialResult", "UserError", "WorkerLost", "drive", "expand", "parse_axis", "parse_grid", "plan_family",
-    "run_family", "run_sweep", "run_trial", "trial_key",
+    "run_sweep", "run_trial", "train_family", "trial_key",
 ]

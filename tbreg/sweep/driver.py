@@ -1,5 +1,5 @@
 """The driver: hands a plan's trials to a pool, retries failed attempts, reports progress, stops
-cleanly on an interrupt and writes the `mean` runs; `run_sweep` and `run_family` are its two plans."""
+cleanly on an interrupt and writes the `mean` runs; `run_sweep` and `train_family` are its two plans."""
 
 import collections
 import dataclasses
@@ -12,9 +12,9 @@ from typing import Callable
 
 from tbreg._quiet import tensorflow as tf  # noqa: I001
 
-from tbreg import aggregate, datasets, logtree, models, training
-from tbreg.errors import UserError
-from tbreg.status import FINISHED, Status
+from tbreg import aggregate, datasets, logtree, models, resume, training
+from tbreg.errors import UserError, first_line
+from tbreg.status import FINISHED, Status, TrialState
 from tbreg.sweep.plan import Sweep, Trial, expand, plan_family
 from tbreg.sweep.pools import LocalPool, SerialPool, WorkerLost
 
@@ -28,7 +28,7 @@ def _stderr(line: str) -> None:
 @dataclasses.dataclass
 class TrialResult:
     trial: Trial
-    status: str  # a Status (completed, early_stopped, diverged, failed, interrupted), `queued` or `not started`
+    status: str  # a Status (completed, early_stopped, diverged, failed, interrupted) or a TrialState
     attempts: int = 0
     epochs: int = 0
     best_epoch: int | None = None
@@ -115,7 +115,7 @@ def _check_existing(trial: Trial) -> dict | None:
         raise UserError(f"{trial.run_dir} holds {what}; sweep into another --logdir, or move that run away")
     if record.get("status") in FINISHED:
         return record
-    logtree.check_unlocked(trial.run_dir)
+    resume.preflight(trial.run_dir)
     return None
 
 
@@ -129,9 +129,9 @@ def _record_failure(trial: Trial, errors: list) -> None:
         record.setdefault("sweep", {"key": trial.key, "trial": trial.name, "grid": trial.grid})["errors"] = errors
         record["sweep"]["attempt"] = len(errors)
     try:
-        logtree.write_run_json(trial.run_dir, record)
-    except (OSError, tf.errors.OpError):
-        pass
+        logtree.write_record(trial.run_dir, record)
+    except (OSError, tf.errors.OpError) as e:  # the sweep's table and sweep.json still say failed
+        print(f"{trial.run_dir}: could not record status=failed ({first_line(e)})", file=sys.stderr)
 
 
 def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[[str], None],
@@ -143,7 +143,7 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
     KeyboardInterrupt (Ctrl-C; the scripts turn SIGTERM into it) asks the running trials to end their
     epoch and save, waits for them, and returns with `interrupted` set: a re-run continues.
     """
-    results = {t.run_dir: TrialResult(t, "queued") for t in trials}
+    results = {t.run_dir: TrialResult(t, TrialState.QUEUED) for t in trials}
     queue = collections.deque()
     for t in trials:
         record = earlier.get(t.run_dir)
@@ -222,7 +222,7 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
         for trial in running.values():
             results[trial.run_dir].status = Status.INTERRUPTED
         for trial in queue:
-            results[trial.run_dir].status = "not started"
+            results[trial.run_dir].status = TrialState.NOT_STARTED
     return results, interrupted
 
 
@@ -237,7 +237,7 @@ def _write_means(trials, results, log, only_finished: bool = True) -> dict:
     for group, members in groups.items():
         fresh = any(not r.skipped for r in members) or not tf.io.gfile.exists(os.path.join(group, aggregate.MEAN))
         if fresh and (not only_finished or all(r.status in FINISHED for r in members)):
-            written[group] = aggregate.write_mean(group, training.write_record_summaries)
+            written[group] = aggregate.write_mean(group)
     if written:
         log(f"wrote {len(written)} aggregate run(s) (mean and std over the seeds)")
     return written
@@ -254,12 +254,12 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
         logdir = os.path.abspath(logdir)
     trials = expand(sweep, logdir)
     earlier = {t.run_dir: record for t in trials if (record := _check_existing(t)) is not None}
-    training.check_logdir(logdir)
+    logtree.check_logdir(logdir)
     history = _read_sweep_json(logdir)
     if not history.get("hparams_config"):  # once per log tree: the HParams dashboard's columns and metrics
-        from plugins.overfitting import summary
+        from tbreg.plugin import summary
 
-        summary.write_experiment(logdir, models.data_loss_name(datasets.NUM_CLASSES[sweep.config.dataset]))
+        summary.write_experiment(logdir, models.data_loss_for_classes(datasets.NUM_CLASSES[sweep.config.dataset]))
         history["hparams_config"] = True
     entry = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "engine": pool.engine, "workers": pool.capacity, "dataset": sweep.config.dataset,
@@ -282,12 +282,22 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     return SweepResult(logdir, [results[t.run_dir] for t in trials], means, time.monotonic() - started, interrupted)
 
 
-def run_family(family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None,
-               jobs: int = 1, seeds=None, resume: bool = False, retries: int = 0) -> list:
-    """training.train_family: the family as a sweep with an empty grid (plan_family), on a
-    SerialPool (jobs 1: in this process) or a LocalPool. Returns training.RunResult per run, each
-    seed group's `mean` after its seed runs; raises training.Interrupted (or KeyboardInterrupt
-    before any training reported) when interrupted, after the running trials saved."""
+def train_family(family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None,
+                 jobs: int = 1, seeds=None, resume: bool = False, retries: int = 0) -> list:
+    """Trains each spec of `family` into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
+
+    A sweep with an empty grid (plan_family): its run dirs are claimed up front, then trained one
+    by one in this process, or with `jobs` > 1 that many at once in worker processes (LocalPool),
+    each with its share of the CPU threads (the tree is the same). A failed model is recorded
+    failed and the family goes on. `callbacks_for(run_dir)` may return extra callbacks per run (it
+    must pickle when jobs > 1). `seeds` (a list of ints) trains each spec once per seed into
+    `<spec.name>/seed_<seed>` and then writes the aggregate run `<spec.name>/mean` (tbreg.aggregate).
+    `resume` continues the newest run of each spec if it was interrupted, skips it if it finished,
+    and otherwise trains a new run.
+
+    Returns training.RunResult per run, each seed group's `mean` (status `aggregate`) after its seed
+    runs; raises training.Interrupted (or KeyboardInterrupt before any training reported) when
+    interrupted, after the running trials saved."""
     trials, earlier = plan_family(family.name, specs, config, logdir, if_exists, seeds, resume, data, callbacks_for,
                                   extra)
     jobs = min(jobs, len(trials) - len(earlier))

@@ -2,7 +2,7 @@
 
 A trial is one training into one run dir. A sweep places its trials by name and knows its finished
 ones by key (`trial_key`); a family run (`plan_family`, what `tbreg-train-*` and
-`training.train_family` train) is a sweep with an empty grid whose run dirs are claimed as
+`train_family` train) is a sweep with an empty grid whose run dirs are claimed as
 `--if_exists` says, or, with `resume`, its models' newest interrupted runs.
 """
 
@@ -150,29 +150,28 @@ def _plan_resume(family, specs, config, logdir, if_exists, seeds, data, callback
     if seeds:
         raise UserError("--resume does not work with --seeds yet; resume without --seeds or start anew")
     family_dir = os.path.join(logdir, family)
-    for spec in specs:  # a damaged save to resume from is a UserError before anything is trained
+    newest = {}  # spec name -> (its newest run dir or None, that run's record, the epoch its save ends with)
+    for spec in specs:  # a live training or a damaged save is a UserError before anything is trained
         runs = logtree.runs_of(family_dir, spec.name)
-        saved = os.path.join(runs[-1], resume.RESUME_DIR) if runs else None
-        if saved and resume.exists(saved) and (logtree.read_run_json(runs[-1]) or {}).get("status") not in FINISHED:
-            resume.saved_epoch(saved)
+        run = runs[-1] if runs else None
+        record = (logtree.read_run_json(run) or {}) if run else {}
+        finished = record.get("status") in FINISHED
+        if run and finished:
+            logtree.check_unlocked(run)
+        newest[spec.name] = (run, record, None if finished or not run else resume.preflight(run))
     trials, earlier = [], {}
     for spec in specs:
-        runs = logtree.runs_of(family_dir, spec.name)
-        newest = runs[-1] if runs else None
-        record = (logtree.read_run_json(newest) or {}) if newest else {}
-        label = f"{family}/{os.path.basename(newest or spec.name)}"
-        if newest:
-            logtree.check_unlocked(newest)
+        run, record, after = newest[spec.name]
+        label = f"{family}/{os.path.basename(run or spec.name)}"
         if record.get("status") in FINISHED:
-            after = f" after {record['epochs']} epochs" if "epochs" in record else ""
-            print(f"{label}: already {record['status']}{after}; skipped", file=sys.stderr)
-            run_dir, earlier[newest] = newest, record
-        elif newest and resume.exists(os.path.join(newest, resume.RESUME_DIR)):
-            after = resume.saved_epoch(os.path.join(newest, resume.RESUME_DIR))
+            epochs = f" after {record['epochs']} epochs" if "epochs" in record else ""
+            print(f"{label}: already {record['status']}{epochs}; skipped", file=sys.stderr)
+            run_dir, earlier[run] = run, record
+        elif after is not None:
             status = record.get("status")
             how = "" if status == Status.INTERRUPTED else f" (its training stopped while {status})" if status else ""
             print(f"{label}: resuming after epoch {after}{how}", file=sys.stderr)
-            run_dir = newest
+            run_dir = run
         else:
             run_dir = logtree.claim_run_dir(logdir, family, spec.name, if_exists)
             print(f"{family}/{spec.name}: nothing to resume; training {run_dir}", file=sys.stderr)

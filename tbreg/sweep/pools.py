@@ -14,7 +14,7 @@ import multiprocessing.connection
 import os
 import signal
 
-from tbreg.errors import UserError
+from tbreg.errors import UserError, first_line
 from tbreg.status import Status
 from tbreg.sweep.worker import _call_safely, _set_threads, run_trial
 
@@ -214,7 +214,7 @@ class RayPool(_Pool):
             else:
                 ray.init(num_cpus=jobs or 1, object_store_memory=128 * 1024**2, **options)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"--address={address}: cannot connect to a Ray cluster there ({str(e).splitlines()[0]}); "
+            raise UserError(f"--address={address}: cannot connect to a Ray cluster there ({first_line(e)}); "
                             "start one with `ray start --head`, or drop --address for a local one") from None
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max(1, jobs or cpus)
@@ -243,7 +243,7 @@ class RayPool(_Pool):
             try:
                 outcome = self._ray.get(ref)
             except self._ray.exceptions.RayError as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                first = first_line(e)
                 outcome = WorkerLost(f"Ray worker lost ({type(e).__name__}: {first})")
             done.append((handle, outcome))
         return done

@@ -10,7 +10,7 @@ from tbreg._quiet import tensorflow as tf  # noqa: I001  quiet in spawned worker
 from tbreg import callbacks as callbacks_lib
 from tbreg import datasets, logtree, resume, training
 from tbreg.config import TrainConfig
-from tbreg.errors import UserError
+from tbreg.errors import UserError, first_line
 from tbreg.status import Status
 from tbreg.sweep.plan import Trial
 
@@ -47,12 +47,7 @@ def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
     if there is one; otherwise what an earlier attempt wrote is set aside and the trial starts afresh."""
     start = time.monotonic()
     tf.io.gfile.makedirs(trial.run_dir)
-    holder = logtree.lock_holder(trial.run_dir)
-    if holder and attempt > 1 and holder.get("host") != platform.node():  # that attempt's worker is gone
-        tf.io.gfile.remove(os.path.join(trial.run_dir, logtree.LOCK))
-    else:
-        logtree.check_unlocked(trial.run_dir)
-    resumed_after = resume.saved_epoch(os.path.join(trial.run_dir, resume.RESUME_DIR))
+    resumed_after = resume.preflight(trial.run_dir, after_lost_worker=attempt > 1)
     if resumed_after is None:
         _set_aside_attempt(trial.run_dir)
     data = _data(trial.config) if trial.data is None else trial.data
@@ -86,6 +81,6 @@ def _call_safely(call) -> dict:
     try:
         return run_trial(*call)
     except (UserError, OSError, tf.errors.OpError, ValueError) as e:
-        return {"status": Status.FAILED, "error": str(getattr(e, "message", None) or e).splitlines()[0]}
+        return {"status": Status.FAILED, "error": first_line(e)}
     except Exception as e:  # noqa: BLE001 - reported and retried by the driver
-        return {"status": Status.FAILED, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        return {"status": Status.FAILED, "error": f"{type(e).__name__}: {first_line(e)}"}

@@ -37,7 +37,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from plugins.overfitting import metadata
+from tbreg.plugin import metadata
 from tbreg import analysis
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -137,31 +137,22 @@ def _split_of(name: str) -> tuple[str, str | None]:
 
 
 def _members(dirs: dict, records: dict) -> list:
-    """The runs families show, from {run dir: {split: TensorBoard run}} and the records.
-
-    A seed group is its mean run (its seed runs are not shown); the seed runs of a group without a
-    mean yet are plain runs named `<model>/seed_<k>`.
-    """
-    names = {run: analysis.run_name(run, records.get(run)) for run in dirs}
-    seed_runs = collections.defaultdict(list)  # group -> [(seed, run dir)]
-    for run, n in names.items():
-        if n.is_seed:
-            seed_runs[n.group].append((int(analysis.SEED_RUN.fullmatch(n.member).group(1)), run))
-    means = {n.group for n in names.values() if n.is_mean}
+    """The runs families show (`analysis.shown_runs`), from {run dir: {split: TensorBoard run}} and
+    the records. A seed group's weights are those of its first seed run."""
+    runs = list(dirs)
+    names = [analysis.run_name(run, records.get(run)) for run in runs]
     out = []
-    for run, n in names.items():
-        if n.is_seed and n.group in means:
-            continue
-        r = Run(run, n.family, f"{n.name}/{n.member}" if n.is_seed else n.name, dirs[run], records.get(run))
-        if n.is_mean:
+    for shown in analysis.shown_runs(names, [records.get(run) for run in runs]):
+        run = runs[shown.index]
+        r = Run(run, names[shown.index].family, shown.name, dirs[run], records.get(run))
+        if shown.seeds or analysis.is_aggregate(r.record):
             members = (r.record or {}).get("members")
-            r.seeds = len(members) if isinstance(members, list) and members else len(seed_runs[n.group])
-            if seed_runs[n.group]:
-                first = min(seed_runs[n.group])[1]
-                r.seed_run, r.seed_splits = names[first].member, dirs[first]
+            r.seeds = len(members) if isinstance(members, list) and members else len(shown.seeds)
+            if shown.seeds:
+                first = runs[shown.seeds[0]]
+                r.seed_run, r.seed_splits = names[shown.seeds[0]].member, dirs[first]
         out.append(r)
     return out
-
 
 def _encode(value) -> str:
     """JSON text of plain data whose Series are rendered from their cached text."""
@@ -261,7 +252,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         for run in _members(dirs, records):
             families[run.family].append(run)
         for family, members in families.items():
-            _mark_baselines(family, members)
+            for r, baseline in zip(members, analysis.baselines(family, [r.record for r in members])):
+                r.baseline = baseline
             members.sort(key=lambda r: (not r.baseline, r.name))  # the baseline first
         return Snapshot(dict(sorted(families.items())), last)
 
@@ -534,24 +526,6 @@ def _static_file(relative: str) -> str:
     ):
         raise errors.NotFoundError("no such static file")
     return path
-
-
-def _mark_baselines(family: str, runs: list) -> None:
-    """A run whose record names another family than the folder it sits in is that folder's baseline
-    (a seed group by its mean's record: `regularizers/tiny/mean` copied from sizes is one).
-
-    At the log dir's root the folder has no name; there the most common recorded family counts.
-    """
-    recorded = [analysis.text(r.record, "family") for r in runs if analysis.text(r.record, "family")]
-    home = posixpath.basename(family)
-    if not home:
-        counts = collections.Counter(recorded).most_common(2)
-        if not counts or (len(counts) == 2 and counts[0][1] == counts[1][1]):
-            return
-        home = counts[0][0]
-    for r in runs:
-        family_of_record = analysis.text(r.record, "family")
-        r.baseline = bool(family_of_record) and family_of_record != home
 
 
 def _penalty(series: dict, train: str | None, data_tag: str) -> tuple:

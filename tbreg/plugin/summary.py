@@ -21,7 +21,7 @@ import time
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from plugins.overfitting import metadata
+from tbreg.plugin import metadata
 
 # HParams names, in the order the dashboard lists them, and where each comes from in the record.
 _FROM_HPARAMS = ("model", "units", "depth", "activation", "l1", "l2", "dropout", "max_norm", "batch_norm", "optimizer",

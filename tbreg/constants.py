@@ -1,0 +1,8 @@
+"""Choices that the flags offer and the library checks, in one place without TensorFlow (so that
+`--help` and `--list` answer without importing it)."""
+
+# What `--if_exists` (and logtree.claim_run_dir's `if_exists`) may say about a run dir that holds a run.
+IF_EXISTS = ("new", "error", "overwrite")
+
+# tbreg.callbacks.make's callbacks, by the names `--callbacks` takes.
+CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
