@@ -2,12 +2,22 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    """The Ctrl-C tests send SIGINT to this process or to commands it starts. Started as a background
+    job (`pytest … &`, nohup, some CI runners), a process inherits SIGINT *ignored*, Python then never
+    raises KeyboardInterrupt, and every process it starts inherits the same: restore Python's default
+    handler here (in each xdist worker too), so children start with the default disposition."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
