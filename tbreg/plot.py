@@ -114,6 +114,7 @@ def plot_family(
     fmt = FORMATS.get(os.path.splitext(out)[1].lower())
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
+    share.check_outside(out, logdir)
     runs = share.shown_runs(share.load_runs(logdir, keep_damaged))
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.backend.event_processing import directory_watcher, event_accumulator, event_file_loader, io_wrapper
 from tensorboard.util import tensor_util
 
 from tbreg import logtree
@@ -46,6 +46,8 @@ def warn_if_damaged(event_dir: str) -> list["EventFileCheck"]:
         if not is_event_file(name):
             continue
         path = os.path.join(event_dir, name)
+        if not logtree.readable(path):  # a FIFO or device named like an event file: never opened
+            continue
         try:
             check = inspect_event_file(path)
         except tf.errors.OpError as e:  # unreadable (permissions, vanished): TensorBoard skips it too
@@ -67,6 +69,14 @@ def load(event_dir: str) -> event_accumulator.EventAccumulator:
     """
     warn_if_damaged(event_dir)
     acc = event_accumulator.EventAccumulator(event_dir, size_guidance=KEEP_ALL)
+    names = tf.io.gfile.listdir(event_dir) if tf.io.gfile.isdir(event_dir) else []
+    if any(is_event_file(n) and logtree.unreadable_reason(os.path.join(event_dir, n)) for n in names):
+        # TensorBoard's loader would open a FIFO named like an event file and wait forever: read the
+        # dir with its own DirectoryWatcher (what EventAccumulator builds), regular files only.
+        acc._generator = directory_watcher.DirectoryWatcher(
+            event_dir, event_file_loader.LegacyEventFileLoader,
+            lambda path: io_wrapper.IsSummaryEventsFile(path) and not logtree.unreadable_reason(path),
+        )
     acc.Reload()
     return acc
 
@@ -164,7 +174,7 @@ def run_scalars(run_dir: str) -> dict[str, dict[str, list[Point]]]:
 def find_runs(logdir: str) -> list[str]:
     """Run dirs below `logdir` (those with a run.json or a split of event files), relative, sorted."""
     found = []
-    for dirpath, dirnames, filenames in tf.io.gfile.walk(logdir):
+    for dirpath, dirnames, filenames in logtree.walk(logdir):  # never out of the tree, never in a loop
         if logtree.RUN_JSON in filenames or any(
             tf.io.gfile.isdir(os.path.join(dirpath, d)) and d in ("train", "validation") for d in dirnames
         ):

@@ -9,6 +9,7 @@ from tbreg.share.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
     MANIFEST,
+    MAX_OPEN_MB,
     BundleResult,
     OpenResult,
     _safe_rel,
@@ -16,7 +17,7 @@ from tbreg.share.bundle import (
     open_bundle,
 )
 from tbreg.share.export import EXPORT_COLUMNS, ExportResult, export_rows, export_scalars
-from tbreg.share.output import atomic_output, check_writable
+from tbreg.share.output import atomic_output, check_outside, check_writable
 from tbreg.share.report import (
     MAX_POINTS,
     MIN_POINTS,

@@ -57,14 +57,10 @@ def check_source(logdir: str) -> None:
         raise UserError(f"{logdir}: no such log dir; {hint}")
 
 
-def _is_hidden(rel: str) -> bool:
-    """Temporary and hidden files (`.x.tmp-…`, `run.json.tmp-…`) are never part of a tree."""
-    return any(part.startswith(".") or ".tmp-" in part for part in rel.split("/"))
-
-
 def tree_files(logdir: str) -> list[str]:
-    """Files of the tree below `logdir`, relative, sorted; temporary and hidden files left out."""
-    return [rel for rel in logtree.list_files(logdir) if not _is_hidden(rel)]
+    """Regular files of the tree below `logdir`, relative, sorted; tbreg's own temporary and state
+    files left out (`logtree.is_internal`), and what no reader may open (`logtree.list_files`)."""
+    return [rel for rel in logtree.list_files(logdir) if not logtree.is_internal(rel)]
 
 
 def _run_names(logdir: str, rel: str, record: dict | None = None) -> tuple[str, str]:
@@ -93,7 +89,7 @@ def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False
     for split in reader.splits(run_dir):
         split_dir = os.path.join(run_dir, split)
         for name in sorted(gfile.listdir(split_dir)):
-            if reader.is_event_file(name):
+            if reader.is_event_file(name) and logtree.readable(os.path.join(split_dir, name)):
                 check = reader.inspect_event_file(os.path.join(split_dir, name))
                 if not check.ok and not (live and check.problem == "truncated"):
                     if not keep_damaged:
@@ -112,7 +108,7 @@ def iter_runs(logdir: str, keep_damaged: bool = False):
     one at a time in dir order; a missing or empty tree is a UserError before the first.
     `keep_damaged`: see `check_run_files`."""
     check_source(logdir)
-    rels = [rel for rel in reader.find_runs(logdir) if not _is_hidden(rel)]
+    rels = [rel for rel in reader.find_runs(logdir) if not logtree.is_internal(rel)]
     if not rels:
         raise UserError(
             f"{logdir}: no runs found (no run.json or train/validation dirs below it); "
