@@ -241,7 +241,10 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
     if resuming:  # what a killed training wrote after its last save is written again
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         attempt = f"after-epoch-{after_epoch}-{stamp}"
-        resume.rewind_events(resume_dir, attempt)
+        if resume.start_over_if_shrunk(resume_dir, attempt):  # steps lost since the save: train them all again
+            resuming, after_epoch = False, None
+        else:
+            resume.rewind_events(resume_dir, attempt)
         _set_aside_damaged_record(run_dir, attempt)
     keras.utils.set_random_seed(config.seed)
     model = compile_model(spec, data, config)
