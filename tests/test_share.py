@@ -960,3 +960,18 @@ def test_open_refuses_a_bundle_larger_than_the_cap_unless_raised(good_bundle, tm
     assert share.MAX_OPEN_MB == 1000  # the documented default (docs/sharing.md, docs/reliability.md)
     code, _, err = tbreg(capsys, "share", "open", good_bundle, "--dest", tmp_path / "d", f"--max_mb={total / 1e6}")
     assert code == 0, err
+
+
+def test_run_dirs_named_with_dots_or_tmp_are_exported_and_bundled(tree, tmp_path, capsys):
+    os.rename(tree / "sizes" / "small", tree / "sizes" / "...dots")
+    os.rename(tree / "sizes" / "tiny", tree / "sizes" / "my.tmp-run")
+    code, _, err = tbreg(capsys, "share", "export", tree, "-o", tmp_path / "s.csv")
+    assert code == 0, err
+    runs = {(r["family"], r["run"]) for r in csv.DictReader(open(tmp_path / "s.csv"))}
+    assert {("sizes", "...dots"), ("sizes", "my.tmp-run")} <= runs
+    code, _, err = tbreg(capsys, "share", "bundle", tree, "-o", tmp_path / "b.tar.gz")
+    assert code == 0, err
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        names = tar.getnames()
+    for run in ("...dots", "my.tmp-run"):
+        assert f"runs/sizes/{run}/run.json" in names and any(n.startswith(f"runs/sizes/{run}/train/") for n in names)
