@@ -6,6 +6,7 @@ none; here each command says which flags are its own.
 """
 
 import os
+import stat
 import sys
 from typing import Callable
 
@@ -37,6 +38,28 @@ def format_flags(names) -> str:
     return "\n".join(out)
 
 
+MAX_FLAGFILE_BYTES = 1 << 20  # a flag file is a few lines; absl would read /dev/zero until memory runs out
+
+
+def flagfile_problem(argv) -> str | None:
+    """What is wrong with a `--flagfile=PATH` of `argv` (not a regular file, larger than 1 MB), or None."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        name, sep, path = arg.partition("=")
+        if not (sep and name.lstrip("-") == "flagfile"):
+            continue
+        try:
+            info = os.stat(path)
+        except OSError as e:
+            return f"--flagfile={path}: cannot read it ({e.strerror}); give a text file of --flag=value lines"
+        if not stat.S_ISREG(info.st_mode):
+            return f"--flagfile={path}: not a regular file; give a text file of --flag=value lines"
+        if info.st_size > MAX_FLAGFILE_BYTES:
+            return f"--flagfile={path}: {info.st_size:,} bytes, more than a flag file's 1 MB; give a text file of --flag=value lines"
+    return None
+
+
 def run(main: Callable, help_text: Callable[[], str], prog: str | None = None) -> None:
     """`app.run(main)`; `-h`/`--help`/`--helpshort` print `help_text()` and exit 0, and an
     `app.UsageError` from `main` or a bad flag prints one line `prog: error: …` and exits 2."""
@@ -50,6 +73,10 @@ def run(main: Callable, help_text: Callable[[], str], prog: str | None = None) -
             sys.exit(2)
 
     def parse(argv):  # absl's parser prints two lines ("FATAL Flags parsing error", "Pass --helpshort")
+        problem = flagfile_problem(argv)
+        if problem:
+            print(f"{prog}: error: {problem}", file=sys.stderr)
+            sys.exit(2)
         try:
             return flags.FLAGS(argv)
         except flags.Error as e:

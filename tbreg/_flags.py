@@ -11,6 +11,7 @@ from absl import flags
 from tbreg import config as config_lib
 from tbreg import datasets
 from tbreg.constants import CALLBACK_NAMES
+from tbreg.errors import UserError
 
 
 LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
@@ -30,7 +31,10 @@ N_TRAIN = flags.DEFINE_integer("n_train", None, "Training examples (higgs: the r
 N_VALIDATION = flags.DEFINE_integer("n_validation", None, "Validation examples (higgs: the first rows).", lower_bound=1)
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Initial learning rate of models without one of their own (preset 0.001: the tutorial's Adam, Chollet's RMSprop).", lower_bound=0)
 DECAY_EPOCHS = flags.DEFINE_float("decay_epochs", None, "InverseTimeDecay: epochs until the rate halves.", lower_bound=0)
-SEED = flags.DEFINE_integer("seed", None, "Random seed for weights, dropout and shuffling.")
+MAX_SEED = 2**32 - 1  # what numpy's and Keras' seeding accept
+SEED = flags.DEFINE_integer(
+    "seed", None, "Random seed for weights, dropout and shuffling.", lower_bound=0, upper_bound=MAX_SEED
+)
 SEEDS = flags.DEFINE_list(
     "seeds", [],
     "N: train every model N times, with seeds --seed, --seed+1, …; or a comma list of seeds. Runs go to "
@@ -38,8 +42,8 @@ SEEDS = flags.DEFINE_list(
 )
 flags.register_validator(
     "seeds",
-    lambda v: all(x.strip().lstrip("-").isdigit() for x in v) and (len(v) != 1 or int(v[0]) >= 1),
-    message="must be a count N >= 1 or a comma list of integer seeds",
+    lambda v: all(x.strip().isdigit() and int(x) <= MAX_SEED for x in v) and (len(v) != 1 or int(v[0]) >= 1),
+    message=f"must be a count N >= 1 or a comma list of seeds from 0 to {MAX_SEED}",
 )
 MC_SAMPLES = flags.DEFINE_integer(
     "mc_samples", None,
@@ -75,8 +79,23 @@ def seeds_from(values, seed: int) -> list[int] | None:
     if not values:
         return None
     if len(values) == 1:
-        return list(range(seed, seed + int(values[0])))
+        count = int(values[0])
+        if seed + count - 1 > MAX_SEED:
+            raise UserError(
+                f"--seeds={count} from --seed={seed} goes past {MAX_SEED}, the largest seed; give fewer seeds or a "
+                "smaller --seed"
+            )
+        return list(range(seed, seed + count))
     return [int(v) for v in values]
+
+
+def models() -> list[str]:
+    """--models; an empty `--models=` is a UserError (it would train the whole family)."""
+    if flags.FLAGS["models"].present and not MODELS.value:
+        raise UserError(
+            "--models is empty; name the models to train (e.g. --models=tiny,small), or drop --models to train them all"
+        )
+    return MODELS.value
 
 
 CHECKPOINT_SECS = flags.DEFINE_float(

@@ -160,8 +160,9 @@ def run(family_name: str, argv, before_training=None) -> int:
     try:
         config = _flags.make_config(_ENGINE.value)
         family = families.get(family_name, config.dataset)
+        names, seeds = _flags.models(), _flags.seeds_from(_flags.SEEDS.value, config.seed)
         try:
-            specs = family.select(_flags.MODELS.value)
+            specs = family.select(names)
         except UserError as e:
             raise UserError(f"--models: {e} on {config.dataset}") from None
         if _flags.MC_SAMPLES.value is not None:
@@ -179,7 +180,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         results = sweep.train_family(
             family, specs, data, config, logdir, _IF_EXISTS.value,
             callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
-            seeds=_flags.seeds_from(_flags.SEEDS.value, config.seed), resume=_RESUME.value,
+            seeds=seeds, resume=_RESUME.value,
         )
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -4,7 +4,7 @@ tbreg baseline copy SRC_RUN DST_RUN [--overwrite]
 tbreg share report LOGDIR -o REPORT.html
 tbreg share export LOGDIR -o SCALARS.csv|SCALARS.json
 tbreg share bundle LOGDIR -o RUNS.tar.gz
-tbreg share open BUNDLE [--dest=DIR]
+tbreg share open BUNDLE [--dest=DIR] [--max_mb=MB]
 tbreg share upload LOGDIR URI [--watch [--interval=SECONDS] [--max_cycles=N]]
 tbreg sweep [--families=…] [--grid name=v1,v2 …] [--seeds=N] [--engine=local|ray] [--jobs=N] (see tbreg sweep --help)
 tbreg plot FAMILY_DIR -o FIGURE.png|FIGURE.svg [--metric=NAME] [--smoothing_std=N] [--logx] [--ylim=LOW,HIGH]
@@ -28,6 +28,9 @@ from tbreg.errors import UserError
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "baseline copy: replace DST_RUN if it exists.")
 _OUTPUT = flags.DEFINE_string("output", None, "share report/export/bundle, plot: the file to write.", short_name="o")
 _DEST = flags.DEFINE_string("dest", ".", "share open: the dir to extract the bundle's tree into.")
+_MAX_MB = flags.DEFINE_float(
+    "max_mb", 1000, "share open: refuse a bundle whose files add up to more megabytes than this.", lower_bound=0
+)
 _WATCH = flags.DEFINE_bool("watch", False, "share upload: keep syncing every --interval seconds until Ctrl-C.")
 _INTERVAL = flags.DEFINE_float("interval", 30.0, "share upload --watch: seconds between syncs.", lower_bound=0)
 _MAX_CYCLES = flags.DEFINE_integer(
@@ -103,7 +106,7 @@ def share_bundle(logdir: str) -> None:
 def share_open(bundle: str) -> None:
     from tbreg import share
 
-    r = share.open_bundle(bundle, _DEST.value)
+    r = share.open_bundle(bundle, _DEST.value, _MAX_MB.value)
     print(f"verified {r.files} files against the manifest and extracted them to {r.logdir}")
     print(f"See them in TensorBoard: tensorboard --logdir {shlex.quote(r.logdir)}")
 
@@ -165,7 +168,7 @@ COMMANDS = {
     ("share", "report"): Command(share_report, ("LOGDIR",), ("output", "keep_damaged")),
     ("share", "export"): Command(share_export, ("LOGDIR",), ("output", "keep_damaged")),
     ("share", "bundle"): Command(share_bundle, ("LOGDIR",), ("output",)),
-    ("share", "open"): Command(share_open, ("BUNDLE",), ("dest",)),
+    ("share", "open"): Command(share_open, ("BUNDLE",), ("dest", "max_mb")),
     ("share", "upload"): Command(share_upload, ("LOGDIR", "URI"), ("watch", "interval", "max_cycles")),
     ("plot",): Command(plot, ("FAMILY_DIR",), ("output", "metric", "smoothing_std", "logx", "ylim", "keep_damaged")),
 }
@@ -173,6 +176,7 @@ _OWN_FLAGS = {
     "overwrite",
     "output",
     "dest",
+    "max_mb",
     "watch",
     "interval",
     "max_cycles",

@@ -7,6 +7,7 @@ Paths may be local or any tf.io.gfile URI (gs://, ram://).
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -15,6 +16,7 @@ import platform
 import re
 import shlex
 import shutil
+import stat
 import sys
 import uuid
 
@@ -29,6 +31,7 @@ RUN_JSON = "run.json"
 SCHEMA_VERSION = 1
 STATUSES = tuple(Status)  # what run.json's `status` may hold
 _CHUNK = 1 << 22
+EVENTS_MARK = "tfevents"  # TensorBoard reads every file whose name holds it
 
 gfile = tf.io.gfile
 
@@ -316,6 +319,9 @@ def load_run_json(run_dir: str) -> tuple[dict | None, list[str]]:
     if gfile.isdir(path):
         return None, ["is a directory, not a file; using the run without its record (move that dir away)"]
     unusable = "using the run without its record (restore run.json from a copy to get it back)"
+    reason = unreadable_reason(path)
+    if reason:
+        return None, [f"{reason}; using the run without its record"]
     try:
         with gfile.GFile(path, "rb") as f:
             text = f.read().decode("utf-8")
@@ -330,6 +336,8 @@ def load_run_json(run_dir: str) -> tuple[dict | None, list[str]]:
     except ValueError as e:
         where = f" at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else ""
         return None, [f"not valid JSON ({getattr(e, 'msg', e)}{where}); {unusable}"]
+    except RecursionError:
+        return None, [f"nested too deeply to read (not a run record); {unusable}"]
     if not isinstance(record, dict):
         return None, [f"holds a JSON {type(record).__name__}, not an object; {unusable}"]
     problems = []
@@ -366,14 +374,101 @@ def _jsonable(value):
 # Copying runs (baselines)
 
 
+# ---------------------------------------------------------------------------------------------
+# What a reader may open: regular files under the tree, tbreg's own temporary and state files left out.
+
+# Names tbreg writes for itself inside a tree (locks, resume saves, set-aside events, temporary files
+# and dirs); never part of a run for a reader. tbreg.resume's RESUME_DIR and ATTEMPTS_DIR are here too.
+_INTERNAL_NAMES = frozenset({LOCK, ".resume", ".attempts"})
+_INTERNAL = re.compile(r"^\.(tbreg-.*|.+\.tmp-.*)$")
+
+
+def is_internal(rel: str) -> bool:
+    """Whether `rel` (a path below a tree, / separated) is one of tbreg's own temporary or state files."""
+    return any(part in _INTERNAL_NAMES or _INTERNAL.match(part) for part in rel.split("/"))
+
+
+def is_inside(child: str, parent: str) -> bool:
+    """Whether `child` is `parent` or lies below it (local paths: after resolving symlinks)."""
+    if not (_is_local(child) and _is_local(parent)):
+        child, parent = child.rstrip("/"), parent.rstrip("/")
+        return child == parent or child.startswith(parent + "/")
+    child, parent = os.path.realpath(child), os.path.realpath(parent)
+    return os.path.commonpath([child, parent]) == parent
+
+
+def unreadable_reason(path: str, root: str | None = None) -> str | None:
+    """Why a reader must not open `path` (None when it may): not a regular file (a FIFO, a device,
+    a socket: opening one can hang forever), a symlink loop, or (with `root`) a symlink that leads
+    out of the tree `root`. A missing file is None: the caller's own open says so."""
+    if not _is_local(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop; skipped (remove the link)"
+        return None
+    if root is not None and os.path.islink(path) and not is_inside(path, root):
+        return f"a symlink to {os.path.realpath(path)}, outside the tree; not followed"
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a dir" if stat.S_ISDIR(mode) else "a device or socket"
+        return f"not a regular file ({kind}); skipped"
+    return None
+
+
+def readable(path: str, root: str | None = None) -> bool:
+    """`unreadable_reason` as a check that warns (once per file) and says whether to open `path`."""
+    reason = unreadable_reason(path, root)
+    if reason:
+        _warn(path, reason)
+    return reason is None
+
+
+def _walk_local(root: str):
+    """os.walk of `root` that follows dir symlinks only inside the tree and never twice (no loops);
+    other linked dirs get a one-line warning."""
+    top = os.path.realpath(root)
+    seen = {top}
+    for dirpath, dirnames, filenames in os.walk(root):
+        keep = []
+        for d in dirnames:
+            path = os.path.join(dirpath, d)
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if not is_inside(real, top):
+                    _warn(path, f"a symlink to {real}, outside the tree; not followed")
+                    continue
+                if real in seen:
+                    _warn(path, "a symlink to a dir already read (a loop?); not followed")
+                    continue
+                seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        yield dirpath, dirnames, filenames
+
+
+def walk(root: str):
+    """(dirpath, dirnames, filenames) below `root`, like tf.io.gfile.walk; local trees never leave
+    `root` through a symlink nor loop (see `_walk_local`)."""
+    return _walk_local(root) if _is_local(root) else gfile.walk(root)
+
+
 def list_files(root: str) -> list[str]:
-    """Paths of all files below `root`, relative to it, sorted."""
+    """Paths of the regular files below `root`, relative to it, sorted.
+
+    Anything a reader must not open (see `unreadable_reason`: FIFOs, devices, links out of the tree,
+    symlink loops) is left out with a one-line warning.
+    """
     out, local = [], _is_local(root)
-    for dirpath, _, filenames in gfile.walk(root):
+    for dirpath, _, filenames in walk(root):
         rel = os.path.relpath(dirpath, root) if local else dirpath[len(root) :].strip("/")
         for name in filenames:
+            path = os.path.join(dirpath, name)
+            if local and not readable(path, root):
+                continue
             # ram:// lists `train_eval/x` also as `train/_eval`; keep only names that exist as files
-            if local or gfile.exists(os.path.join(dirpath, name)):
+            if local or gfile.exists(path):
                 out.append(os.path.normpath(os.path.join(rel, name)) if rel not in ("", ".") else name)
     return sorted(out)
 
@@ -387,9 +482,9 @@ def sha256(path: str) -> str:
 
 
 def same_tree(a: str, b: str) -> bool:
-    """True when `a` and `b` hold the same files with the same bytes."""
-    files = list_files(a)
-    return files == list_files(b) and all(
+    """True when `a` and `b` hold the same files with the same bytes (tbreg's own state files aside)."""
+    files = [rel for rel in list_files(a) if not is_internal(rel)]
+    return files == [rel for rel in list_files(b) if not is_internal(rel)] and all(
         sha256(os.path.join(a, f)) == sha256(os.path.join(b, f)) for f in files
     )
 
@@ -402,31 +497,92 @@ def _train_hint(src: str) -> str:
     return "; pass the dir of a trained run"
 
 
+# A copy in progress lives in `.<name>.tmp-copy-<pid>-<hex>` beside its destination, with "tfevents"
+# in no file name until the copy is verified, so TensorBoard never lists it as a run; a replaced run
+# waits in `.<name>.tmp-old-<pid>-<hex>` for its removal. A process killed mid-copy leaves one of
+# them: the next copy into that dir removes those whose process is gone.
+_COPY_TEMP = re.compile(r"^\..+\.tmp-(?:copy|old)-(\d+)-[0-9a-f]{8}$")
+_HIDDEN_EVENTS = "tbreg-copying-events"
+
+
+def _temp_name(dst: str, kind: str) -> str:
+    parent, name = os.path.split(dst)
+    return os.path.join(parent, f".{name}.tmp-{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _remove_stale_copies(parent: str) -> None:
+    """Removes temporary copies (see _COPY_TEMP) in `parent` whose process is gone."""
+    if not gfile.isdir(parent):
+        return
+    for name in gfile.listdir(parent):
+        m = _COPY_TEMP.match(name.rstrip("/"))
+        pid = int(m.group(1)) if m else None
+        if m and pid != os.getpid() and not (_is_local(parent) and _alive(pid)):
+            path = os.path.join(parent, name.rstrip("/"))
+            print(f"tbreg: removing {path}, a copy left by a process that is gone", file=sys.stderr)
+            gfile.rmtree(path)
+
+
+def _holds_one_run(path: str) -> bool:
+    """Whether dir `path` is one run dir (or one seed group: `seed_<k>` runs and their `mean`)."""
+    from tbreg import reader
+
+    runs = [rel for rel in reader.find_runs(path) if not is_internal(rel)]
+    return runs == ["."] or bool(runs) and all(re.fullmatch(r"seed_\d+|mean", rel) for rel in runs)
+
+
+def _check_copy_target(src: str, dst: str, overwrite: bool) -> None:
+    """A one-line UserError unless copying run `src` to `dst` replaces at most one run, outside `src`."""
+    if is_inside(dst, src):
+        where = "is the source itself" if is_inside(src, dst) else "lies inside the source"
+        raise UserError(f"{dst} {where} ({src}); copy the run to a dir outside it, e.g. a sibling family dir")
+    if is_inside(src, dst):
+        raise UserError(
+            f"{dst} contains the source run {src}; give the destination run dir itself, e.g. "
+            f"{os.path.join(dst, 'baseline')}, not a family or log dir"
+        )
+    if not gfile.exists(dst):
+        return
+    if not overwrite:
+        raise UserError(f"{dst} already exists; choose another destination or pass --overwrite to replace it")
+    if not gfile.isdir(dst) or (gfile.listdir(dst) and not _holds_one_run(dst)):
+        raise UserError(
+            f"{dst} is not one run dir (it holds other runs or files); --overwrite replaces one run, never a "
+            "family or a tree; give the run dir to replace, or a new one"
+        )
+    check_unlocked(dst)
+
+
 def copy_run(src: str, dst: str, overwrite: bool = False) -> str:
     """Copies run dir `src` to `dst` byte for byte, all or nothing.
 
-    Files are copied into a temporary dir beside `dst`, every file's sha256 is checked against
-    `src`, and only then is the copy renamed to `dst`. If anything fails, `dst` is as it was.
-    An existing `dst` is an error unless `overwrite`. Returns `dst`.
+    Files are copied into a temporary dir beside `dst` (invisible to TensorBoard), every file's
+    sha256 is checked against `src`, and only then is the copy renamed to `dst`. If anything
+    fails, `dst` is as it was. An existing `dst` is an error unless `overwrite`, and even then it
+    must be one run dir: a `dst` that holds other runs or files, contains `src` or lies inside it
+    is refused. Returns `dst`.
     """
     src, dst = src.rstrip("/"), dst.rstrip("/")
     if not gfile.isdir(src):
         raise UserError(f"{src}: no such run dir{_train_hint(src)}")
-    files = list_files(src)
+    _check_copy_target(src, dst, overwrite)
+    files = [rel for rel in list_files(src) if not is_internal(rel)]
     if not files:
         raise UserError(f"{src}: run dir is empty{_train_hint(src)}")
-    if gfile.exists(dst) and not overwrite:
-        raise UserError(f"{dst} already exists; choose another destination or pass --overwrite to replace it")
-    parent, name = os.path.split(dst)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    _remove_stale_copies(os.path.dirname(dst))
+    tmp = _temp_name(dst, "copy")
+    hidden = {rel: rel.replace(EVENTS_MARK, _HIDDEN_EVENTS) for rel in files}
     try:
         for rel in files:
-            target = os.path.join(tmp, rel)
+            target = os.path.join(tmp, hidden[rel])
             gfile.makedirs(os.path.dirname(target))
             gfile.copy(os.path.join(src, rel), target)
         for rel in files:
-            if sha256(os.path.join(src, rel)) != sha256(os.path.join(tmp, rel)):
+            if sha256(os.path.join(src, rel)) != sha256(os.path.join(tmp, hidden[rel])):
                 raise UserError(f"copy of {os.path.join(src, rel)} differs from the original; nothing was changed at {dst}")
+        for rel in files:
+            if hidden[rel] != rel:
+                gfile.rename(os.path.join(tmp, hidden[rel]), os.path.join(tmp, rel))
         _publish(tmp, dst, files)
     except BaseException as e:
         if gfile.exists(tmp):
@@ -442,7 +598,7 @@ def _publish(tmp: str, dst: str, files: list[str]) -> None:
     if _is_local(dst):
         old = None
         if os.path.exists(dst):
-            old = f"{dst}.old-{uuid.uuid4().hex[:8]}"
+            old = _temp_name(dst, "old")
             os.rename(dst, old)
         os.rename(tmp, dst)
         if old:

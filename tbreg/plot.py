@@ -115,6 +115,7 @@ def plot_family(
     fmt = FORMATS.get(os.path.splitext(out)[1].lower())
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
+    check_outside(out, logdir)
     runs = reader.shown_runs(reader.load_runs(logdir, keep_damaged))
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.backend.event_processing import directory_watcher, event_accumulator, event_file_loader, io_wrapper
 from tensorboard.util import tensor_util
 
 from tbreg import analysis, logtree
@@ -53,6 +53,8 @@ def warn_if_damaged(event_dir: str) -> list["EventFileCheck"]:
         if not is_event_file(name):
             continue
         path = os.path.join(event_dir, name)
+        if not logtree.readable(path):  # a FIFO or device named like an event file: never opened
+            continue
         try:
             check = inspect_event_file(path)
         except tf.errors.OpError as e:  # unreadable (permissions, vanished): TensorBoard skips it too
@@ -73,6 +75,14 @@ def load(event_dir: str) -> event_accumulator.EventAccumulator:
     """
     warn_if_damaged(event_dir)
     acc = event_accumulator.EventAccumulator(event_dir, size_guidance=KEEP_ALL)
+    names = tf.io.gfile.listdir(event_dir) if tf.io.gfile.isdir(event_dir) else []
+    if any(is_event_file(n) and logtree.unreadable_reason(os.path.join(event_dir, n)) for n in names):
+        # TensorBoard's loader would open a FIFO named like an event file and wait forever: read the
+        # dir with its own DirectoryWatcher (what EventAccumulator builds), regular files only.
+        acc._generator = directory_watcher.DirectoryWatcher(
+            event_dir, event_file_loader.LegacyEventFileLoader,
+            lambda path: io_wrapper.IsSummaryEventsFile(path) and not logtree.unreadable_reason(path),
+        )
     acc.Reload()
     return acc
 
@@ -170,7 +180,7 @@ def run_scalars(run_dir: str) -> dict[str, dict[str, list[Point]]]:
 def find_runs(logdir: str) -> list[str]:
     """Run dirs below `logdir` (those with a run.json or a split of event files), relative, sorted."""
     found = []
-    for dirpath, dirnames, filenames in tf.io.gfile.walk(logdir):
+    for dirpath, dirnames, filenames in logtree.walk(logdir):  # never out of the tree, never in a loop
         if logtree.RUN_JSON in filenames or any(
             tf.io.gfile.isdir(os.path.join(dirpath, d)) and d in ("train", "validation") for d in dirnames
         ):
@@ -297,14 +307,10 @@ def check_source(logdir: str) -> None:
         raise UserError(f"{logdir}: no such log dir; {hint}")
 
 
-def _is_hidden(rel: str) -> bool:
-    """Temporary and hidden files (`.x.tmp-…`, `run.json.tmp-…`) are never part of a tree."""
-    return any(part.startswith(".") or ".tmp-" in part for part in rel.split("/"))
-
-
 def tree_files(logdir: str) -> list[str]:
-    """Files of the tree below `logdir`, relative, sorted; temporary and hidden files left out."""
-    return [rel for rel in logtree.list_files(logdir) if not _is_hidden(rel)]
+    """Regular files of the tree below `logdir`, relative, sorted; tbreg's own temporary and state
+    files left out (`logtree.is_internal`), and what no reader may open (`logtree.list_files`)."""
+    return [rel for rel in logtree.list_files(logdir) if not logtree.is_internal(rel)]
 
 
 def _run_names(logdir: str, rel: str, record: dict | None = None) -> tuple[str, str, str | None]:
@@ -334,7 +340,7 @@ def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False
     for split in splits(run_dir):
         split_dir = os.path.join(run_dir, split)
         for name in sorted(tf.io.gfile.listdir(split_dir)):
-            if is_event_file(name):
+            if is_event_file(name) and logtree.readable(os.path.join(split_dir, name)):
                 check = inspect_event_file(os.path.join(split_dir, name))
                 if not check.ok and not (live and check.problem == "truncated"):
                     if not keep_damaged:
@@ -353,7 +359,7 @@ def iter_runs(logdir: str, keep_damaged: bool = False):
     one at a time in dir order; a missing or empty tree is a UserError before the first.
     `keep_damaged`: see `check_run_files`."""
     check_source(logdir)
-    rels = [rel for rel in find_runs(logdir) if not _is_hidden(rel)]
+    rels = [rel for rel in find_runs(logdir) if not logtree.is_internal(rel)]
     if not rels:
         raise UserError(
             f"{logdir}: no runs found (no run.json or train/validation dirs below it); "

@@ -21,6 +21,7 @@ import os
 import platform
 import shlex
 import signal
+import sys
 import threading
 
 import keras
@@ -249,6 +250,32 @@ def rewind_events(resume_dir: str, attempt: str) -> int:
         _truncate(path, keep)
         moved += size - keep
     return moved
+
+
+def start_over_if_shrunk(resume_dir: str, attempt: str) -> bool:
+    """When an event file of the run is now smaller than at the save in `resume_dir` (or gone),
+    the steps it lost cannot come back from that save: every event file is set aside in
+    `<run>/.attempts/<attempt>/` (renamed so TensorBoard does not read it), the save is removed, a
+    line on stderr says so, and True is returned: the run then trains again from its first epoch."""
+    run_dir = os.path.dirname(resume_dir.rstrip("/"))
+    saved, now = _load(resume_dir)[0]["event_files"], event_files(run_dir)
+    shrunk = [(rel, size) for rel, size in sorted(saved.items()) if now.get(rel, 0) < size]
+    if not shrunk:
+        return False
+    rel, size = shrunk[0]
+    aside = os.path.join(run_dir, ATTEMPTS_DIR, attempt)
+    for name in now:
+        target = os.path.join(aside, name.replace("tfevents", "set-aside-events"))
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.rename(os.path.join(run_dir, name), target, overwrite=True)
+    clear(resume_dir)
+    print(
+        f"{os.path.join(run_dir, rel)}: {now.get(rel, 0)} bytes, smaller than the {size} bytes at the last save, so "
+        f"steps are missing that the save cannot restore; training {run_dir} again from its first epoch (its events "
+        f"so far are kept in {aside})",
+        file=sys.stderr,
+    )
+    return True
 
 
 def clear(resume_dir: str) -> None:

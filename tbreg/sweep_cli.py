@@ -46,6 +46,9 @@ _JOBS = flags.DEFINE_integer(
     "jobs", None, "Trials at once (local default 1; ray: default the cluster's CPUs, 1 CPU per trial).", lower_bound=1
 )
 _ADDRESS = flags.DEFINE_string("address", None, "--engine=ray: the cluster (auto, ray://head:10001, …); none: a local one.")
+_MAX_TRIALS = flags.DEFINE_integer(
+    "max_trials", 10_000, "Refuse a sweep of more trials than this (counted before planning).", lower_bound=1
+)
 _RETRIES = flags.DEFINE_integer("retries", 2, "Attempts after a trial's first one fails (its training or its worker).", lower_bound=0)
 
 _NOT_FOR_SWEEPS = ("mc_samples",)
@@ -53,6 +56,11 @@ _NOT_FOR_SWEEPS = ("mc_samples",)
 
 def _apply_config_file(path: str) -> dict:
     """Sets the flags the file names (unless given on the command line); returns its [grid]."""
+    from tbreg import logtree
+
+    reason = logtree.unreadable_reason(path)
+    if reason:
+        raise UserError(f"--config={path}: {reason.split(';')[0]}; give a TOML file")
     try:
         with open(path, "rb") as f:
             content = tomllib.load(f)
@@ -60,6 +68,10 @@ def _apply_config_file(path: str) -> dict:
         raise UserError(f"--config={path}: cannot read it ({e.strerror}); give a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"--config={path}: not valid TOML ({e}); see tbreg sweep --help") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--config={path}: not UTF-8 text; save it as UTF-8 (TOML files are)") from None
+    except RecursionError:
+        raise UserError(f"--config={path}: nested too deeply to read; a sweep file is flat settings and [grid]") from None
     grid = content.pop("grid", {})
     if not isinstance(grid, dict):
         raise UserError(f"--config={path}: grid must be a table, e.g. [grid] then l2 = [1e-4, 1e-3]")
@@ -126,10 +138,10 @@ def _pool():
 
 
 def sweep_main(argv) -> int:
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # first: SIGTERM stops planning as Ctrl-C does
     _quiet.import_tensorflow()  # before tbreg.sweep imports it
     from tbreg import logtree, sweep
 
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     _check_stray_flags()
     grid_items = list(_GRID.value)
     for arg in argv[2:]:  # `--grid l2=… dropout=…`: the axes after the first arrive as arguments
@@ -142,13 +154,17 @@ def sweep_main(argv) -> int:
         given = {name for name, _ in grid}
         grid = tuple(sweep.parse_axis(n, v) for n, v in file_grid.items() if n not in given) + grid
     config = _flags.make_config()
+    models = tuple(_flags.models())
+    if len(_flags.SEEDS.value) == 1 and int(_flags.SEEDS.value[0]) > _MAX_TRIALS.value:  # count before listing them
+        sweep.check_size(sweep.Sweep(config, max_trials=_MAX_TRIALS.value), int(_flags.SEEDS.value[0]))
     spec = sweep.Sweep(
         config,
         families=tuple(_FAMILIES.value),
-        models=tuple(_flags.MODELS.value),
+        models=models,
         grid=grid,
         seeds=tuple(_flags.seeds_from(_flags.SEEDS.value, config.seed) or ()),
         callbacks=_flags.callback_options(),
+        max_trials=_MAX_TRIALS.value,
     )
     log = (lambda line: None) if _flags.QUIET.value else (lambda line: print(line, file=sys.stderr, flush=True))
     logdir = _flags.LOGDIR.value
@@ -185,6 +201,9 @@ def main(argv) -> None:
     except UserError as e:
         print(f"tbreg sweep: error: {e}", file=sys.stderr)
         code = 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the trials started (while planning)
+        print("tbreg sweep: interrupted before any trial started; nothing was trained", file=sys.stderr)
+        code = 130
     sys.exit(code)
 
 

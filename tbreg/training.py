@@ -229,6 +229,9 @@ def _prepare_resume(run_dir: str) -> tuple[dict | None, int | None]:
     after_epoch = resume.saved_epoch(resume_dir)  # read the save once
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     attempt = f"after-epoch-{after_epoch}-{stamp}"
+    if resume.start_over_if_shrunk(resume_dir, attempt):  # steps lost since the save: train them all again
+        _set_aside_damaged_record(run_dir, attempt)
+        return None, None
     resume.rewind_events(resume_dir, attempt)  # written again by this training
     _set_aside_damaged_record(run_dir, attempt)
     return previous, after_epoch

@@ -15,11 +15,13 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
-from conftest import own_lines, run_script
+from conftest import REPO, own_lines, run_script
 
 from tbreg import config as config_lib
 from tbreg.datasets import higgs
@@ -566,3 +568,43 @@ def test_script_bad_flag_value(e2e, job, flag_message):
     assert own_lines(proc.stderr) == proc.stderr.strip().splitlines()  # no TensorFlow start-up lines either
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith(f"train_sizes.py: error: {flag_message}") and line.endswith("--help"), line
+
+
+def test_a_500_mb_line_is_refused_in_one_line_with_bounded_memory(tmp_path):
+    path = tmp_path / "HIGGS.csv.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(to_csv(make_rows(3)))
+        block = b"1," * (1 << 19)
+        for _ in range(500):  # one 500 MB line, ~500 KB gzipped
+            f.write(block)
+    assert path.stat().st_size < 5_000_000
+    code = (
+        "import sys\n"
+        "from tbreg.datasets import higgs\n"
+        "from tbreg.errors import UserError\n"
+        "try:\n"
+        f"    higgs.read_file({str(path)!r}, 100)\n"
+        "except UserError as e:\n"
+        "    print(e)\n"
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) // 1024)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    message, peak_mb = proc.stdout.strip().splitlines()
+    assert message == (f"{path}: line 4 is longer than 65,536 bytes (a HIGGS row is ~600); not a HIGGS CSV file? "
+                       "pass --data_path=<HIGGS .csv or .csv.gz>"), proc.stderr
+    assert int(peak_mb) < 400, peak_mb  # this process's peak (VmHWM; ru_maxrss survives exec): it took 2.7 GB
+
+
+@pytest.mark.parametrize("label", [2.0, 0.5, -1.0])
+def test_a_label_other_than_0_or_1_is_refused(tmp_path, label):
+    rows = make_rows(1200)
+    rows[700, 0] = label
+    source = write(tmp_path / "HIGGS.csv", to_csv(rows))
+    assert load_error(source) == (
+        f"{source}: line 701, column 1: the label is {label:g}, not 0 or 1; HIGGS rows start with the class "
+        "(1 signal, 0 background)"
+    )
+    rows = np.concatenate([make_rows(1200), make_rows(1200)])
+    rows[1300:, 0] = 7  # rows past the 1,200 used are not checked
+    assert higgs.load(make_config(write(tmp_path / "ok.csv", to_csv(rows)))).y_train.max() == 1

@@ -194,3 +194,86 @@ def test_read_run_json_keeps_good_records_and_unknown_fields(tmp_path, capsys):
     assert logtree.read_run_json(str(tmp_path)) == {"schema_version": 1, **record}
     assert capsys.readouterr().err == ""
     assert logtree.read_run_json(str(tmp_path / "nope")) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline copy never replaces more than one run (issue 18, item 2)
+
+
+def _family(root):
+    """`root/sizes/{tiny,small}` and `root/regularizers/l2`: three runs of two families."""
+    for rel in ("sizes/tiny", "sizes/small", "regularizers/l2"):
+        _make_run(os.path.join(root, rel))
+    return _snapshot(root)
+
+
+@pytest.mark.parametrize(
+    "dst, message",
+    [
+        ("runs/sizes", "contains the source run"),
+        ("runs", "contains the source run"),
+        ("runs/sizes/tiny", "is the source itself"),
+        ("runs/sizes/tiny/nested", "lies inside the source"),
+        ("other/sizes", "is not one run dir"),
+        ("other", "is not one run dir"),
+    ],
+)
+def test_copy_refuses_a_destination_holding_or_inside_the_source_or_more_than_one_run(tmp_path, capsys, dst, message):
+    from conftest import assert_one_line_error, tbreg
+
+    before = _family(str(tmp_path / "runs"))
+    other = _family(str(tmp_path / "other"))
+    src = tmp_path / "runs" / "sizes" / "tiny"
+    code, out, err = tbreg(capsys, "baseline", "copy", src, tmp_path / dst, "--overwrite")
+    assert_one_line_error(code, err, str(tmp_path / dst), message)
+    assert _snapshot(str(tmp_path / "runs")) == before and _snapshot(str(tmp_path / "other")) == other
+    assert sorted(os.listdir(tmp_path / "runs" / "sizes")) == ["small", "tiny"]  # no temp dir either
+
+
+def test_overwrite_replaces_one_run_or_one_seed_group(tmp_path):
+    src = str(tmp_path / "sizes" / "tiny")
+    _make_run(src)
+    group = tmp_path / "regularizers" / "tiny"
+    for member in ("seed_0", "seed_1", "mean"):
+        _make_run(str(group / member), {"run.json": b"{}"})
+    logtree.copy_run(src, str(group), overwrite=True)
+    assert _snapshot(str(group)) == _snapshot(src)
+    os.makedirs(tmp_path / "empty")
+    logtree.copy_run(src, str(tmp_path / "empty"), overwrite=True)  # an empty dir holds nothing to lose
+    assert _snapshot(str(tmp_path / "empty")) == _snapshot(src)
+
+
+def _tensorboard_runs(logdir):
+    """The dirs TensorBoard's loader lists as runs (those holding an event file), relative."""
+    from tensorboard.backend.event_processing import io_wrapper
+
+    return sorted(os.path.relpath(d, logdir) for d in io_wrapper.GetLogdirSubdirectories(str(logdir)))
+
+
+def test_a_copy_killed_midway_is_invisible_to_tensorboard_and_removed_by_the_next_copy(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    src, dst = tmp_path / "sizes" / "tiny", tmp_path / "regularizers" / "tiny"
+    _make_run(str(src), {f"train/events.out.tfevents.{i}": os.urandom(1 << 16) for i in range(400)})
+    os.makedirs(dst.parent)
+    code = f"from tbreg import logtree; logtree.copy_run({str(src)!r}, {str(dst)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        temp = None
+        while proc.poll() is None and temp is None:
+            for name in os.listdir(dst.parent):
+                if ".tmp-copy-" in name and logtree.list_files(str(dst.parent / name)):
+                    temp = dst.parent / name
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert temp is not None and temp.name.startswith(".tiny.tmp-copy-"), "the copy ended before it could be killed"
+    assert logtree.list_files(str(temp)) and not any("tfevents" in f for f in logtree.list_files(str(temp)))
+    assert _tensorboard_runs(tmp_path) == ["sizes/tiny/train"]
+    logtree.copy_run(str(src), str(dst))
+    assert os.listdir(dst.parent) == ["tiny"] and logtree.same_tree(str(src), str(dst))
+    assert _tensorboard_runs(tmp_path) == ["regularizers/tiny/train", "sizes/tiny/train"]

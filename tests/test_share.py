@@ -839,3 +839,140 @@ def test_dollar_in_names_is_kept_and_printed_literally(script_tree, tmp_path, ca
     assert again is None and os.listdir(logdir / "regularizers") == ["tiny$1"]
     with pytest.raises(UserError, match=r"--logdir='/.*/runs\$1' --models='tiny\$2'"):
         logtree.copy_run(str(logdir / "sizes" / "tiny$2"), str(tmp_path / "x"))
+
+
+# ---------------------------------------------------------------------------------------------
+# what readers open: links stay in the tree, only regular files, outputs outside the tree (issue 18)
+
+SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- not for sharing"
+
+
+def _bundle_bytes(bundle):
+    with tarfile.open(bundle) as tar:
+        return b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+
+
+def test_bundle_and_upload_never_follow_links_out_of_the_tree(tree, tmp_path, capsys):
+    outside = tmp_path / "home"
+    (outside / ".ssh").mkdir(parents=True)
+    (outside / ".ssh" / "id_rsa").write_bytes(SECRET)
+    run = tree / "sizes" / "tiny"
+    os.symlink(outside / ".ssh" / "id_rsa", run / "notes.txt")
+    os.symlink(outside / ".ssh", run / "keys")
+    os.symlink("loop", run / "loop")  # a symlink loop
+    os.symlink(run / "run.json", run / "record.json")  # a link inside the tree: kept
+    code, _, err = tbreg(capsys, "share", "bundle", tree, "-o", tmp_path / "runs.tar.gz")
+    assert code == 0, err
+    assert SECRET not in _bundle_bytes(tmp_path / "runs.tar.gz")
+    with tarfile.open(tmp_path / "runs.tar.gz") as tar:
+        assert "runs/sizes/tiny/record.json" in tar.getnames()
+        assert not [n for n in tar.getnames() if n.endswith(("notes.txt", "id_rsa", "loop"))]
+    warnings = own_lines(err)
+    assert any(str(run / "notes.txt") in w and "outside the tree; not followed" in w for w in warnings), err
+    assert any(str(run / "keys") in w and "outside the tree; not followed" in w for w in warnings), err
+    assert any(str(run / "loop") in w and "symlink loop" in w for w in warnings), err
+    assert all(w.startswith("tbreg: warning: ") for w in warnings), err
+    code, _, err = tbreg(capsys, "share", "upload", tree, tmp_path / "remote")
+    assert code == 0, err
+    uploaded = b"".join(open(os.path.join(tmp_path / "remote", f), "rb").read()
+                        for f in logtree.list_files(str(tmp_path / "remote")))
+    assert SECRET not in uploaded and not (tmp_path / "remote" / "sizes" / "tiny" / "notes.txt").exists()
+
+
+def _tbreg_process(*args, timeout=180):
+    """`python -m tbreg.cli args…` as a real process; a hang fails the test after `timeout` s."""
+    return subprocess.run(
+        [sys.executable, "-m", "tbreg.cli", *map(str, args)], capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO), timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", ["report", "export", "bundle", "upload", "plot"])
+def test_fifos_named_like_run_files_are_skipped_with_a_warning(tree, tmp_path, command):
+    run = tree / "sizes" / "tiny"
+    os.remove(run / "run.json")
+    os.mkfifo(run / "run.json")
+    os.mkfifo(run / "train" / "events.out.tfevents.0.fifo")
+    args = {
+        "report": ["share", "report", tree, "-o", tmp_path / "r.html"],
+        "export": ["share", "export", tree, "-o", tmp_path / "s.csv"],
+        "bundle": ["share", "bundle", tree, "-o", tmp_path / "b.tar.gz"],
+        "upload": ["share", "upload", tree, tmp_path / "remote"],
+        "plot": ["plot", tree / "sizes", "-o", tmp_path / "p.png"],
+    }[command]
+    proc = _tbreg_process(*args)
+    assert proc.returncode == 0, proc.stderr
+    warnings = own_lines(proc.stderr)
+    assert any(f"{run / 'run.json'}: not a regular file (a FIFO)" in w for w in warnings), proc.stderr
+    assert all(w.startswith("tbreg: warning: ") for w in warnings), proc.stderr
+    if command == "export":
+        assert ("sizes", "tiny") in {(r["family"], r["run"]) for r in csv.DictReader(open(tmp_path / "s.csv"))}
+
+
+@pytest.mark.parametrize(
+    "command, out",
+    [
+        ("report", "sizes/tiny/run.json"),
+        ("export", "sizes/tiny/run.json"),
+        ("export", "new-scalars.csv"),
+        ("bundle", "sizes/runs.tar.gz"),
+        ("plot", "tiny/figure.png"),
+    ],
+)
+def test_outputs_inside_the_source_tree_are_refused(tree, capsys, command, out):
+    source = tree / "sizes" if command == "plot" else tree
+    args = ["plot"] if command == "plot" else ["share", command]
+    before = {rel: logtree.sha256(os.path.join(tree, rel)) for rel in logtree.list_files(str(tree))}
+    code, _, err = tbreg(capsys, *args, source, "-o", source / out)
+    assert_one_line_error(code, err, f"-o {source / out} is inside {source}", "write it outside that tree")
+    assert {rel: logtree.sha256(os.path.join(tree, rel)) for rel in logtree.list_files(str(tree))} == before
+
+
+@pytest.mark.parametrize("bad", ["run.json", "manifest"])
+def test_deeply_nested_json_is_one_line_not_a_recursion_error(tree, good_bundle, tmp_path, capsys, bad):
+    deep = "[" * 100_000 + "]" * 100_000
+    if bad == "run.json":
+        (tree / "sizes" / "tiny" / "run.json").write_text(deep)
+        code, _, err = tbreg(capsys, "share", "export", tree, "-o", tmp_path / "s.csv")
+        assert code == 0, err
+        assert own_lines(err) == [f"tbreg: warning: {tree / 'sizes' / 'tiny' / 'run.json'}: nested too deeply to "
+                                  "read (not a run record); using the run without its record (restore run.json "
+                                  "from a copy to get it back)"]
+        return
+    bad_bundle = tmp_path / "deep.tar.gz"
+    _repack(good_bundle, bad_bundle, lambda info, data: (info, data) if info.name != share.MANIFEST else
+            (_sized(info, deep.encode()), deep.encode()))
+    code, _, err = tbreg(capsys, "share", "open", bad_bundle, "--dest", tmp_path / "d")
+    assert_one_line_error(code, err, "unreadable (RecursionError)")
+
+
+def _sized(info, data):
+    info.size = len(data)
+    return info
+
+
+def test_open_refuses_a_bundle_larger_than_the_cap_unless_raised(good_bundle, tmp_path, capsys):
+    with tarfile.open(good_bundle) as tar:
+        total = sum(e["size"] for e in json.load(tar.extractfile(share.MANIFEST))["files"])
+    cap = total / 2e6
+    code, _, err = tbreg(capsys, "share", "open", good_bundle, "--dest", tmp_path / "d", f"--max_mb={cap}")
+    assert_one_line_error(code, err, f"add up to {total / 1e6:,.1f} MB", f"--max_mb={math.ceil(total / 1e6)}")
+    assert not (tmp_path / "d").exists()
+    assert share.MAX_OPEN_MB == 1000  # the documented default (docs/sharing.md, docs/reliability.md)
+    code, _, err = tbreg(capsys, "share", "open", good_bundle, "--dest", tmp_path / "d", f"--max_mb={total / 1e6}")
+    assert code == 0, err
+
+
+def test_run_dirs_named_with_dots_or_tmp_are_exported_and_bundled(tree, tmp_path, capsys):
+    os.rename(tree / "sizes" / "small", tree / "sizes" / "...dots")
+    os.rename(tree / "sizes" / "tiny", tree / "sizes" / "my.tmp-run")
+    code, _, err = tbreg(capsys, "share", "export", tree, "-o", tmp_path / "s.csv")
+    assert code == 0, err
+    runs = {(r["family"], r["run"]) for r in csv.DictReader(open(tmp_path / "s.csv"))}
+    assert {("sizes", "...dots"), ("sizes", "my.tmp-run")} <= runs
+    code, _, err = tbreg(capsys, "share", "bundle", tree, "-o", tmp_path / "b.tar.gz")
+    assert code == 0, err
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        names = tar.getnames()
+    for run in ("...dots", "my.tmp-run"):
+        assert f"runs/sizes/{run}/run.json" in names and any(n.startswith(f"runs/sizes/{run}/train/") for n in names)

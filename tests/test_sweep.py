@@ -368,3 +368,112 @@ def test_bad_sweep_input_is_one_line_error(tmp_path, tbreg_cache, args, fragment
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("tbreg sweep: error: ") and fragment in lines[0], lines[0]
     assert not (tmp_path / "logs").exists()  # nothing written
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile sweep input (issue 18, items 6 and 7)
+
+_DEEP_TOML = "a = " + "[" * 50_000 + "]" * 50_000 + "\n"
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (_DEEP_TOML.encode(), "nested too deeply to read"),
+        (b'families = ["sizes"]\nmodels = ["tiny\xff"]\n', "not UTF-8 text"),
+        (b"seeds = [1, 1180591620717411303424]\n", "from 0 to 4294967295"),
+        (b"seeds = [-1, 2]\n", "from 0 to 4294967295"),
+        (b"seed = 4294967295\nseeds = 3\n", "goes past 4294967295"),
+        (b"models = []\n", "--models is empty"),
+        (b"[grid]\nl2 = [" + b",".join(b"%d" % i for i in range(2001)) + b"]\n", "more than --max_trials=10,000"),
+    ],
+    ids=["deeply nested", "not UTF-8", "seed 2**70", "seed -1", "seeds past the largest", "empty models",
+         "10,005 trials"],
+)
+def test_hostile_sweep_file_is_one_line_error(tmp_path, tbreg_cache, content, fragment):
+    (tmp_path / "sweep.toml").write_bytes(content)
+    proc = run_sweep(tmp_path / "logs", f"--config={tmp_path / 'sweep.toml'}", cache_dir=tbreg_cache)
+    lines = own_lines(proc.stderr)
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tbreg sweep: error: ") and fragment in lines[0], lines[0]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_sweep_above_the_trial_cap_is_refused_before_planning_and_the_flag_raises_it(tmp_path, tbreg_cache):
+    l2 = ",".join(f"{i * 1e-6:g}" for i in range(1, 5001))
+    dropout = ",".join(f"{i / 3001:.6f}" for i in range(1, 3001))
+    start = time.monotonic()
+    proc = run_sweep(tmp_path / "logs", "--grid", f"l2={l2}", f"dropout={dropout}", cache_dir=tbreg_cache)
+    assert own_lines(proc.stderr) == [
+        "tbreg sweep: error: the sweep has 75,000,000 trials, more than --max_trials=10,000; use fewer grid values, "
+        "models or seeds, or pass --max_trials=75000000 if you mean it"
+    ] and proc.returncode == 1
+    assert time.monotonic() - start < 120  # it was minutes of planning
+    assert sweep.count_trials(sweep.Sweep(config.for_dataset("mnist1d"), models=("tiny",), seeds=(1, 2),
+                                          grid=sweep.parse_grid(["l2=0,1e-4,1e-3"]))) == 6
+    proc = run_sweep(tmp_path / "logs", "--models=tiny", "--seeds=10001", cache_dir=tbreg_cache)
+    assert "the sweep has 10,001 trials, more than --max_trials=10,000" in proc.stderr and proc.returncode == 1
+
+
+def test_sigterm_stops_a_sweep_while_it_plans(tmp_path, tbreg_cache):
+    l2 = ",".join(f"{i * 1e-6:g}" for i in range(1, 5001))
+    dropout = ",".join(f"{i / 3001:.6f}" for i in range(1, 3001))
+    proc = start_sweep(tmp_path / "logs", "--grid", f"l2={l2}", f"dropout={dropout}", "--max_trials=100000000",
+                       cache_dir=tbreg_cache)
+    time.sleep(25)  # TensorFlow's import, then planning 75 M trials (minutes)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert own_lines(err) == ["tbreg sweep: interrupted before any trial started; nothing was trained"]
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, fragment",
+    [
+        ("--seed=-1", "-1 is not an integer in the range [0, 4294967295]"),
+        (f"--seed={2**70}", f"{2**70} is not an integer in the range [0, 4294967295]"),
+        ("--flagfile=/dev/zero", "--flagfile=/dev/zero: not a regular file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["tbreg.train_sizes", "sweep"])
+def test_bad_seed_and_flagfile_are_one_line_and_leave_no_run_dir(tmp_path, tbreg_cache, command, flag, fragment):
+    if command == "sweep":
+        proc = run_sweep(tmp_path / "logs", "--models=tiny", flag, cache_dir=tbreg_cache, timeout=120)
+    else:
+        proc = run_script(command, f"--logdir={tmp_path / 'logs'}", "--models=tiny", flag, cache_dir=tbreg_cache,
+                          timeout=120)
+    lines = own_lines(proc.stderr)
+    assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_empty_models_flag_is_refused_not_the_whole_family(tmp_path, tbreg_cache):
+    for proc in (run_script("tbreg.train_sizes", f"--logdir={tmp_path / 'logs'}", "--models=", cache_dir=tbreg_cache),
+                 run_sweep(tmp_path / "logs", "--models=", cache_dir=tbreg_cache)):
+        lines = own_lines(proc.stderr)
+        assert proc.returncode == 1 and len(lines) == 1 and "--models is empty" in lines[0], proc.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_an_event_file_that_shrank_below_its_save_is_said_and_its_run_trained_again(tmp_path, tbreg_cache):
+    args = ["--families=sizes", "--models=tiny", "--max_epochs=12", "--patience=12", "--checkpoint_secs=0"]
+    proc = start_sweep(tmp_path, *args, cache_dir=tbreg_cache)
+    run_dir = tmp_path / "sizes" / "tiny"
+    _wait_for_save(run_dir, 6, proc)
+    saved = (run_dir / resume.RESUME_DIR / resume.STATE_FILE).read_bytes()
+    assert proc.wait(timeout=300) == 0
+    (run_dir / resume.RESUME_DIR).mkdir()
+    (run_dir / resume.RESUME_DIR / resume.STATE_FILE).write_bytes(saved)
+    logtree.write_run_json(str(run_dir), {**logtree.read_run_json(str(run_dir)), "status": "running"})
+    validation = next((run_dir / "validation").glob("*tfevents*"))
+    os.truncate(validation, 200)  # far below its size at the save: steps gone that the save cannot restore
+    again = run_sweep(tmp_path, *args, cache_dir=tbreg_cache, check=True)
+    said = [line for line in own_lines(again.stderr) if "smaller than the" in line]
+    assert len(said) == 1 and said[0].startswith(f"{validation}: 200 bytes, smaller than the "), again.stderr
+    assert "training" in said[0] and "again from its first epoch" in said[0]
+    assert logtree.read_run_json(str(run_dir))["status"] == "completed"
+    assert_steps_once(run_dir, 12)  # every step is there once: none missing
+    aside = [p for p in (run_dir / resume.ATTEMPTS_DIR).rglob("*") if p.is_file()]
+    assert aside and all("tfevents" not in p.name for p in aside)

@@ -104,11 +104,19 @@ def read_rows(raw, n_rows: int, name: str) -> np.ndarray:
     """
     rows, first_line = [], 1
     pending, pending_lines = [], 0  # decompressed chunks not parsed yet, and their newlines
+    partial = 0  # bytes of pending's last, unfinished line
     chunks = _decompressed(raw, name)
     try:
         for chunk in chunks:
             pending.append(chunk)
             pending_lines += chunk.count(b"\n")
+            last_newline = chunk.rfind(b"\n")
+            partial = partial + len(chunk) if last_newline < 0 else len(chunk) - last_newline - 1
+            if partial > MAX_LINE_BYTES:
+                raise UserError(
+                    f"{name}: line {first_line + pending_lines} is longer than {MAX_LINE_BYTES:,} bytes (a HIGGS row "
+                    f"is ~600); not a HIGGS CSV file? pass --data_path=<HIGGS .csv or .csv.gz>"
+                )
             want = n_rows - (first_line - 1)
             if pending_lines < min(BLOCK_ROWS, want):
                 continue
@@ -131,6 +139,7 @@ def read_rows(raw, n_rows: int, name: str) -> np.ndarray:
     if not rows:
         raise UserError(f"{name}: file is empty; expected HIGGS CSV rows (label + {N_FEATURES} features)")
     rows = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    _check_labels(rows[:n_rows], name)
     if len(rows) < n_rows:
         raise UserError(
             f"{name}: has {len(rows)} rows but --n_validation + --n_train need {n_rows}; "
@@ -140,8 +149,19 @@ def read_rows(raw, n_rows: int, name: str) -> np.ndarray:
 
 
 CHUNK = 1 << 20  # bytes read (and decompressed) at a time
+MAX_LINE_BYTES = 1 << 16  # a longer line is no HIGGS row: refused before it fills memory
 BLOCK_ROWS = 20_000  # rows parsed at a time (~14 MB of HIGGS text)
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _check_labels(rows: np.ndarray, name: str) -> None:
+    """A UserError naming the first row whose label (column 1) is not 0 or 1."""
+    bad = np.flatnonzero((rows[:, 0] != 0) & (rows[:, 0] != 1))
+    if bad.size:
+        raise UserError(
+            f"{name}: line {bad[0] + 1}, column 1: the label is {rows[bad[0], 0]:g}, not 0 or 1; HIGGS rows start "
+            "with the class (1 signal, 0 background)"
+        )
 
 
 def _after_newline(text: bytes, k: int) -> int:
@@ -185,11 +205,11 @@ def _decompressed(raw, name: str):
                 raise UserError(f"{name}: not a readable gzip file (garbage after the data); download it again")
             inflater = _zlib.decompressobj(wbits=31)
         try:
-            out = inflater.decompress(data)
+            out = inflater.decompress(data, CHUNK)  # at most CHUNK bytes at a time, however well it compresses
         except _zlib.error as e:
             raise UserError(f"{name}: not a readable gzip file ({_one_line(e)}); download it again") from None
         yield out
-        data = inflater.unused_data if inflater.eof else b""
+        data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
 
 
 def _drop_trailing_blank_lines(text: bytes) -> bytes:

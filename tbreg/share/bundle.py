@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import shlex
 import shutil
@@ -18,7 +19,7 @@ import tensorflow as tf
 from tbreg import logtree, reader
 from tbreg.errors import UserError
 from tbreg.reader import load_runs, tree_files
-from tbreg.share.output import atomic_output, check_no_dangling_link, read_snapshot
+from tbreg.share.output import atomic_output, check_no_dangling_link, check_outside, read_snapshot
 from tbreg.share.upload import check_destination
 from tbreg.status import Status
 
@@ -27,6 +28,7 @@ gfile = tf.io.gfile
 MANIFEST = "tbreg-manifest.json"
 BUNDLE_FORMAT = "tbreg-bundle"
 BUNDLE_VERSION = 1
+MAX_OPEN_MB = 1000  # what `share open` extracts at most unless --max_mb says more (a gzip bomb guard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,7 @@ def make_bundle(logdir: str, out: str) -> BundleResult:
     """Writes `logdir` as a .tar.gz with a manifest (first member) that `open_bundle` verifies."""
     if not (out.endswith(".tar.gz") or out.endswith(".tgz")):
         raise UserError(f"-o {out}: a bundle is a gzip tar; give a name ending in .tar.gz or .tgz")
+    check_outside(out, logdir)
     runs = load_runs(logdir)  # checks every event file and says what is wrong
     live = {r.rel for r in runs if r.info.get("status") == Status.RUNNING}
     root = _tree_name(logdir)
@@ -123,7 +126,8 @@ def _read_members(bundle: str) -> tuple[tarfile.TarFile, list[tarfile.TarInfo], 
         manifest = json.loads(tar.extractfile(by_name[MANIFEST]).read())
         assert manifest["format"] == BUNDLE_FORMAT and isinstance(manifest["files"], list)
         assert isinstance(manifest["root"], str)
-    except (AssertionError, KeyError, TypeError, ValueError, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+    except (AssertionError, KeyError, TypeError, ValueError, RecursionError, tarfile.TarError, EOFError, OSError,
+            zlib.error) as e:  # RecursionError: JSON nested too deeply
         raise UserError(f"{bundle}: its {MANIFEST} is unreadable ({type(e).__name__}); ask for a fresh copy") from None
     if "\\" in manifest["root"]:
         raise _backslash_error(bundle, f"its root dir {manifest['root']!r}")
@@ -217,8 +221,11 @@ class OpenResult:
     files: int
 
 
-def open_bundle(bundle: str, dest: str = ".") -> OpenResult:
+def open_bundle(bundle: str, dest: str = ".", max_mb: float = MAX_OPEN_MB) -> OpenResult:
     """Verifies `bundle` against its manifest and extracts its tree into `dest` (a local dir).
+
+    A bundle whose files add up to more than `max_mb` megabytes (1 MB = 10^6 bytes) is refused
+    before anything is extracted.
 
     Nothing is written to `dest` unless every check passes: the tree is extracted with tarfile's
     "data" filter into a hidden temporary dir inside `dest`, checked, then renamed into place.
@@ -232,6 +239,12 @@ def open_bundle(bundle: str, dest: str = ".") -> OpenResult:
     tar, members, manifest = _read_members(bundle)
     with tar:
         _verify_members(bundle, members, manifest)
+        total = sum(entry["size"] for entry in manifest["files"])
+        if total > max_mb * 1e6:
+            raise UserError(
+                f"{bundle}: its files add up to {total / 1e6:,.1f} MB, more than the {max_mb:g} MB "
+                f"tbreg share open extracts by default; pass --max_mb={math.ceil(total / 1e6)} if you trust it"
+            )
         target = os.path.join(dest, manifest["root"])
         if os.path.lexists(target):
             raise UserError(f"{target} already exists; pass --dest=DIR to open the bundle elsewhere")

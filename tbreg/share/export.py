@@ -8,7 +8,7 @@ import os
 
 from tbreg.errors import UserError
 from tbreg.reader import iter_runs
-from tbreg.share.output import atomic_output
+from tbreg.share.output import atomic_output, check_outside
 
 EXPORT_COLUMNS = ("family", "run", "split", "tag", "step", "wall_time", "value")
 
@@ -49,6 +49,7 @@ def export_scalars(logdir: str, out: str, keep_damaged: bool = False) -> ExportR
     fmt = os.path.splitext(out)[1].lower()
     if fmt not in (".csv", ".json"):
         raise UserError(f"-o {out}: give a .csv or .json file name")
+    check_outside(out, logdir)
     runs = iter_runs(logdir, keep_damaged)  # one run in memory at a time
     first = next(runs)  # a missing or empty tree fails before anything is written
     n, batch, names = 0, [], []

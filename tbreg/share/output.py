@@ -22,6 +22,20 @@ def check_writable(path: str) -> None:
         raise UserError(f"cannot write {path} ({first_line(e)}); pick a writable location") from None
 
 
+def check_outside(path: str, tree: str) -> None:
+    """A one-line UserError when output `path` lies inside the tree `tree` it is made from.
+
+    Refused outright, new file or not: an output in the tree could replace a run's files, and the
+    next report, export or bundle of that tree would read it as part of the tree.
+    """
+    if logtree.is_inside(path, tree):
+        name = os.path.basename(path.rstrip("/")) or "out"
+        raise UserError(
+            f"-o {path} is inside {tree}, the tree it is made from; write it outside that tree "
+            f"(e.g. -o {name} in the current dir)"
+        )
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: str = "wb"):
     """Yields a file to write; on success it replaces `path` in one rename, on failure it vanishes."""

@@ -12,7 +12,7 @@ import numpy as np
 import tbreg
 from tbreg import analysis, reader
 from tbreg.reader import Run, load_runs, shown_runs
-from tbreg.share.output import atomic_output
+from tbreg.share.output import atomic_output, check_outside
 
 REGULARIZATION_TAG = analysis.PENALTY_TAG
 REGULARIZATION_PREFIXES = ("regularization/", "gap/")
@@ -402,6 +402,7 @@ def render_report(runs: list[Run], title: str, max_points: int | None = None) ->
 
 def write_report(logdir: str, out: str, max_points: int | None = None, keep_damaged: bool = False) -> ReportResult:
     """Writes the report of every run below `logdir` to `out` (one HTML file, opens offline)."""
+    check_outside(out, logdir)
     runs = load_runs(logdir, keep_damaged)
     text, per_curve = render_report(runs, f"tbreg report: {logdir}", max_points)
     data = text.encode("utf-8")

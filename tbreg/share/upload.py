@@ -100,13 +100,6 @@ def sync_once(logdir: str, uri: str) -> SyncResult:
     return result
 
 
-def _inside(child: str, parent: str) -> bool:
-    if "://" in child or "://" in parent:
-        return child.rstrip("/").startswith(parent.rstrip("/") + "/")
-    child, parent = os.path.realpath(child), os.path.realpath(parent)
-    return child == parent or child.startswith(parent + os.sep)
-
-
 def upload(
     logdir: str, uri: str, watch: bool = False, interval: float = 30.0, max_cycles: int = 0, log=print
 ) -> SyncResult:
@@ -116,7 +109,7 @@ def upload(
     progress cleanly: every file at `uri` is either its previous version or a verified new one.
     """
     check_source(logdir)
-    if _inside(uri, logdir) or _inside(logdir, uri):
+    if logtree.is_inside(uri, logdir) or logtree.is_inside(logdir, uri):
         raise UserError(f"{uri} and {logdir} overlap; upload to a destination outside the log dir")
     if not tree_files(logdir):
         raise UserError(

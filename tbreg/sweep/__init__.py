@@ -29,7 +29,7 @@ from tbreg._quiet import tensorflow as _tf  # noqa: F401, I001  first: spawned w
 
 from tbreg.errors import UserError
 from tbreg.sweep.grid import GRID, parse_axis, parse_grid
-from tbreg.sweep.plan import Sweep, Trial, expand, plan_family, trial_key
+from tbreg.sweep.plan import MAX_TRIALS, Sweep, Trial, check_size, count_trials, expand, plan_family, trial_key
 from tbreg.sweep.worker import run_trial
 from tbreg.sweep.pools import LocalPool, RayPool, SerialPool, WorkerLost
 from tbreg.sweep.driver import (
@@ -44,7 +44,7 @@ from tbreg.sweep.driver import (
 )
 
 __all__ = [
-    "GRID", "SWEEP_JSON", "LocalPool", "Progress", "RayPool", "SerialPool", "Sweep", "SweepResult", "Trial",
-    "TrialResult", "UserError", "WorkerLost", "drive", "expand", "parse_axis", "parse_grid", "plan_family",
-    "run_sweep", "run_trial", "train_family", "trial_key",
+    "GRID", "MAX_TRIALS", "SWEEP_JSON", "LocalPool", "Progress", "RayPool", "SerialPool", "Sweep", "SweepResult",
+    "Trial", "TrialResult", "UserError", "WorkerLost", "check_size", "count_trials", "drive", "expand", "parse_axis",
+    "parse_grid", "plan_family", "run_sweep", "run_trial", "train_family", "trial_key",
 ]

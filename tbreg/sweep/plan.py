@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 from typing import Callable
@@ -31,6 +32,7 @@ class Sweep:
     grid: tuple[tuple[str, tuple], ...] = ()
     seeds: tuple[int, ...] = ()  # empty: one run per trial, seed config.seed, no seed_<k> dirs
     callbacks: dict = dataclasses.field(default_factory=dict)  # tbreg.callbacks.make options (no train_data)
+    max_trials: int = 10_000  # MAX_TRIALS: a larger sweep is refused before it is planned
 
 
 
@@ -93,8 +95,31 @@ def _select(sweep: Sweep) -> list[tuple[str, list]]:
     return [(name, specs) for name, _, specs in chosen]
 
 
+MAX_TRIALS = Sweep.max_trials
+
+
+def count_trials(sweep: Sweep) -> int:
+    """How many trials `sweep` has (models × grid points × seeds), without planning them."""
+    points = math.prod(len(values) for _, values in sweep.grid)
+    return sum(len(specs) for _, specs in _select(sweep)) * points * max(1, len(sweep.seeds))
+
+
+def check_size(sweep: Sweep, trials: int | None = None) -> None:
+    """A one-line UserError when `sweep` has more than `sweep.max_trials` trials."""
+    trials = count_trials(sweep) if trials is None else trials
+    if trials > sweep.max_trials:
+        raise UserError(
+            f"the sweep has {trials:,} trials, more than --max_trials={sweep.max_trials:,}; use fewer grid values, "
+            f"models or seeds, or pass --max_trials={trials} if you mean it"
+        )
+
+
 def expand(sweep: Sweep, logdir: str) -> list[Trial]:
-    """Every trial of `sweep`, in order: family, model, grid point (first axis slowest), seed."""
+    """Every trial of `sweep`, in order: family, model, grid point (first axis slowest), seed.
+
+    More than `sweep.max_trials` trials is a UserError before any is planned (see check_size).
+    """
+    check_size(sweep)
     config = dataclasses.replace(sweep.config, verbose=0, engine="fast")
     names = [name for name, _ in sweep.grid]
     trials = []
