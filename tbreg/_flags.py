@@ -47,7 +47,7 @@ MC_SAMPLES = flags.DEFINE_integer(
     "Monte-Carlo dropout passes per epoch for models that have them (regularizers' dropout models; default 20); 0: off.",
     lower_bound=0,
 )
-QUIET = flags.DEFINE_bool("quiet", False, "No per-epoch progress dots.")
+QUIET = flags.DEFINE_bool("quiet", False, "No progress display (the end-of-run table is still printed).")
 CALLBACKS = flags.DEFINE_list(
     "callbacks", ["all"],
     f"tbreg callbacks per run: all, none, or a comma list of {', '.join(CALLBACK_NAMES)}.",

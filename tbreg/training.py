@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from plugins.overfitting import summary as run_summary
-from tbreg import engine, logtree, models, resume
+from tbreg import engine, logtree, models, progress, resume
 from tbreg.errors import UserError
 from tbreg.status import Status
 
@@ -287,9 +287,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         *_spec_callbacks(spec, data, run_dir, config),
     ]
     if config.verbose:
-        import tensorflow_docs.modeling as tfdocs_modeling
-
-        all_callbacks.append(tfdocs_modeling.EpochDots(report_every=100))
+        all_callbacks += progress.callbacks(run_dir, config.max_epochs, monitor)
     interrupted = None
     try:
         fit(model, data, config, all_callbacks, resume_dir if config.engine == "fast" else None)
@@ -327,8 +325,6 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
             if hasattr(callback, "run_json_fields"):
                 record.update(callback.run_json_fields())
         _record_outcome(run_dir, record)
-        if config.verbose:
-            print(file=sys.stderr)
     if interrupted:
         raise interrupted
     return result
