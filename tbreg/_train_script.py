@@ -179,7 +179,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         if _flags.MC_SAMPLES.value is not None:
             specs = [dataclasses.replace(s, mc_samples=_flags.MC_SAMPLES.value) if s.mc_samples else s for s in specs]
         _quiet.import_tensorflow()  # before the library modules below import it
-        from tbreg import datasets, logtree, training
+        from tbreg import datasets, hparams, logtree, training
 
         training.check_logdir(logdir)
         data = datasets.load(config)
@@ -195,6 +195,7 @@ def run(family_name: str, argv, before_training=None) -> int:
                 callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
                 seeds=seeds, resume=_RESUME.value,
             )
+        hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics, for the whole tree
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
@@ -207,7 +208,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         if r.error:
             print(f"{r.model} failed: {r.error}", file=sys.stderr)
     print(f"\nSee them in TensorBoard: tensorboard --logdir {logdir}")
-    note = logtree.tensorboard_note(logdir)
+    note = logtree.tensorboard_note(logdir, _flags.TENSORBOARD_URL.value)
     if note:
         print(note)
     for r in results:

@@ -28,7 +28,7 @@ import tomllib
 
 from absl import flags
 
-from tbreg import _app, _flags, _quiet, datasets
+from tbreg import _app, _flags, _quiet, datasets, progress
 from tbreg.errors import UserError
 from tbreg.status import Status
 
@@ -131,6 +131,7 @@ def sweep_main(argv) -> int:
     from tbreg import logtree, sweep
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    progress.guard_streams("tbreg sweep")  # `… | head` stops the reading, not the sweep
     _check_stray_flags()
     grid_items = list(_GRID.value)
     for arg in argv[2:]:  # `--grid l2=… dropout=…`: the axes after the first arrive as arguments
@@ -160,7 +161,7 @@ def sweep_main(argv) -> int:
     print(f"\nsweep on {config.dataset} ({logdir}), {sweep._duration(result.seconds)}:")
     print(_format_table(result))
     print(f"\nSee it in TensorBoard: tensorboard --logdir {logdir}  (HParams tab: every trial with its metrics)")
-    note = logtree.tensorboard_note(logdir)
+    note = logtree.tensorboard_note(logdir, _flags.TENSORBOARD_URL.value)
     if note:
         print(note)
     if result.interrupted:

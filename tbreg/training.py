@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from plugins.overfitting import summary as run_summary
-from tbreg import engine, logtree, models, progress, resume
+from tbreg import engine, hparams, logtree, models, progress, resume
 from tbreg.errors import UserError
 from tbreg.status import Status
 
@@ -147,11 +147,12 @@ def _close_writers(callbacks) -> None:
             pass
 
 
-def _record_outcome(run_dir: str, record: dict) -> None:
-    """Writes the final run.json and record summary; a failing disk only gets a warning."""
+def _record_outcome(run_dir: str, record: dict, history: dict) -> None:
+    """Writes the final run.json, record summary and HParams metrics; a failing disk only gets a warning."""
     try:
         logtree.write_run_json(run_dir, record)
         run_summary.write_run_end(run_dir, record)
+        hparams.write_run_end(run_dir, record, history)
     except (OSError, tf.errors.OpError) as e:
         print(f"{run_dir}: could not record status={record['status']} in run.json ({_reason(e)})", file=sys.stderr)
 
@@ -324,7 +325,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         for callback in callbacks:  # e.g. GeneralizationGap's overfitting onset
             if hasattr(callback, "run_json_fields"):
                 record.update(callback.run_json_fields())
-        _record_outcome(run_dir, record)
+        _record_outcome(run_dir, record, result.history)
     if interrupted:
         raise interrupted
     return result
@@ -355,6 +356,7 @@ def write_record_summaries(run_dir: str, record: dict) -> None:
     """A run's record as the plugin's start and end summaries (e.g. for an aggregate run)."""
     run_summary.write_run_start(run_dir, record)
     run_summary.write_run_end(run_dir, record)
+    hparams.write_run_end(run_dir, record)
 
 
 def set_cpu_threads(threads: int) -> None:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from tbreg._quiet import tensorflow as tf  # noqa: I001
 
-from tbreg import aggregate, datasets, logtree, models, training
+from tbreg import aggregate, hparams, logtree, training
 from tbreg.errors import UserError
 from tbreg.status import FINISHED, Status
 from tbreg.sweep.plan import Sweep, Trial, expand, plan_family
@@ -256,11 +256,8 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     earlier = {t.run_dir: record for t in trials if (record := _check_existing(t)) is not None}
     training.check_logdir(logdir)
     history = _read_sweep_json(logdir)
-    if not history.get("hparams_config"):  # once per log tree: the HParams dashboard's columns and metrics
-        from plugins.overfitting import summary
-
-        summary.write_experiment(logdir, models.data_loss_name(datasets.NUM_CLASSES[sweep.config.dataset]))
-        history["hparams_config"] = True
+    hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics; again at the end
+    history["hparams_config"] = True
     entry = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "engine": pool.engine, "workers": pool.capacity, "dataset": sweep.config.dataset,
              "families": list(sweep.families), "models": list(sweep.models),
@@ -275,6 +272,7 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     results, interrupted = drive(trials, earlier, pool, retries, log)
     means = [] if interrupted else list(_write_means(trials, results, lambda line: log(f"sweep: {line}")))
     means = [os.path.join(group, aggregate.MEAN) for group in means]
+    hparams.write_experiment(logdir)  # now with every trial's hyperparameters: which of them differ
     entry["trials"] = [results[t.run_dir].json() for t in trials]
     entry["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entry["interrupted"] = interrupted
