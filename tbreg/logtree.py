@@ -471,9 +471,9 @@ def copy_baseline(logdir: str, from_family: str, to_family: str, model: str, if_
     return copy_run(src, _suffixed(base, k))
 
 
-def tensorboard_note(logdir: str) -> str | None:
+def tensorboard_note(logdir: str, url: str | None = None) -> str | None:
     """What to open when TensorBoard's Scalars/Histograms tabs would start with no run ticked
     (more than 40 runs below `logdir`): see `analysis.tensorboard_note`."""
     from tbreg import analysis
 
-    return analysis.tensorboard_note(analysis.tensorboard_runs(list_files(logdir)))
+    return analysis.tensorboard_note(analysis.tensorboard_runs(list_files(logdir)), url)
