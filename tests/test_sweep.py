@@ -172,8 +172,8 @@ def test_hparams_dashboard_shows_the_sweep(local_and_ray):
     )
     groups = json.loads(response.get_data(as_text=True))["sessionGroups"]
     sessions = {s["name"]: (g["hparams"], s["metricValues"]) for g in groups for s in g["sessions"]}
-    hparams, metric_values = sessions["sizes/tiny,l2=0.001/seed_1"]
-    assert hparams["l2"] == 0.001 and hparams["seed"] == 1
+    values_of, metric_values = sessions["sizes/tiny,l2=0.001/seed_1"]
+    assert values_of["l2"] == 0.001 and values_of["seed"] == 1
     values = {m["name"]["tag"]: m["value"] for m in metric_values}
     record = json.loads((local_and_ray[0] / "local" / "sizes" / "tiny,l2=0.001" / "seed_1" / "run.json").read_text())
     assert values["end/best_data_loss"] == pytest.approx(record["best_value"], rel=1e-6)
