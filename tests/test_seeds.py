@@ -207,7 +207,7 @@ def test_plot_draws_a_seed_groups_mean_and_band(seeded, capsys, tmp_path):
     assert code == 0, err
     assert "binary_crossentropy of 2 runs (a, b)" in stdout
     svg = out.read_text()
-    assert "A Val" in svg and "B Train" in svg and "Seed" not in svg
+    assert "<!-- a validation -->" in svg and "<!-- b train -->" in svg and "seed" not in svg.lower()
     assert svg.count("fill-opacity: 0.15") >= 4  # train and validation band of each group
 
 
