@@ -25,12 +25,13 @@ setup(
         "isal",  # ISA-L inflate: HIGGS .csv.gz decompressed ~3x faster than zlib
         "mnist1d",
         "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
+        "rich",  # the training scripts' live progress lines (Keras 3 depends on it too)
     ],
     package_data={"tbreg.plugin": ["static/*"]},
     extras_require={
         "ray": ["ray>=2.9"],  # tbreg sweep --engine=ray
         # the tests run Ray on a local two-worker cluster; pytest-xdist runs them on two workers (pytest.ini)
-        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis", "ray>=2.9"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis", "ray>=2.9", "pexpect"],  # pexpect: a real pty
     },
     entry_points={
         "console_scripts": [

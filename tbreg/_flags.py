@@ -50,7 +50,16 @@ MC_SAMPLES = flags.DEFINE_integer(
     "Monte-Carlo dropout passes per epoch for models that have them (regularizers' dropout models; default 20); 0: off.",
     lower_bound=0,
 )
-QUIET = flags.DEFINE_bool("quiet", False, "No per-epoch progress dots.")
+TENSORBOARD_URL = flags.DEFINE_string(
+    "tensorboard_url", None,
+    "Where your TensorBoard is served (e.g. http://localhost:6006/, http://host:7007/, a proxy's address): the "
+    "note for trees over 40 runs then prints whole per-family links; default: the fragments to append.",
+)
+flags.register_validator(
+    "tensorboard_url", lambda v: v is None or v.startswith(("http://", "https://")),
+    message="give the address TensorBoard is served at, starting with http:// or https://",
+)
+QUIET = flags.DEFINE_bool("quiet", False, "No progress display (the end-of-run table is still printed).")
 CALLBACKS = flags.DEFINE_list(
     "callbacks", ["all"],
     f"tbreg callbacks per run: all, none, or a comma list of {', '.join(CALLBACK_NAMES)}.",

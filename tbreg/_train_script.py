@@ -3,6 +3,7 @@
 Importing it does not import TensorFlow: `run` does, quietly (tbreg._quiet), once the flags are parsed.
 """
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -12,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from tbreg import _app, _flags, _quiet, families, text
+from tbreg import _app, _flags, _quiet, families, progress, text
 from tbreg.constants import IF_EXISTS
 from tbreg.errors import UserError
 from tbreg.status import ENDED_WELL, Status
@@ -150,9 +151,18 @@ def start(main, script) -> None:
     _app.run(main, lambda: help_text(script))
 
 
+def _progress(family_name: str, runs: int, config):
+    """The live progress of a family trained in this process; with --jobs > 1 (workers) or --quiet,
+    none (the driver prints a line per model start and end with --jobs)."""
+    if not config.verbose or (_JOBS.value > 1 and runs > 1):
+        return contextlib.nullcontext()
+    return progress.FamilyProgress(family_name, runs)
+
+
 def run(family_name: str, argv, before_training=None) -> int:
     """Trains `family_name` as the flags say; returns the exit code. SIGTERM is handled like Ctrl-C."""
     prog = os.path.basename(argv[0])
+    progress.guard_streams(prog)  # `… | head` stops the reading, not the training
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (all options are --flags)")
@@ -168,7 +178,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         if _flags.MC_SAMPLES.value is not None:
             specs = [dataclasses.replace(s, mc_samples=_flags.MC_SAMPLES.value) if s.mc_samples else s for s in specs]
         _quiet.import_tensorflow()  # before the library modules below import it
-        from tbreg import datasets, logtree, sweep
+        from tbreg import datasets, hparams, logtree, sweep
 
         logtree.check_logdir(logdir)
         data = datasets.load(config)
@@ -177,11 +187,14 @@ def run(family_name: str, argv, before_training=None) -> int:
         baseline = family.default_baseline if _BASELINE.value is None else _BASELINE.value
         copy_baseline(logdir, family, config, baseline)
         flag_values = _flags.values(sys.modules[__name__])
-        results = sweep.train_family(
-            family, specs, data, config, logdir, _IF_EXISTS.value,
-            callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
-            seeds=seeds, resume=_RESUME.value,
-        )
+        seeds = _flags.seeds_from(_flags.SEEDS.value, config.seed)
+        with _progress(family.name, len(specs) * len(seeds or [0]), config):
+            results = sweep.train_family(
+                family, specs, data, config, logdir, _IF_EXISTS.value,
+                callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
+                seeds=seeds, resume=_RESUME.value,
+            )
+        hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics, for the whole tree
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
@@ -194,7 +207,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         if r.error:
             print(f"{r.model} failed: {r.error}", file=sys.stderr)
     print(f"\nSee them in TensorBoard: tensorboard --logdir {logdir}")
-    note = logtree.tensorboard_note(logdir)
+    note = logtree.tensorboard_note(logdir, _flags.TENSORBOARD_URL.value)
     if note:
         print(note)
     for r in results:

@@ -21,7 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tbreg import analysis, logtree, reader
+from tbreg import analysis, hparams, logtree, reader
 from tbreg.status import Status
 
 MEAN, STD_SUFFIX, STATUS = analysis.MEAN, analysis.STD_SUFFIX, Status.AGGREGATE  # == analysis.AGGREGATE_STATUS
@@ -79,6 +79,9 @@ def _quiet_loader():
         logger.setLevel(level)
 
 
+_END = "end/"  # tbreg.hparams.PREFIX: a run's end-of-run metrics; the mean gets its own
+
+
 def compute(group_dir: str, names: list[str]) -> dict[str, dict[str, Band]]:
     """{split: {tag: Band}} over the seed runs `names` of `group_dir`."""
     with _quiet_loader():
@@ -86,7 +89,7 @@ def compute(group_dir: str, names: list[str]) -> dict[str, dict[str, Band]]:
     splits = sorted({split for run in scalars for split in run})
     out = {}
     for split in splits:
-        tags = sorted({tag for run in scalars for tag in run.get(split, {})})
+        tags = sorted({tag for run in scalars for tag in run.get(split, {}) if not tag.startswith(_END)})
         out[split] = {tag: bands([run.get(split, {}).get(tag, []) for run in scalars]) for tag in tags}
     return out
 
@@ -148,4 +151,5 @@ def write_mean(group_dir: str) -> dict:
     }
     record["seed"] = None
     logtree.write_record(mean_dir, record, start=True)
+    hparams.write_run_end(mean_dir, record)  # its HParams metrics, from its mean curves
     return record

@@ -276,18 +276,22 @@ def tensorboard_runs(files: list[str]) -> list[str]:
     return sorted(d for d in dirs if posixpath.basename(d) in SPLITS)
 
 
-def tensorboard_note(runs: list[str], url: str = "http://localhost:6006/") -> str | None:
+def tensorboard_note(runs: list[str], url: str | None = None) -> str | None:
     """What to open when TensorBoard's Scalars/Histograms tabs would start empty (more than 40
-    split runs), with a link per family that fits; None when they don't."""
+    split runs), with a link per family that fits; None when they don't. The links are `url` (the
+    address TensorBoard is served at, e.g. behind `--port`, a remote host or a proxy) plus a
+    fragment; without `url`, the fragments alone, to append to that address."""
     if len(runs) <= TENSORBOARD_RUN_LIMIT:
         return None
     families = collections.Counter(run_name(posixpath.dirname(r)).family for r in runs)
+    base = "" if url is None else url if url.endswith(("/", "#")) else url + "/"
     links = [
-        f"{url}#scalars&regexInput={urllib.parse.quote('^' + re.escape(f) + '/', safe='')}"
+        f"{base}#scalars&regexInput={urllib.parse.quote('^' + re.escape(f) + '/', safe='')}"
         for f, n in sorted(families.items())
         if f and n <= TENSORBOARD_RUN_LIMIT
     ]
-    where = f"; one family each: {' '.join(links)}" if links else ""
+    how = "" if url is not None else " (append one to the address TensorBoard serves, e.g. http://localhost:6006/; --tensorboard_url=URL prints whole links)"
+    where = f"; one family each{how}: {' '.join(links)}" if links else ""
     return (
         f"{len(runs)} TensorBoard runs: its Scalars and Histograms tabs select none above "
         f"{TENSORBOARD_RUN_LIMIT} (tick them, or filter runs); Time Series and Overfitting show all{where}"

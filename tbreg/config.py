@@ -29,7 +29,7 @@ class TrainConfig:
     seed: int = 0
     engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
     checkpoint_secs: float | None = None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
-    verbose: int = 1  # 0 silent, 1 EpochDots progress
+    verbose: int = 1  # 0 silent, 1 progress (inside a tbreg.progress.FamilyProgress) and a line per run
 
     def __post_init__(self):
         # Values a flag, a sweep grid or a config file can give that no schedule can use.

@@ -523,11 +523,20 @@ def _remove_stale_copies(parent: str) -> None:
             gfile.rmtree(path)
 
 
+def find_runs(logdir: str) -> list[str]:
+    """Run dirs below `logdir` (those with a run.json or a split of event files), relative, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in walk(logdir):  # never out of the tree, never in a loop
+        if RUN_JSON in filenames or any(
+            gfile.isdir(os.path.join(dirpath, d)) and d in ("train", "validation") for d in dirnames
+        ):
+            found.append(os.path.relpath(dirpath, logdir) if "://" not in logdir else dirpath[len(logdir) :].strip("/"))
+    return sorted(found)
+
+
 def _holds_one_run(path: str) -> bool:
     """Whether dir `path` is one run dir (or one seed group: `seed_<k>` runs and their `mean`)."""
-    from tbreg import reader
-
-    runs = [rel for rel in reader.find_runs(path) if not is_internal(rel)]
+    runs = [rel for rel in find_runs(path) if not is_internal(rel)]
     return runs == ["."] or bool(runs) and all(re.fullmatch(r"seed_\d+|mean", rel) for rel in runs)
 
 
@@ -647,9 +656,9 @@ def copy_baseline(logdir: str, from_family: str, to_family: str, model: str, if_
     return copy_run(src, _suffixed(base, k))
 
 
-def tensorboard_note(logdir: str) -> str | None:
+def tensorboard_note(logdir: str, url: str | None = None) -> str | None:
     """What to open when TensorBoard's Scalars/Histograms tabs would start with no run ticked
     (more than 40 runs below `logdir`): see `analysis.tensorboard_note`."""
     from tbreg import analysis
 
-    return analysis.tensorboard_note(analysis.tensorboard_runs(list_files(logdir)))
+    return analysis.tensorboard_note(analysis.tensorboard_runs(list_files(logdir)), url)

@@ -1,7 +1,8 @@
 """The tutorial's figures: tensorflow-docs' HistoryPlotter, fed from a family's event files.
 
 Train curves are solid, validation dashed, one colour per run, optionally smoothed with the
-plotter's Gaussian kernel, on a log epoch axis and within y limits, as in "Overfit and underfit".
+plotter's Gaussian kernel, on a log epoch axis and within y limits, as in "Overfit and underfit";
+the legend, right of the curves, names the runs as the tree does.
 """
 
 import dataclasses
@@ -102,6 +103,16 @@ def _draw_bands(plotter, runs: list[reader.Run], found: dict, tag: str, smoothin
             plt.fill_between(history.epoch, low, high, color=plotter.color_table[name], alpha=0.15, linewidth=0)
 
 
+def _label_and_place_legend(ax, names: list[str]) -> None:
+    """The runs' own names in the legend (the plotter title-cases them: `l1_l2` → `L1_L2`), and the
+    legend right of the axes, where it hides no curve (the saved figure grows to hold it)."""
+    lines = ax.get_lines()  # the plotter draws train then validation per run, in `names` order
+    for name, train, val in zip(names, lines[0::2], lines[1::2]):
+        train.set_label(f"{name} train")
+        val.set_label(f"{name} validation")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
+
+
 def plot_family(
     logdir: str,
     out: str,
@@ -123,6 +134,7 @@ def plot_family(
     try:
         plotter = tfdocs_plots.HistoryPlotter(metric=metric, smoothing_std=smoothing_std)
         plotter.plot(found)
+        _label_and_place_legend(plt.gca(), list(found))
         _draw_bands(plotter, runs, found, "epoch_" + metric, smoothing_std)
         if logx:  # the tutorial's log-scale view: epoch 0 cannot be shown
             last = max(h.epoch[-1] for h in found.values())

@@ -177,17 +177,6 @@ def run_scalars(run_dir: str) -> dict[str, dict[str, list[Point]]]:
     return {split: scalars(os.path.join(run_dir, split)) for split in splits(run_dir)}
 
 
-def find_runs(logdir: str) -> list[str]:
-    """Run dirs below `logdir` (those with a run.json or a split of event files), relative, sorted."""
-    found = []
-    for dirpath, dirnames, filenames in logtree.walk(logdir):  # never out of the tree, never in a loop
-        if logtree.RUN_JSON in filenames or any(
-            tf.io.gfile.isdir(os.path.join(dirpath, d)) and d in ("train", "validation") for d in dirnames
-        ):
-            found.append(os.path.relpath(dirpath, logdir) if "://" not in logdir else dirpath[len(logdir) :].strip("/"))
-    return sorted(found)
-
-
 # ---------------------------------------------------------------------------------------------
 # Checking event files: TFRecord framing (u64 length, masked crc32c of it, data, masked crc32c of
 # the data). TensorBoard stops reading a file at the first bad record without saying so.
@@ -359,7 +348,7 @@ def iter_runs(logdir: str, keep_damaged: bool = False):
     one at a time in dir order; a missing or empty tree is a UserError before the first.
     `keep_damaged`: see `check_run_files`."""
     check_source(logdir)
-    rels = [rel for rel in find_runs(logdir) if not logtree.is_internal(rel)]
+    rels = [rel for rel in logtree.find_runs(logdir) if not logtree.is_internal(rel)]
     if not rels:
         raise UserError(
             f"{logdir}: no runs found (no run.json or train/validation dirs below it); "

@@ -28,7 +28,7 @@ import tomllib
 
 from absl import flags
 
-from tbreg import _app, _flags, _quiet, datasets, text
+from tbreg import _app, _flags, _quiet, datasets, progress, text
 from tbreg.errors import UserError
 from tbreg.status import Status
 
@@ -142,6 +142,8 @@ def sweep_main(argv) -> int:
     _quiet.import_tensorflow()  # before tbreg.sweep imports it
     from tbreg import logtree, sweep
 
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    progress.guard_streams("tbreg sweep")  # `… | head` stops the reading, not the sweep
     _check_stray_flags()
     grid_items = list(_GRID.value)
     for arg in argv[2:]:  # `--grid l2=… dropout=…`: the axes after the first arrive as arguments
@@ -172,10 +174,10 @@ def sweep_main(argv) -> int:
     datasets.load(config)  # a bad --dataset/--data_path: one line now, not a failed attempt per trial
     with _pool() as pool:
         result = sweep.run_sweep(spec, logdir, pool, _RETRIES.value, log=log)
-    print(f"\nsweep on {config.dataset} ({logdir}), {sweep._duration(result.seconds)}:")
+    print(f"\nsweep on {config.dataset} ({logdir}), {progress.duration(result.seconds)}:")
     print(_format_table(result))
     print(f"\nSee it in TensorBoard: tensorboard --logdir {logdir}  (HParams tab: every trial with its metrics)")
-    note = logtree.tensorboard_note(logdir)
+    note = logtree.tensorboard_note(logdir, _flags.TENSORBOARD_URL.value)
     if note:
         print(note)
     if result.interrupted:

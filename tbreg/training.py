@@ -16,7 +16,7 @@ from tbreg._quiet import tensorflow as tf  # noqa: I001  before keras: quiet in 
 import keras
 import numpy as np
 
-from tbreg import analysis, engine, logtree, models, resume
+from tbreg import analysis, engine, hparams, logtree, models, progress, resume
 from tbreg.errors import first_line
 from tbreg.status import Status
 
@@ -146,10 +146,11 @@ def _close_writers(callbacks) -> None:
             pass
 
 
-def _record_outcome(run_dir: str, record: dict) -> None:
-    """Writes the final run.json and record summary; a failing disk only gets a warning."""
+def _record_outcome(run_dir: str, record: dict, history: dict) -> None:
+    """Writes the final run.json, record summary and HParams metrics; a failing disk only gets a warning."""
     try:
         logtree.write_record(run_dir, record)
+        hparams.write_run_end(run_dir, record, history)
     except (OSError, tf.errors.OpError) as e:
         print(f"{run_dir}: could not record status={record['status']} in run.json ({first_line(e)})", file=sys.stderr)
 
@@ -266,7 +267,8 @@ def _monitor(data) -> str:
 
 
 def _all_callbacks(spec, data, config, run_dir: str, callbacks, history, early_stopping) -> list:
-    """Keras' own (History, EarlyStopping, TerminateOnNaN, TensorBoard), the caller's, the spec's."""
+    """Keras' own (History, EarlyStopping, TerminateOnNaN, TensorBoard), the caller's, the spec's,
+    and with `config.verbose` the progress display (tbreg.progress)."""
     out = [
         history,
         early_stopping,
@@ -276,9 +278,7 @@ def _all_callbacks(spec, data, config, run_dir: str, callbacks, history, early_s
         *_spec_callbacks(spec, data, run_dir, config),
     ]
     if config.verbose:
-        import tensorflow_docs.modeling as tfdocs_modeling
-
-        out.append(tfdocs_modeling.EpochDots(report_every=100))
+        out += progress.callbacks(run_dir, config.max_epochs, _monitor(data))
     return out
 
 
@@ -352,9 +352,7 @@ def _train_locked(spec, data, config, run_dir, family, callbacks, extra) -> RunR
         interrupted = _fit_outcome(model, data, config, run_dir, all_callbacks, history, early_stopping, result, record)
     finally:  # also on a second Ctrl-C or an error in a callback: the run's record says what happened
         _finish_record(record, result, history, callbacks, data.num_classes, interrupted)
-        _record_outcome(run_dir, record)
-        if config.verbose:
-            print(file=sys.stderr)
+        _record_outcome(run_dir, record, result.history)
     if interrupted:
         raise interrupted
     return result

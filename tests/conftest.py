@@ -97,7 +97,9 @@ def assert_steps_once(run_dir, epochs):
     for split, tags in scalars.items():
         for tag, points in tags.items():
             steps = [p.step for p in points]
-            if tag.endswith("_vs_iterations"):
+            if tag.startswith("end/"):  # tbreg.hparams' end-of-run metrics: one point, at step = epochs
+                assert steps == sorted(set(steps)) and steps[-1] == epochs, (split, tag, steps)
+            elif tag.endswith("_vs_iterations"):
                 assert steps == sorted(set(steps)), (split, tag)
             else:
                 assert steps == list(range(epochs)), (split, tag, steps)

@@ -1,6 +1,7 @@
 """`tbreg plot`: the tutorial's HistoryPlotter figures drawn from a script-made tree's event files."""
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -45,7 +46,22 @@ def test_svg_by_extension_and_default_metric(script_tree, tmp_path, capsys):
     assert "sparse_categorical_crossentropy" in stdout  # the data loss EarlyStopping watched
     text = out.read_text()
     assert "<svg" in text and text.count("<path") > 10
-    assert "Tiny Train" in text or "Tiny" in text
+    assert "<!-- tiny train -->" in text and "<!-- l2 validation -->" in text  # the runs' names, not title-cased
+    assert "Tiny" not in text
+
+
+def _xs(path_d: str) -> list[float]:
+    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", path_d)]
+    return numbers[0::2]
+
+
+def test_legend_sits_right_of_the_curves(script_tree, tmp_path):
+    out = tmp_path / "sizes.svg"
+    plot.plot_family(str(script_tree["logdir"] / "sizes"), str(out))
+    text = out.read_text()
+    axes = re.search(r'<g id="patch_2">\s*<path d="([^"]+)"', text).group(1)  # the axes' background
+    legend = re.search(r'<g id="legend_1">\s*<g id="patch_\d+">\s*<path d="([^"]+)"', text).group(1)  # its frame
+    assert min(_xs(legend)) > max(_xs(axes))  # outside the plotting area: no curve under it
 
 
 def test_histories_are_the_event_files(script_tree):

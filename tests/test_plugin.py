@@ -202,7 +202,7 @@ def test_regularization_view(scripts, script_tree):
 def test_hparams_dashboard_lists_every_run(scripts):
     response = scripts.client.post(
         "/data/plugin/hparams/session_groups",
-        data=json.dumps({"allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [], "startIndex": 0, "sliceSize": 100}),
+        data=json.dumps({"allowedStatuses": ["STATUS_SUCCESS"], "colParams": [], "startIndex": 0, "sliceSize": 100}),
         headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.get_data(as_text=True)

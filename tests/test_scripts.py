@@ -14,7 +14,7 @@ KERAS_TAGS = {"epoch_loss", "epoch_sparse_categorical_crossentropy", "epoch_accu
 
 def test_tree_has_each_run_with_train_and_validation(script_tree):
     logdir = script_tree["logdir"]
-    assert reader.find_runs(str(logdir)) == [
+    assert logtree.find_runs(str(logdir)) == [
         "regularizers/l2", "regularizers/tiny", "sizes/small", "sizes/tiny"
     ]
     for run in ("sizes/tiny", "sizes/small", "regularizers/l2"):
@@ -122,7 +122,7 @@ def test_unwritable_logdir_fails_before_training(tmp_path):
 
 
 def test_run_json_is_valid_json_for_every_run(script_tree):
-    for run in reader.find_runs(str(script_tree["logdir"])):
+    for run in logtree.find_runs(str(script_tree["logdir"])):
         with open(os.path.join(script_tree["logdir"], run, "run.json")) as f:
             assert json.load(f)["status"] == "completed"
 

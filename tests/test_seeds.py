@@ -18,6 +18,7 @@ from tbreg import (
     analysis,
     config,
     families,
+    hparams,
     logtree,
     models,
     plot,
@@ -46,7 +47,7 @@ def seeded(tmp_path_factory):
 
 def test_tree_has_seed_runs_and_a_mean_per_model(seeded):
     logdir, results = seeded
-    assert reader.find_runs(str(logdir)) == [
+    assert logtree.find_runs(str(logdir)) == [
         "t/a/mean", "t/a/seed_3", "t/a/seed_4", "t/a/seed_5", "t/b/mean", "t/b/seed_3", "t/b/seed_4", "t/b/seed_5",
     ]
     assert [(r.model, os.path.relpath(r.run_dir, logdir), r.status in ("completed", "early_stopped", "aggregate"))
@@ -82,8 +83,12 @@ def test_aggregate_is_numpy_mean_and_std_over_the_seed_runs_events(seeded):
             "train", "validation"}
         compared = 0
         for split in splits:
-            tags = {t for run in seeds for t in run.get(split, {})}
-            assert set(mean[split]) == tags | {t + "/std" for t in tags}
+            tags = {t for run in seeds for t in run.get(split, {}) if not hparams.is_end_tag(t)}  # curves
+            curves = {t for t in mean[split] if not hparams.is_end_tag(t)}
+            assert curves == tags | {t + "/std" for t in tags}
+            # one number per run, not averaged: the mean's own, from its mean curves (tbreg.hparams)
+            assert {t for t in mean[split] if hparams.is_end_tag(t)} == (
+                {tag for tag, _, _ in hparams.METRICS} if split == "validation" else set())
             for tag in tags:
                 by_step = {}
                 for run in seeds:
@@ -131,7 +136,7 @@ def test_script_with_seeds(tmp_path, tbreg_cache):
     proc = run_script("tbreg.train", "--family=sizes", "--dataset=mnist1d", "--models=tiny", "--seeds=2",
                       "--max_epochs=2", "--callbacks=none", "--quiet", f"--logdir={logdir}", cache_dir=tbreg_cache)
     assert proc.returncode == 0, proc.stderr
-    assert reader.find_runs(str(logdir)) == ["sizes/tiny/mean", "sizes/tiny/seed_0", "sizes/tiny/seed_1"]
+    assert logtree.find_runs(str(logdir)) == ["sizes/tiny/mean", "sizes/tiny/seed_0", "sizes/tiny/seed_1"]
     table = proc.stdout.split("):\n", 1)[1]
     assert [line.split()[0] for line in table.splitlines()[1:4]] == ["tiny/seed_0", "tiny/seed_1", "tiny/mean"]
     assert "aggregate" in table.splitlines()[3]
@@ -204,7 +209,7 @@ def test_plot_draws_a_seed_groups_mean_and_band(seeded, capsys, tmp_path):
     assert code == 0, err
     assert "binary_crossentropy of 2 runs (a, b)" in stdout
     svg = out.read_text()
-    assert "A Val" in svg and "B Train" in svg and "Seed" not in svg
+    assert "<!-- a validation -->" in svg and "<!-- b train -->" in svg and "seed" not in svg.lower()
     assert svg.count("fill-opacity: 0.15") >= 4  # train and validation band of each group
 
 

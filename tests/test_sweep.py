@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import REPO, assert_steps_once, own_lines, run_script
 
-from tbreg import config, logtree, reader, resume, sweep
+from tbreg import config, hparams, logtree, reader, resume, sweep
 
 ray = pytest.importorskip("ray", reason="pip install -e '.[test]' installs Ray")
 
@@ -160,19 +160,25 @@ def test_hparams_dashboard_shows_the_sweep(local_and_ray):
     experiment = json.loads(response.get_data(as_text=True))
     names = [h["name"] for h in experiment["hparamInfos"]]
     assert {"family", "model", "l2", "dropout", "seed", "units"} <= set(names)
-    metrics = {(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]}
-    assert ("validation", "epoch_sparse_categorical_crossentropy") in metrics
-    assert ("train", "gap/sparse_categorical_crossentropy") in metrics
+    differs = {h["name"] for h in experiment["hparamInfos"] if h.get("differs")}
+    assert {"l2", "seed"} <= differs and "dropout" not in differs  # the grid's axis is a column shown by default
+    metrics = [(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]]
+    assert metrics == [("validation", tag) for tag, _, _ in hparams.METRICS]  # the scripts' curated metrics
     response = server.client.post(
         "/data/plugin/hparams/session_groups",
-        data=json.dumps({"allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [], "startIndex": 0, "sliceSize": 100}),
+        data=json.dumps({"allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"], "colParams": [], "startIndex": 0,
+                         "sliceSize": 100}),
         headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
     )
     groups = json.loads(response.get_data(as_text=True))["sessionGroups"]
     sessions = {s["name"]: (g["hparams"], s["metricValues"]) for g in groups for s in g["sessions"]}
-    hparams, metric_values = sessions["sizes/tiny,l2=0.001/seed_1"]
-    assert hparams["l2"] == 0.001 and hparams["seed"] == 1
-    assert any(m["name"]["tag"] == "epoch_sparse_categorical_crossentropy" for m in metric_values)
+    values_of, metric_values = sessions["sizes/tiny,l2=0.001/seed_1"]
+    assert values_of["l2"] == 0.001 and values_of["seed"] == 1
+    values = {m["name"]["tag"]: m["value"] for m in metric_values}
+    record = json.loads((local_and_ray[0] / "local" / "sizes" / "tiny,l2=0.001" / "seed_1" / "run.json").read_text())
+    assert values["end/best_data_loss"] == pytest.approx(record["best_value"], rel=1e-6)
+    mean = {m["name"]["tag"]: m["value"] for m in sessions["sizes/tiny,l2=0.001/mean"][1]}
+    assert mean["end/status"] == hparams.STATUS_CODES["aggregate"] and mean["end/best_data_loss"] > 0
 
 
 def test_rerun_skips_finished_trials(local_and_ray, tbreg_cache):

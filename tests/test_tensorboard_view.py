@@ -50,6 +50,11 @@ def test_note_names_no_link_below_the_limit_and_one_per_family_above():
     assert note.startswith("42 TensorBoard runs: its Scalars and Histograms tabs select none above 40")
     assert "#scalars&regexInput=%5Eregularizers%2F" in note and "%5Esizes%2F" in note  # 40 fit
     assert "%5Esizes" not in analysis.tensorboard_note(runs + ["sizes/m40/train"])  # 41 don't
+    # no address is assumed: fragments to append, or whole links under the address given (a port, a proxy)
+    assert " #scalars&regexInput=%5Esizes%2F" in note and "localhost:6006/#" not in note
+    assert "append one to the address TensorBoard serves" in note
+    proxied = analysis.tensorboard_note(runs, url="https://host.example/tb/proxy/7007")
+    assert " https://host.example/tb/proxy/7007/#scalars&regexInput=%5Esizes%2F" in proxied and "append" not in proxied
     files = ["sizes/a/train/events.out.tfevents.1", "sizes/a/events.out.tfevents.2", "sizes/a/run.json"]
     assert analysis.tensorboard_runs(files) == ["sizes/a/train"]
 
@@ -88,10 +93,14 @@ def test_script_ends_with_the_note_when_the_tree_goes_over_40_runs(script_tree, 
     for copy in range(4):  # 4 x 12 runs of an earlier tree, then one more model trained beside them
         shutil.copytree(script_tree["logdir"], logdir / f"old{copy}")
     proc = run_script("tbreg.train_sizes", "--logdir", str(logdir), "--models", "tiny", "--max_epochs", "1",
-                      "--quiet", cache_dir=tbreg_cache, check=True)
+                      "--quiet", "--tensorboard_url=http://tb.example:7007/", cache_dir=tbreg_cache, check=True)
     [note] = [line for line in proc.stdout.splitlines() if "TensorBoard runs" in line]
     assert note.startswith("51 TensorBoard runs: its Scalars and Histograms tabs select none above 40")
-    assert "regexInput=%5Esizes%2F" in note and "regexInput=%5Eold0%2Fsizes%2F" in note
+    assert " http://tb.example:7007/#scalars&regexInput=%5Esizes%2F" in note
+    assert " http://tb.example:7007/#scalars&regexInput=%5Eold0%2Fsizes%2F" in note
     small = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "small"), "--models", "tiny",
                        "--max_epochs", "1", "--quiet", cache_dir=tbreg_cache, check=True)
     assert "TensorBoard runs" not in small.stdout
+    bad = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "bad"), "--tensorboard_url=localhost:6006")
+    assert bad.returncode != 0 and "--tensorboard_url" in bad.stderr and "http://" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -102,27 +102,3 @@ def write_run_end(run_dir: str, record: dict) -> None:
     with writer.as_default():
         run_record(record, step=_epoch_step(record))
     writer.close()
-
-
-def experiment_metrics(data_loss: str) -> list:
-    """The HParams dashboard's metrics for runs of a task whose data loss is `data_loss`."""
-    return [
-        hp.Metric(f"epoch_{data_loss}", group="validation", display_name="validation data loss"),
-        hp.Metric(f"epoch_{data_loss}", group="train", display_name="train data loss"),
-        hp.Metric(f"gap/{data_loss}", group="train", display_name="generalization gap"),
-        hp.Metric("epoch_accuracy", group="validation", display_name="validation accuracy"),
-        hp.Metric("epoch_loss", group="train", display_name="train loss (with penalty)"),
-    ]
-
-
-def write_experiment(logdir: str, data_loss: str) -> None:
-    """Writes the HParams experiment config at `logdir`'s root: every tbreg hyperparameter and the
-    metrics above, so the dashboard shows a whole sweep (each run still writes its own values)."""
-    writer = tf.summary.create_file_writer(logdir)
-    with writer.as_default():
-        hp.hparams_config(
-            hparams=[hp.HParam(name) for name in HPARAM_NAMES],
-            metrics=experiment_metrics(data_loss),
-            time_created_secs=time.time(),
-        )
-    writer.close()

@@ -16,7 +16,8 @@ fails (the training raised, or its worker died) is retried up to `retries` times
 others; every trial saves its training state every `config.checkpoint_secs`, so a retry — or a
 re-run after an interrupt — continues from the last save (tbreg.resume sets aside what the dead
 attempt wrote after it). Attempts and errors are recorded in the run's run.json (`sweep.errors`) and
-in `<logdir>/sweep.json`. The HParams experiment config is written once at the log tree's root.
+in `<logdir>/sweep.json`. The HParams experiment config (tbreg.hparams) is written at the log tree's root at the start and
+end of each sweep.
 
 A family run (`train_family`, the tbreg-train-* scripts) is a sweep with an empty grid,
 planned by `plan_family` (run dirs claimed as --if_exists says, or --resume's) and driven by the
@@ -37,7 +38,6 @@ from tbreg.sweep.driver import (
     Progress,
     SweepResult,
     TrialResult,
-    _duration,  # noqa: F401  sweep_cli formats times with it
     drive,
     train_family,
     run_sweep,

@@ -12,8 +12,9 @@ from typing import Callable
 
 from tbreg._quiet import tensorflow as tf  # noqa: I001
 
-from tbreg import aggregate, datasets, logtree, models, resume, training
+from tbreg import aggregate, hparams, logtree, resume, training
 from tbreg.errors import UserError, first_line
+from tbreg.progress import duration
 from tbreg.status import FINISHED, Status, TrialState
 from tbreg.sweep.plan import Sweep, Trial, expand, plan_family
 from tbreg.sweep.pools import LocalPool, SerialPool, WorkerLost
@@ -56,15 +57,6 @@ class SweepResult:
     interrupted: bool = False
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
-
 class Progress:
     """Trials done / running / failed with an ETA, printed on every start and end."""
 
@@ -80,7 +72,7 @@ class Progress:
         mean = sum(self.durations) / len(self.durations)
         now = time.monotonic()
         left = queued * mean + sum(max(0.0, mean - (now - t)) for t in self.running.values())
-        return f"ETA {_duration(left / self.capacity)}"
+        return f"ETA {duration(left / self.capacity)}"
 
     def line(self, queued: int) -> str:
         failed = f" · {self.failed} failed" if self.failed else ""
@@ -130,6 +122,7 @@ def _record_failure(trial: Trial, errors: list) -> None:
         record["sweep"]["attempt"] = len(errors)
     try:
         logtree.write_record(trial.run_dir, record)
+        hparams.write_run_end(trial.run_dir, record)  # its HParams status metric: failed
     except (OSError, tf.errors.OpError) as e:  # the sweep's table and sweep.json still say failed
         print(f"{trial.run_dir}: could not record status=failed ({first_line(e)})", file=sys.stderr)
 
@@ -174,7 +167,7 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
             progress.durations.append(outcome.get("seconds", 0.0))
             best = "" if result.best_value is None else f", best {result.best_value:.4f} at epoch {result.best_epoch}"
             log(f"  done   {trial.label}: {status} after {result.epochs} epochs{best} "
-                f"({_duration(outcome.get('seconds', 0))}) {progress.line(len(queue))}")
+                f"({duration(outcome.get('seconds', 0))}) {progress.line(len(queue))}")
             return
         if interrupted:  # asked to stop: not a failure, a re-run continues from the trial's last save
             result.status = Status.INTERRUPTED
@@ -256,11 +249,8 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     earlier = {t.run_dir: record for t in trials if (record := _check_existing(t)) is not None}
     logtree.check_logdir(logdir)
     history = _read_sweep_json(logdir)
-    if not history.get("hparams_config"):  # once per log tree: the HParams dashboard's columns and metrics
-        from tbreg.plugin import summary
-
-        summary.write_experiment(logdir, models.data_loss_for_classes(datasets.NUM_CLASSES[sweep.config.dataset]))
-        history["hparams_config"] = True
+    hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics; again at the end
+    history["hparams_config"] = True
     entry = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "engine": pool.engine, "workers": pool.capacity, "dataset": sweep.config.dataset,
              "families": list(sweep.families), "models": list(sweep.models),
@@ -275,6 +265,7 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     results, interrupted = drive(trials, earlier, pool, retries, log)
     means = [] if interrupted else list(_write_means(trials, results, lambda line: log(f"sweep: {line}")))
     means = [os.path.join(group, aggregate.MEAN) for group in means]
+    hparams.write_experiment(logdir)  # now with every trial's hyperparameters: which of them differ
     entry["trials"] = [results[t.run_dir].json() for t in trials]
     entry["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entry["interrupted"] = interrupted

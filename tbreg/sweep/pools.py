@@ -14,6 +14,7 @@ import multiprocessing.connection
 import os
 import signal
 
+from tbreg import progress
 from tbreg.errors import UserError, first_line
 from tbreg.status import Status
 from tbreg.sweep.worker import _call_safely, _set_threads, run_trial
@@ -28,6 +29,7 @@ def _worker_main(conn, threads: int) -> None:
     left to the driver, which sends SIGTERM: the trial then ends its epoch and saves (resumable)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    progress.guard_streams()  # the driver's stdout/stderr: a closed pipe must not fail a trial
     _set_threads(threads)
     try:
         while True:
