@@ -7,6 +7,7 @@ run.json and the Overfitting tab's summary). A family of runs is trained by the 
 
 import dataclasses
 import datetime
+import functools
 import math
 import os
 import platform
@@ -268,12 +269,16 @@ def _monitor(data) -> str:
 
 def _all_callbacks(spec, data, config, run_dir: str, callbacks, history, early_stopping) -> list:
     """Keras' own (History, EarlyStopping, TerminateOnNaN, TensorBoard), the caller's, the spec's,
-    and with `config.verbose` the progress display (tbreg.progress)."""
+    and with `config.verbose` the progress display (tbreg.progress). The fast engine logs Keras'
+    epoch scalars with `EpochTensorBoard` (the same events, no eager summary ops)."""
+    from tbreg.callbacks.epoch_tensorboard import EpochTensorBoard
+
+    tensorboard = EpochTensorBoard if config.engine == "fast" else functools.partial(keras.callbacks.TensorBoard, write_graph=False)
     out = [
         history,
         early_stopping,
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(run_dir, write_graph=False),
+        tensorboard(run_dir),
         *callbacks,
         *_spec_callbacks(spec, data, run_dir, config),
     ]

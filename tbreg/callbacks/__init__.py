@@ -5,6 +5,7 @@ the same meaning as in `keras.callbacks.TensorBoard` (it writes under `log_dir/t
 `log_dir/validation`, …). tbreg's training scripts add them all by default; `make` builds that set.
 """
 
+from tbreg.callbacks.epoch_tensorboard import EpochTensorBoard
 from tbreg.callbacks.gap import GeneralizationGap
 from tbreg.callbacks.learning_rate import LearningRate
 from tbreg.callbacks.mc_dropout import MCDropout
@@ -14,6 +15,7 @@ from tbreg.callbacks.weights import WeightHistograms
 from tbreg.constants import CALLBACK_NAMES
 
 __all__ = [
+    "EpochTensorBoard",
     "GeneralizationGap",
     "LearningRate",
     "MCDropout",

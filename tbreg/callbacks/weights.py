@@ -4,7 +4,6 @@ import re
 
 import keras
 import tensorflow as tf
-from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from tbreg.callbacks._base import SummaryCallback, due
 
@@ -151,12 +150,11 @@ class WeightHistograms(SummaryCallback):
             return
         norms, sparsity, nonfinite, buckets = self._stats_fn()
         norms, sparsity, nonfinite = norms.numpy(), sparsity.numpy(), nonfinite.numpy()
-        metadata = histogram_metadata.create_summary_metadata(display_name=None, description=None)
-        with self.writer("train").as_default():
-            for i, (layer, names) in enumerate(self._selected):
-                for name, tensor in zip(names, buckets[i]):
-                    tf.summary.write(f"weights/{layer.name}/{name}", tensor, step=epoch, metadata=metadata)
-                tf.summary.scalar(f"weight_norm/{layer.name}", norms[i], step=epoch)
-                tf.summary.scalar(f"weight_sparsity/{layer.name}", sparsity[i], step=epoch)
-                if nonfinite[i]:
-                    tf.summary.scalar(f"weight_nonfinite/{layer.name}", float(nonfinite[i]), step=epoch)
+        events = self.events("train")
+        for i, (layer, names) in enumerate(self._selected):
+            for name, tensor in zip(names, buckets[i]):
+                events.histogram(f"weights/{layer.name}/{name}", tensor.numpy(), epoch)
+            values = {f"weight_norm/{layer.name}": norms[i], f"weight_sparsity/{layer.name}": sparsity[i]}
+            if nonfinite[i]:
+                values[f"weight_nonfinite/{layer.name}"] = float(nonfinite[i])
+            events.scalars(values, epoch)
