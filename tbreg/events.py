@@ -74,13 +74,16 @@ class EventWriter:
         self._write_event(event)
 
     def scalars(self, values: dict, step: int) -> None:
-        """{tag: number} as `tf.summary.scalar(tag, number, step)` each."""
+        """{tag: number} as `tf.summary.scalar(tag, number, step)` each; then handed to the file
+        system (one write per call: what an epoch logged is on disk even if a later write fails)."""
         for tag, value in values.items():
             self.write(tag, scalar_tensor(value), _SCALAR, step)
+        self.flush()
 
     def histogram(self, tag: str, buckets: np.ndarray, step: int) -> None:
         """Histogram buckets (k × 3: left, right, count) as `tf.summary.write` with histogram metadata."""
         self.write(tag, array_tensor(buckets), _HISTOGRAM, step)
+        self.flush()
 
     def flush(self) -> None:
         if self._writer is not None:

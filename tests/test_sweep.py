@@ -473,7 +473,7 @@ def test_an_event_file_that_shrank_below_its_save_is_said_and_its_run_trained_ag
     (run_dir / resume.RESUME_DIR).mkdir()
     (run_dir / resume.RESUME_DIR / resume.STATE_FILE).write_bytes(saved)
     logtree.write_run_json(str(run_dir), {**logtree.read_run_json(str(run_dir)), "status": "running"})
-    validation = next((run_dir / "validation").glob("*tfevents*"))
+    validation = max((run_dir / "validation").glob("*tfevents*"), key=lambda p: p.stat().st_size)  # the epochs'
     os.truncate(validation, 200)  # far below its size at the save: steps gone that the save cannot restore
     again = run_sweep(tmp_path, *args, cache_dir=tbreg_cache, check=True)
     said = [line for line in own_lines(again.stderr) if "smaller than the" in line]
