@@ -128,6 +128,13 @@ def callback_options() -> dict:
     }
 
 
+DTYPE_POLICY = flags.DEFINE_enum(
+    "dtype_policy", "float32", list(config_lib.DTYPE_POLICIES),
+    "Keras dtype policy of the hidden layers: float32, or mixed_bfloat16 (bfloat16 math, float32 weights and logits; "
+    "only on CPUs with bfloat16 instructions, e.g. avx512_bf16).",
+)
+
+
 def make_config(engine: str = "fast") -> config_lib.TrainConfig:
     """The dataset's preset with the flags given on the command line."""
     return config_lib.for_dataset(
@@ -146,6 +153,7 @@ def make_config(engine: str = "fast") -> config_lib.TrainConfig:
         engine=engine,
         checkpoint_secs=CHECKPOINT_SECS.value,
         verbose=0 if QUIET.value else 1,
+        dtype_policy=DTYPE_POLICY.value,
     )
 
 

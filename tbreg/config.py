@@ -5,6 +5,7 @@ offline default, shortened so the README's main job finishes in a few minutes on
 """
 
 import dataclasses
+import functools
 import math
 
 from tbreg.errors import UserError
@@ -30,6 +31,7 @@ class TrainConfig:
     engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
     checkpoint_secs: float | None = None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
     verbose: int = 1  # 0 silent, 1 progress (inside a tbreg.progress.FamilyProgress) and a line per run
+    dtype_policy: str = "float32"  # Keras' dtype policy of the hidden layers: float32 or mixed_bfloat16 (see DTYPE_POLICIES)
 
     def __post_init__(self):
         # Values a flag, a sweep grid or a config file can give that no schedule can use.
@@ -41,8 +43,38 @@ class TrainConfig:
                 "(the rate halves after it); give e.g. 1000, or leave it out for the dataset's preset"
             )
 
+        check_dtype_policy(self.dtype_policy)
+
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.n_train // self.batch_size))
+
+
+# Keras dtype policies a training may use. mixed_bfloat16: the hidden layers compute in bfloat16
+# (weights, optimizer and the logits layer stay float32); only on CPUs with bfloat16 instructions.
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 (Zen 4, Sapphire Rapids, …); Arm's "bf16" feature
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16() -> str | None:
+    """The CPU flag that gives bfloat16 instructions (from /proc/cpuinfo), or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            words = set(f.read().split())
+    except OSError:
+        return None
+    return next((flag for flag in _BF16_FLAGS if flag in words), None)
+
+
+def check_dtype_policy(policy: str) -> None:
+    """A one-line UserError unless `policy` is one of DTYPE_POLICIES and this CPU can run it fast."""
+    if policy not in DTYPE_POLICIES:
+        raise UserError(f"dtype_policy={policy!r}: choose one of {', '.join(DTYPE_POLICIES)}")
+    if policy == "mixed_bfloat16" and not cpu_bf16():
+        raise UserError(
+            "dtype_policy=mixed_bfloat16: this CPU has no bfloat16 instructions (no avx512_bf16, amx_bf16 or bf16 in "
+            "/proc/cpuinfo), so bfloat16 would be emulated and slower than float32; use dtype_policy=float32"
+        )
 
 
 # Per-dataset presets: only the fields that differ from the tutorial's constants.

@@ -31,8 +31,15 @@ def _regularizer(spec: ModelSpec, first: bool):
     return keras.regularizers.L2(spec.l2) if spec.l2 else None
 
 
-def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int | None = None) -> keras.Model:
-    """The Keras model for `spec` (uncompiled); `seed` makes the initial weights reproducible."""
+def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int | None = None,
+                dtype_policy: str = "float32") -> keras.Model:
+    """The Keras model for `spec` (uncompiled); `seed` makes the initial weights reproducible.
+
+    `dtype_policy` (Keras' name, e.g. "mixed_bfloat16") applies to the hidden layers; the logits
+    layer stays float32, so the loss and metrics are computed on float32 logits (Keras' advice for
+    mixed precision).
+    """
+    dtype = keras.DTypePolicy(dtype_policy)
     layer_seed = (lambda i: None) if seed is None else (lambda i: seed * 1000 + i)
     stack = [keras.Input((num_features,), name="features")]
     for i, units in enumerate(spec.units):
@@ -44,14 +51,15 @@ def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int 
                 kernel_regularizer=_regularizer(spec, first=i == 0),
                 kernel_constraint=keras.constraints.MaxNorm(spec.max_norm, axis=0) if spec.max_norm else None,
                 name=f"hidden_{i + 1}",
+                dtype=dtype,
             )
         )
         if spec.batch_norm:
-            stack.append(keras.layers.BatchNormalization(name=f"batch_norm_{i + 1}"))
+            stack.append(keras.layers.BatchNormalization(name=f"batch_norm_{i + 1}", dtype=dtype))
         if spec.dropout:
-            stack.append(keras.layers.Dropout(spec.dropout, seed=layer_seed(100 + i), name=f"dropout_{i + 1}"))
+            stack.append(keras.layers.Dropout(spec.dropout, seed=layer_seed(100 + i), name=f"dropout_{i + 1}", dtype=dtype))
     if spec.dropout_before_output:
-        stack.append(keras.layers.Dropout(spec.dropout_before_output, seed=layer_seed(200), name="dropout_out"))
+        stack.append(keras.layers.Dropout(spec.dropout_before_output, seed=layer_seed(200), name="dropout_out", dtype=dtype))
     outputs = 1 if num_classes == 2 else num_classes
     stack.append(
         keras.layers.Dense(outputs, kernel_initializer=_initializer(spec, "output", layer_seed(300)), name="logits")

@@ -88,7 +88,8 @@ def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
 
 def compile_model(spec, data, config) -> keras.Model:
     """Builds and compiles `spec` for `data` with the config's optimizer, loss and metrics."""
-    model = models.build_model(spec, data.num_features, data.num_classes, seed=config.seed)
+    model = models.build_model(spec, data.num_features, data.num_classes, seed=config.seed,
+                               dtype_policy=config.dtype_policy)
     loss, metrics = models.loss_and_metrics(data.num_classes)
     steps = config.steps_per_epoch()
     optimizer = models.make_optimizer(spec, config.learning_rate, steps * config.decay_epochs, steps, config.max_epochs)

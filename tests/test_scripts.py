@@ -5,7 +5,7 @@ import os
 import shutil
 
 import pytest
-from conftest import run_script
+from conftest import own_lines, run_script
 
 from tbreg import logtree, reader
 
@@ -38,6 +38,7 @@ def test_run_json_records_the_run(script_tree):
     assert record["monitor"] == "val_sparse_categorical_crossentropy"
     assert record["flags"]["max_epochs"] == 4 and record["flags"]["models"] == ["tiny", "small"]
     assert record["config"]["max_epochs"] == 4 and record["seed"] == 0
+    assert record["config"]["dtype_policy"] == record["flags"]["dtype_policy"] == "float32"
     assert {"tensorflow", "keras", "tensorboard", "tbreg"} <= set(record["versions"])
     assert record["started"] <= record["finished"]
     val = reader.scalars(str(script_tree["logdir"] / "sizes" / "small" / "validation"))
@@ -133,3 +134,18 @@ def test_a_diverged_run_makes_the_exit_status_1(tmp_path, tbreg_cache):
     assert proc.returncode == 1, proc.stderr
     assert "runs did not end well: tiny diverged" in proc.stderr and "Traceback" not in proc.stderr
     assert logtree.read_run_json(str(tmp_path / "sizes" / "small"))["status"] == "diverged"  # the family went on
+
+
+def test_dtype_policy_flag_trains_in_bfloat16_or_says_why_not_in_one_line(tmp_path, tbreg_cache):
+    from tbreg import config
+
+    proc = run_script("tbreg.train_sizes", "--logdir", str(tmp_path), "--models", "tiny", "--max_epochs", "2",
+                      "--quiet", "--dtype_policy=mixed_bfloat16", cache_dir=tbreg_cache)
+    if not config.cpu_bf16():
+        lines = own_lines(proc.stderr)
+        assert proc.returncode == 1 and len(lines) == 1 and "no bfloat16 instructions" in lines[0], proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    record = logtree.read_run_json(str(tmp_path / "sizes" / "tiny"))
+    assert record["config"]["dtype_policy"] == record["flags"]["dtype_policy"] == "mixed_bfloat16"
+    assert record["status"] == "completed" and record["epochs"] == 2

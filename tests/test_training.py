@@ -89,3 +89,37 @@ def test_events_match_history(tmp_path):
     np.testing.assert_allclose([p.value for p in scalars["validation"]["epoch_binary_crossentropy"]],
                                result.history["val_binary_crossentropy"], rtol=1e-6)
     np.testing.assert_allclose([p.value for p in scalars["train"]["epoch_loss"]], result.history["loss"], rtol=1e-6)
+
+
+def test_dtype_policy_is_checked_in_one_line(monkeypatch):
+    from tbreg.errors import UserError
+
+    with pytest.raises(UserError, match="choose one of float32, mixed_bfloat16"):
+        config.TrainConfig(dtype_policy="float16")
+    monkeypatch.setattr(config, "cpu_bf16", lambda: None)
+    with pytest.raises(UserError) as e:
+        config.TrainConfig(dtype_policy="mixed_bfloat16")
+    assert "no bfloat16 instructions" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError, match="no bfloat16 instructions"):
+        sweep.parse_grid(["dtype_policy=float32,mixed_bfloat16"])
+    assert sweep.parse_grid(["dtype_policy=float32"]) == (("dtype_policy", ("float32",)),)
+
+
+@pytest.mark.skipif(not config.cpu_bf16(), reason="this CPU has no bfloat16 instructions")
+def test_mixed_bfloat16_trains_in_bfloat16_and_is_recorded(tmp_path):
+    from tbreg.plugin import summary
+
+    data = _data()
+    cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=3,
+                             verbose=0, dtype_policy="mixed_bfloat16")
+    model = training.compile_model(models.ModelSpec("m", (16, 16), dropout=0.1, batch_norm=True), data, cfg)
+    assert {layer.compute_dtype for layer in model.layers if layer.name != "logits"} == {"bfloat16"}
+    assert model.get_layer("logits").compute_dtype == "float32"
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    run_dir = logtree.claim_run_dir(str(tmp_path), "t", "m")
+    result = training.train_run(models.ModelSpec("m", (16, 16)), data, cfg, run_dir, "t")
+    assert result.status == "completed" and all(math.isfinite(v) for v in result.history["val_loss"])
+    record = logtree.read_run_json(run_dir)
+    assert record["config"]["dtype_policy"] == "mixed_bfloat16"
+    assert summary.hparams_of(record)["dtype_policy"] == "mixed_bfloat16"
+    assert "dtype_policy" in summary.HPARAM_NAMES

@@ -66,6 +66,13 @@ def _activation(text) -> str:
     return str(text)
 
 
+def _dtype_policy(text) -> str:
+    from tbreg import config
+
+    config.check_dtype_policy(str(text))  # a one-line UserError on a CPU without bfloat16
+    return str(text)
+
+
 # name -> (what it changes: "spec" (the model) or "config" (the training), parser)
 GRID = {
     "l1": ("spec", _nonnegative),
@@ -83,6 +90,7 @@ GRID = {
     "max_epochs": ("config", _positive_int),
     "decay_epochs": ("config", _positive),
     "n_train": ("config", _positive_int),
+    "dtype_policy": ("config", _dtype_policy),
 }
 
 

@@ -69,7 +69,8 @@ def trial_key(family: str, spec, config: TrainConfig, callbacks: dict) -> str:
         "family": family,
         "spec": dataclasses.asdict(spec),
         "config": {k: v for k, v in dataclasses.asdict(config).items()
-                   if k not in ("cache_dir", "verbose", "checkpoint_secs")},
+                   if k not in ("cache_dir", "verbose", "checkpoint_secs")
+                   and not (k == "dtype_policy" and v == "float32")},  # the keys of sweeps from before it
         "callbacks": {k: list(v) if isinstance(v, tuple) else v for k, v in callbacks.items()},
     }
     return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
