@@ -9,10 +9,15 @@ and kept in --data_dir. Reference: benchmarks/tutorial_port.py, a faithful Keras
 tutorial (CsvDataset pipeline, compile_and_fit, TensorBoard callback). Every figure is the median
 of --repeats runs; ratios are reference time / tbreg time (higher is better for tbreg). Per-epoch
 times are steady-state: the median time between consecutive epoch ends (set-up and tf.function
-tracing excluded, as they do not grow with the 10,000 epochs of a real run); the whole-tutorial
-table is end-to-end wall time, set-up included.
+tracing excluded, as they do not grow with the 10,000 epochs of a real run). In the per-epoch
+table every repeat runs the tutorial and then each tbreg variant (--variants) in turn, so load
+from other jobs on the machine hits both sides; each ratio is taken within a repeat and the table
+shows min / median over repeats. The whole-tutorial table is end-to-end wall time, set-up included.
+
+    python benchmarks/speed.py --parts=epochs --models=tiny,small,medium,large --variants=fast,callbacks,bf16
 """
 
+import gc
 import gzip
 import os
 import platform
@@ -40,6 +45,8 @@ _ROWS = flags.DEFINE_integer("rows", 1_000_000, "Rows of the generated HIGGS-for
 _DATA_DIR = flags.DEFINE_string("data_dir", os.path.join(tempfile.gettempdir(), "tbreg-bench"), "Where the file is kept.")
 _SMALL_EPOCHS = flags.DEFINE_integer("small_epochs", 100, "Epochs timed for tiny/small/medium.", lower_bound=2)
 _LARGE_EPOCHS = flags.DEFINE_integer("large_epochs", 10, "Epochs timed for the 512x4 models.", lower_bound=2)
+_VARIANTS = flags.DEFINE_list("variants", ["fast", "callbacks"], "tbreg variants per model: fast (the default engine), callbacks (with all of tbreg's callbacks), "
+                              "bf16 (--dtype_policy=mixed_bfloat16).")
 _TUTORIAL_EPOCHS = flags.DEFINE_integer("tutorial_epochs", 20, "Epochs per model for the whole tutorial.", lower_bound=1)
 
 STEPS_PER_EPOCH = 20  # 10,000 rows / batch 500
@@ -96,6 +103,14 @@ def csv_table(path: str, rows: int, repeats: int) -> list[str]:
     ]
 
 
+def _fresh():
+    """Keras' global state cleared and garbage collected before every timed run, on both sides: left
+    over from the runs before, it made later runs slower in one process (measured 5.7 → 8.8 ms/epoch
+    for tiny over six runs)."""
+    keras.backend.clear_session()
+    gc.collect()
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing."""
 
@@ -121,8 +136,9 @@ def run_tutorial(name, path, epochs, logdir, timer=None):
     return history.history["val_binary_crossentropy"][-1]
 
 
-def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None):
-    cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0)
+def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32"):
+    policy = {} if dtype_policy == "float32" else {"dtype_policy": dtype_policy}  # runs on older tbreg code too
+    cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0, **policy)
     run_dir = logtree.claim_run_dir(logdir, "bench", name)
     extra = []
     if with_callbacks:
@@ -133,32 +149,52 @@ def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None):
     return result.history["val_binary_crossentropy"][-1]
 
 
-def median_epoch(fn, repeats: int) -> tuple[float, object]:
-    """Median over `repeats` runs of each run's median steady epoch time (EpochTimer)."""
-    times, out = [], None
-    for _ in range(repeats):
-        timer = EpochTimer()
-        out = fn(timer)
-        times.append(timer.median_epoch())
-    return statistics.median(times), out
+# tbreg variants timed against the tutorial: name -> (column header, run_tbreg keyword arguments)
+VARIANTS = {
+    "fast": ("tbreg", {"with_callbacks": False}),
+    "callbacks": ("tbreg + all callbacks", {"with_callbacks": True}),
+    "bf16": ("tbreg mixed_bfloat16", {"with_callbacks": False, "dtype_policy": "mixed_bfloat16"}),
+}
 
 
-def epochs_table(path, models, repeats, logdir) -> list[str]:
+def _spread(values) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f}"
+
+
+def epochs_table(path, models, repeats, logdir, variants) -> list[str]:
+    """Per model: each repeat runs the tutorial and then every tbreg variant, one after the other (so
+    load from other jobs hits both sides); a run's time is its median steady epoch (EpochTimer).
+    Ratios are per repeat (tutorial / variant of the same repeat), shown as min / median."""
     data = datasets.load(config.for_dataset("higgs", data_path=path))
+    heads = [VARIANTS[v][0] for v in variants]
     lines = [
-        "| model | epochs per run | tutorial ms/epoch | tbreg ms/epoch | speed-up | tbreg + all callbacks ms/epoch | speed-up | final val BCE tutorial / tbreg |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | epochs per run | tutorial ms/epoch (min / median) | "
+        + " | ".join(f"{h} ms/epoch (min / median) | {h} speed-up (min / median)" for h in heads)
+        + " | final val BCE tutorial / " + " / ".join(heads) + " |",
+        "|---|---|---|" + "---|---|" * len(variants) + "---|",
     ]
+    print("\n".join(lines), flush=True)
     for name in models:
         epochs = _LARGE_EPOCHS.value if 512 in _tbreg_spec(name).units else _SMALL_EPOCHS.value
-        t_ref, loss_ref = median_epoch(lambda timer: run_tutorial(name, path, epochs, logdir, timer), repeats)
-        t_fast, loss_fast = median_epoch(lambda timer: run_tbreg(name, data, epochs, logdir, False, timer), repeats)
-        t_all, _ = median_epoch(lambda timer: run_tbreg(name, data, epochs, logdir, True, timer), repeats)
-        ms = lambda t: 1000 * t  # noqa: E731
-        lines.append(
-            f"| {name} | {epochs} | {ms(t_ref):.1f} | {ms(t_fast):.1f} | **{t_ref / t_fast:.1f}×** | {ms(t_all):.1f} | "
-            f"{t_ref / t_all:.1f}× | {loss_ref:.4f} / {loss_fast:.4f} |"
-        )
+        ref, times, losses = [], {v: [] for v in variants}, {}
+        for _ in range(repeats):
+            _fresh()
+            timer = EpochTimer()
+            losses["tutorial"] = run_tutorial(name, path, epochs, logdir, timer)
+            ref.append(timer.median_epoch())
+            for v in variants:
+                _fresh()
+                timer = EpochTimer()
+                losses[v] = run_tbreg(name, data, epochs, logdir, timer=timer, **VARIANTS[v][1])
+                times[v].append(timer.median_epoch())
+        ms = [1000 * t for t in ref]
+        cells = [f"{min(ms):.1f} / {statistics.median(ms):.1f}"]
+        for v in variants:
+            ratios = [r / t for r, t in zip(ref, times[v])]
+            cells.append(f"{1000 * min(times[v]):.1f} / {1000 * statistics.median(times[v]):.1f}")
+            cells.append(f"**{_spread(ratios)}×**")
+        loss_cells = " / ".join(f"{losses[k]:.4f}" for k in ("tutorial", *variants))
+        lines.append(f"| {name} | {epochs} | " + " | ".join(cells) + f" | {loss_cells} |")
         print(lines[-1], flush=True)
     return lines
 
@@ -193,7 +229,8 @@ def main(argv):
         if "csv" in _PARTS.value:
             print("\n".join(csv_table(path, _ROWS.value, _REPEATS.value)) + "\n", flush=True)
         if "epochs" in _PARTS.value:
-            epochs_table(path, _MODELS.value, _REPEATS.value, logdir)
+            epochs_table(path, _MODELS.value, _REPEATS.value, logdir, _VARIANTS.value)
+            print(flush=True)
             print(flush=True)
         if "tutorial" in _PARTS.value:
             print("\n".join(tutorial_table(path, _TUTORIAL_EPOCHS.value, logdir)), flush=True)
