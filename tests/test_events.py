@@ -34,7 +34,9 @@ def _keys(blobs):
     return keys
 
 
-VALUES = [0.6931471805599453, 1e-3, np.float32(0.25), np.float64(1 / 3), 7, float("nan"), float("inf"), -0.0]
+# Not -0.0: TensorFlow caches the eager constants of Python scalars by value, and -0.0 == 0.0, so
+# tf.summary.scalar(-0.0) writes +0.0 or -0.0 depending on what the process converted before.
+VALUES = [0.6931471805599453, 1e-3, np.float32(0.25), np.float64(1 / 3), 7, float("nan"), float("inf"), -2.5e-38]
 
 
 def test_event_writer_writes_the_bytes_tf_summary_writes(tmp_path):
