@@ -50,6 +50,15 @@ def test_scripts_print_a_table_and_the_tensorboard_line(script_tree):
     out = script_tree["sizes"].stdout
     assert "best val data loss" in out and "tiny" in out and "small" in out
     assert out.rstrip().endswith(f"tensorboard --logdir {script_tree['logdir']}")
+    # each run's verdict, as the tab and the report say it (tbreg.analysis.summarize_family)
+    from tb_server import Server
+
+    lines = script_tree["regularizers"].stdout.split("):\n", 1)[1].splitlines()
+    assert lines[0].split()[-1] == "verdict"
+    tab = {r["name"]: r["verdict"] for r in Server(script_tree["logdir"]).json("summary", family="regularizers")["rows"]}
+    (l2,) = [line for line in lines if line.startswith("l2 ")]
+    assert l2.endswith(tab["l2"]) and tab["l2"]
+    assert "INFO" not in script_tree["regularizers"].stderr and "directory_watcher" not in script_tree["regularizers"].stderr
 
 
 def test_regularizers_copies_the_tiny_baseline_byte_exact(script_tree):
