@@ -130,7 +130,7 @@ def _draw_markers(plotter, members: list[reader.Member], rows: dict, found: dict
             continue
         s = row.summary
         marks = [("best epoch", s.best_epoch, "o")]
-        if row.verdict.onset is not None and row.verdict.onset != s.best_epoch:
+        if row.verdict.onset is not None:  # an open diamond, around the dot when it is the best epoch
             marks.append(("overfitting onset", row.verdict.onset, "D"))
         if s.status == "early_stopped":
             marks.append(("early stopping fired", s.stop_epoch, "X"))
@@ -139,8 +139,10 @@ def _draw_markers(plotter, members: list[reader.Member], rows: dict, found: dict
         for what, epoch, symbol in marks:
             if epoch in history.epoch:
                 i = history.epoch.index(epoch)
+                style = (dict(markerfacecolor="none", markersize=12, markeredgewidth=1.5) if symbol == "D"
+                         else dict(markersize=7))
                 plt.plot([epoch], [shown[i]], symbol, color=plotter.color_table[name], markeredgecolor="#202124",
-                         markersize=7, zorder=5)
+                         zorder=5, **style)
                 out.setdefault(name.replace(r"\$", "$"), []).append((what, epoch, float(values[i])))
     return out
 

@@ -155,8 +155,8 @@ def _marker_traces(member: Member, row: analysis.FamilyRow, tag: str, color: str
     validation = reader.curve(member.run, "validation", tag)
     s, name = row.summary, _label(member.run.name)
     marks = [(s.best_epoch, "circle", "best epoch")]
-    if row.verdict.onset is not None and row.verdict.onset != s.best_epoch:
-        marks.append((row.verdict.onset, "diamond", "overfitting onset"))
+    if row.verdict.onset is not None:  # an open diamond: around the dot when it is the best epoch
+        marks.append((row.verdict.onset, "diamond-open", "overfitting onset"))
     if s.status == "early_stopped":
         marks.append((s.stop_epoch, "x", "early stopping fired"))
     out = []
@@ -167,7 +167,9 @@ def _marker_traces(member: Member, row: analysis.FamilyRow, tag: str, color: str
         out.append({
             "type": "scatter", "mode": "markers", "x": [epoch], "y": [float(f"{value:.6g}")],
             "name": _label(f"{member.run.name} {what}"), "legendgroup": name, "showlegend": False,
-            "marker": {"symbol": symbol, "size": 10, "color": color, "line": {"width": 1.5, "color": "#202124"}},
+            "marker": {"symbol": symbol, "size": 16, "color": "#202124", "line": {"width": 2}}
+            if symbol.endswith("-open")
+            else {"symbol": symbol, "size": 10, "color": color, "line": {"width": 1.5, "color": "#202124"}},
             "hovertemplate": f"<b>{name}</b> · {what}<br>epoch %{{x}}<br>validation %{{y:.4g}}<extra></extra>",
             "meta": what,
         })
@@ -423,7 +425,7 @@ def _family_section(index: int, family: str, all_runs: list[Run], max_points: in
         '<h3>Curves <span class="note">train solid, validation dashed, train_eval (training data in inference '
         "mode) dotted, validation_mc (MC dropout) dash-dotted; one colour per run, the baseline gray; a seed "
         "group's band is the 95% CI of its mean (hover: n seeds; a tick where n drops); markers on the data "
-        "loss: ● best epoch, ◆ overfitting onset, ✕ early stopping fired</span></h3>",
+        "loss: ● best epoch, ◇ overfitting onset (around the dot when it is the best epoch), ✕ early stopping fired</span></h3>",
         grid(main, "main") if main else '<p class="empty">No train/validation scalars in this family.</p>',
         f"<h3>Hyperparameters</h3>{_hparams_table(runs)}",
         f'<h3>Regularization components</h3><div class="regularization">{reg_html}</div>',

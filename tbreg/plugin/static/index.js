@@ -133,7 +133,7 @@ function buildPage() {
       views.el("span", {className: "dash dashdot"}), "validation, MC dropout",
       views.el("span", {className: "band"}), "a seed group's band (see Seed band; hover: n seeds)",
       views.el("span", {className: "marker dot"}), "best epoch",
-      views.el("span", {className: "marker diamond"}), "overfitting onset",
+      views.el("span", {className: "marker diamond"}), "overfitting onset (open diamond)",
       views.el("span", {className: "marker cross"}), "early stopping fired",
       views.el("span", {className: "hint"}, "· hover for values · click a run in the legend to hide it")),
     curvesChart.node,
@@ -301,7 +301,7 @@ function drawSummary() {
   const colors = runColors(answer.rows);
   const c = answer.criterion;
   ui.summary.note.textContent = "Best epoch = lowest validation data loss (the loss without the penalty); the gap is " +
-    "against the training loss in inference mode (train_eval) where it was logged (ⓘ), ⚠ where it is the dropout-on loss. " +
+    "against the training loss in inference mode (train_eval) where it was logged, else Keras' training loss (marked \"dropout on\" for a model with dropout). " +
     `Onset: Prechelt's GL${c.threshold} (validation ${c.threshold}% above its lowest so far) on a centred ` +
     `${c.window}-epoch moving average. A seed group's row is its mean; ± is the ${100 * c.confidence}% CI over its seeds. Click a header to sort.`;
   ui.summaryBody.replaceChildren(views.summaryTable(answer, state.sort, onSort, colors));

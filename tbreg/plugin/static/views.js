@@ -181,18 +181,19 @@ function nDropTrace(series, band, smoothing, color, group, label, split) {
 /** The best epoch (a dot on the validation curve), the verdict's onset and where early stopping fired. */
 function markerTraces(row, validation, smoothing, color, group, label) {
   const out = [];
-  const add = (epoch, symbol, what, size = 10) => {
+  const add = (epoch, symbol, what, size = 10, open = false) => {
     const y = valueAt(validation, epoch, smoothing);
     if (epoch === null || epoch === undefined || y === null) return;
     out.push({
       type: "scatter", mode: "markers", legendgroup: group, showlegend: false, x: [epoch], y: [y],
       customdata: [validation.values[validation.steps.indexOf(epoch)]],
-      marker: {symbol, size, color, line: {width: 1.5, color: "#202124"}},
+      marker: open ? {symbol, size, color: "#202124", line: {width: 2, color: "#202124"}} : {symbol, size, color, line: {width: 1.5, color: "#202124"}},
       hovertemplate: `<b>${label}</b> · ${what}<br>epoch %{x}<br>validation %{customdata:.4g}<extra></extra>`,
     });
   };
   add(row.best_epoch, "circle", "best epoch (lowest validation data loss)");
-  if (row.onset !== null && row.onset !== row.best_epoch) add(row.onset, "diamond", `overfitting onset: ${plotlyText(row.verdict)}`);
+  // an open diamond: around the dot when the onset is the best epoch
+  if (row.onset !== null && row.onset !== undefined) add(row.onset, "diamond-open", `overfitting onset: ${plotlyText(row.verdict)}`, 16, true);
   if (row.status === "early_stopped") add(row.stop_epoch, "x", "early stopping fired", 11);
   return out;
 }
@@ -254,7 +255,7 @@ export const SUMMARY_COLUMNS = [
   {key: "best_value", label: "best val. data loss", title: "Lowest validation data loss", format: (v) => formatNumber(v), numeric: true},
   {key: "train_value", label: "train data loss", title: "Training data loss at the best epoch", format: (v) => formatNumber(v), numeric: true},
   {key: "best_ci", label: "± 95% CI", title: "A seed group's 95% confidence interval (t, n−1 degrees of freedom) of its mean validation data loss at the best epoch", format: (v) => (v === null ? "–" : `± ${formatNumber(v, 3)}`), numeric: true},
-  {key: "gap", label: "gap", title: "Validation minus training data loss at the best epoch; the training loss in inference mode (train_eval) where it was logged", format: (v, row) => formatNumber(v, 3) + (row.gap_split === "train_eval" ? " ⓘ" : row.gap_note ? " ⚠" : ""), numeric: true},
+  {key: "gap", label: "gap", title: "Validation minus training data loss at the best epoch; the training loss in inference mode (train_eval) where it was logged", format: (v, row) => formatNumber(v, 3) + (row.gap_note ? " (dropout on)" : ""), numeric: true},
   {key: "stop_epoch", label: "stop epoch", title: "Last epoch trained (so far, while running)", format: (v) => formatNumber(v), numeric: true},
   {key: "status", label: "status", format: (v) => v || "–"},
   {key: "penalty_share", label: "penalty share", title: "Share of the regularization penalty in the training loss at the best epoch", format: (v) => formatPercent(v), numeric: true},
