@@ -170,7 +170,7 @@ def test_report_shows_each_seed_group_as_its_mean_with_a_band(seeded, capsys, tm
     text, charts = _report(logdir, capsys, tmp_path)
     assert re.findall(r"<h2>(.*?)</h2>", text) == ["t"]  # not t/a, t/b
     summary = re.search(r'<table class="summary">(.*?)</table>', text, re.S).group(1)
-    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", summary)]
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", summary)]
     assert cells[0][:3] == ["run", "seeds", "status"] and "± std" in cells[0]
     record = logtree.read_run_json(str(logdir / "t" / "a" / "mean"))
     row = dict(zip(cells[0], cells[1]))

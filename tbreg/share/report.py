@@ -309,9 +309,13 @@ def summary_row(run: Run) -> dict:
     return next(iter(summary_rows([run]).values()))
 
 
-def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt) -> str:
+def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt, wide: tuple = ()) -> str:
+    """An HTML table; the columns named in `wide` hold sentences (left-aligned, wrapped wider)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    tds = ['<td class="text">' if h in wide else "<td>" for h in header]
+    body = "".join(
+        "<tr>" + "".join(f"{td}{html.escape(fmt(c))}</td>" for td, c in zip(tds, row)) + "</tr>" for row in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -354,7 +358,7 @@ def _summary_table(lines: list[dict]) -> str:
         [_percent(line[key]) if key == "penalty share" else line[key] for key in columns.values()]
         for line in lines
     ]
-    return _table(list(columns), rows, "summary")
+    return _table(list(columns), rows, "summary", wide=("verdict", "vs baseline (paired)"))
 
 
 def _seed_text(run: Run):
@@ -473,6 +477,7 @@ th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#f4f4
 td:first-child,th:first-child{text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:10px}
 .chart{border:1px solid #eee;min-height:360px}.empty{color:#777;font-style:italic}
+td.text{text-align:left;min-width:240px}
 """
 
 _SCRIPT = """
