@@ -632,3 +632,25 @@ def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tm
         assert browser.errors == []
     finally:
         browser.close()
+
+
+def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
+    """`tensorboard` itself (RustBoard by default) over keras.callbacks.TensorBoard's log alone."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)])
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs" / "run1"))])
+    proc, url = start_tensorboard(tmp_path / "logs", "--reload_interval", "1")
+    try:
+        wait_until(lambda: get_json(url + "data/plugins_listing")["overfitting"]["enabled"],
+                   what="the Overfitting tab to be enabled")
+        (family,) = get_json(url + "data/plugin/overfitting/families")["families"]
+        assert [r["name"] for r in family["runs"]] == ["run1"] and "epoch_loss" in family["metrics"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
