@@ -79,7 +79,17 @@ def run_metrics(record: dict, train: dict, validation: dict) -> dict:
     {"data_loss" | "accuracy": {epoch: value}}; values that are unknown are left out."""
     data_loss = "epoch_" + (analysis.text(record, "monitor") or "val_loss").removeprefix("val_")
     s = analysis.summarize(record, data_loss, validation.get("data_loss", {}), train.get("data_loss", {}), {}, {})
-    out = {"end/best_data_loss": s.best_value, "end/best_epoch": s.best_epoch, "end/best_gap": s.gap,
+    gap = s.gap
+    # the gap against the training data in inference mode where it was logged, as every view
+    # takes it (analysis.summarize_family): its curve, or the onset GeneralizationGap recorded
+    inference = _at(train.get("eval_data_loss", {}), s.best_epoch) if s.best_epoch is not None else None
+    onset = record.get("overfitting_onset") if isinstance(record, dict) else None
+    if inference is None and isinstance(onset, dict) and onset.get("train_split") == analysis.TRAIN_EVAL:
+        if analysis.count(onset.get("epoch")) == s.best_epoch:
+            inference = _finite(onset.get("train"))
+    if inference is not None and s.best_value is not None:
+        gap = s.best_value - inference
+    out = {"end/best_data_loss": s.best_value, "end/best_epoch": s.best_epoch, "end/best_gap": gap,
            "end/stop_epoch": s.stop_epoch, "end/status": STATUS_CODES.get(s.status)}
     if s.best_epoch is not None:
         out["end/best_accuracy"] = _at(validation.get("accuracy", {}), s.best_epoch)
@@ -102,7 +112,9 @@ def _from_events(run_dir: str, data_loss: str) -> tuple[dict, dict]:
         return {name: {p.step: p.value for p in tags.get(tag, [])}
                 for name, tag in (("data_loss", f"epoch_{data_loss}"), ("accuracy", "epoch_accuracy"))}
 
-    return curves("train"), curves("validation")
+    train = curves("train")
+    train["eval_data_loss"] = curves(analysis.TRAIN_EVAL)["data_loss"]
+    return train, curves("validation")
 
 
 def write_run_end(run_dir: str, record: dict, history: dict | None = None) -> dict:
