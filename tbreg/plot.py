@@ -20,7 +20,7 @@ from tensorflow_docs import plots as tfdocs_plots  # noqa: E402
 
 from tbreg import analysis, reader  # noqa: E402
 from tbreg.errors import UserError  # noqa: E402
-from tbreg.share.output import atomic_output  # noqa: E402
+from tbreg.share.output import atomic_output, check_outside  # noqa: E402
 
 FORMATS = {".png": "png", ".svg": "svg"}
 
