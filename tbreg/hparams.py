@@ -18,12 +18,13 @@ A finished run's root also gets HParams' own session status (success; failure fo
 which the dashboard's Status filter uses.
 
 Experiment config: `write_experiment(logdir)` at the tree's root, in a file of its own
-(`events.out.tfevents.*.tbreg-hparams`) that each write replaces. It lists every hyperparameter some
+(`events.out.tfevents.*.<digest>.hparams-config`) that a write of a different config replaces. It lists every hyperparameter some
 run has, with its type and values and whether it differs between runs — the dashboard ticks the
 first five columns, those that differ first — and only the metrics above (without it TensorBoard
 makes a metric of every scalar tag).
 """
 
+import hashlib
 import math
 import os
 import time
@@ -37,7 +38,7 @@ from tbreg import analysis, logtree, reader
 from tbreg.status import Status
 
 PREFIX = "end/"  # the metric tags' prefix
-SUFFIX = ".tbreg-hparams"  # the experiment config's event file name ends with it
+SUFFIX = ".hparams-config"  # the experiment config's event file name ends with it (after a digest of it)
 STATUS_CODES = {Status.COMPLETED: 0, Status.EARLY_STOPPED: 1, Status.INTERRUPTED: 2, Status.DIVERGED: 3,
                 Status.FAILED: 4, Status.AGGREGATE: 5}
 _SESSION_STATUS = {Status.COMPLETED: api_pb2.STATUS_SUCCESS, Status.EARLY_STOPPED: api_pb2.STATUS_SUCCESS,
@@ -190,8 +191,12 @@ def tree_records(logdir: str) -> list[dict]:
 def write_experiment(logdir: str) -> api_pb2.Experiment:
     """Writes (or replaces) the experiment config at `logdir`'s root for the runs now below it."""
     exp = experiment(tree_records(logdir))
+    what = api_pb2.Experiment(hparam_infos=exp.hparam_infos, metric_infos=exp.metric_infos).SerializeToString()
+    suffix = f".{hashlib.sha256(what).hexdigest()[:12]}{SUFFIX}"  # the same config: the file stays as it is
     before = _own_files(logdir)
-    writer = tf.summary.create_file_writer(logdir, filename_suffix=SUFFIX)
+    if any(name.rstrip("/").endswith(suffix) for name in before):
+        return exp
+    writer = tf.summary.create_file_writer(logdir, filename_suffix=suffix)
     with writer.as_default():
         pb = hp_summary.experiment_pb(exp.hparam_infos, exp.metric_infos, time_created_secs=exp.time_created_secs)
         tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)

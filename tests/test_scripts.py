@@ -3,6 +3,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import run_script
@@ -142,3 +145,29 @@ def test_a_diverged_run_makes_the_exit_status_1(tmp_path, tbreg_cache):
     assert proc.returncode == 1, proc.stderr
     assert "runs did not end well: tiny diverged" in proc.stderr and "Traceback" not in proc.stderr
     assert logtree.read_run_json(str(tmp_path / "sizes" / "small"))["status"] == "diverged"  # the family went on
+
+
+def test_two_scripts_on_one_logdir_keep_every_run_visible(tmp_path, tbreg_cache):
+    # The first script claims tiny and small, then trains tiny for a while; the second, started
+    # meanwhile, must train into tiny.2 and small.2 — never into the first's still-empty small,
+    # whose completed run the first would then have set aside where no view shows it.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tbreg.train_sizes", "--models=tiny,small", "--max_epochs=400", "--patience=400",
+         "--quiet", f"--logdir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "sizes" / "tiny" / logtree.RUN_JSON).exists():  # the first trains tiny now
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = run_script("tbreg.train_sizes", "--models=tiny,small", "--max_epochs=15", "--quiet",
+                            f"--logdir={tmp_path}", cache_dir=tbreg_cache)
+        out, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0 and second.returncode == 0, err + second.stderr
+    runs = {run: logtree.read_run_json(str(tmp_path / run)) for run in logtree.find_runs(str(tmp_path))}
+    assert sorted(runs) == ["sizes/small", "sizes/small.2", "sizes/tiny", "sizes/tiny.2"]
+    assert all(r["status"] in ("completed", "early_stopped") for r in runs.values())
+    assert {r["config"]["max_epochs"] for r in runs.values()} == {15, 400}
+    assert not list(tmp_path.rglob(".attempts"))  # nothing set aside
