@@ -255,6 +255,14 @@ def is_aggregate(record) -> bool:
     return isinstance(record, dict) and record.get("status") == AGGREGATE_STATUS
 
 
+END_PREFIX = "end/"  # a run's end-of-run HParams metrics (tbreg.hparams): one number per run, never a curve
+
+
+def is_end_tag(tag: str) -> bool:
+    """One of a run's end-of-run metric tags (`end/…`): left out of curves, means and charts."""
+    return tag.startswith(END_PREFIX)
+
+
 def is_std_tag(tag: str) -> bool:
     """A seed group's `<tag>/std`: drawn as the band around `<tag>`, never a metric or a layer."""
     return tag.endswith(STD_SUFFIX)

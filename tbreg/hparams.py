@@ -12,7 +12,7 @@ run's later write supersedes an interrupted one's). Every view of a session read
     end/status           STATUS_CODES: 0 completed, 1 early_stopped, 2 interrupted, 3 diverged, 4 failed, 5 aggregate
 
 They are one number per run, not curves: views of curves (the seed mean, the Overfitting tab)
-leave `end/` tags out (`is_end_tag`).
+leave `end/` tags out (`analysis.is_end_tag`).
 
 A finished run's root also gets HParams' own session status (success; failure for diverged/failed),
 which the dashboard's Status filter uses.
@@ -37,7 +37,7 @@ from tbreg.plugin import summary as run_summary
 from tbreg import analysis, logtree, reader
 from tbreg.status import Status
 
-PREFIX = "end/"  # the metric tags' prefix
+PREFIX = analysis.END_PREFIX  # the metric tags' prefix
 SUFFIX = ".hparams-config"  # the experiment config's event file name ends with it (after a digest of it)
 STATUS_CODES = {Status.COMPLETED: 0, Status.EARLY_STOPPED: 1, Status.INTERRUPTED: 2, Status.DIVERGED: 3,
                 Status.FAILED: 4, Status.AGGREGATE: 5}
@@ -56,11 +56,6 @@ METRICS = (
      "how the run ended, as run.json's status"),
 )
 _DISCRETE_NUMBERS = 12  # numeric hparams with at most this many values get a checkbox filter
-
-
-def is_end_tag(tag: str) -> bool:
-    """One of the end-of-run metric tags (a number per run, not a curve)."""
-    return tag.startswith(PREFIX)
 
 
 def _finite(value) -> float | None:

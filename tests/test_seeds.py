@@ -84,11 +84,11 @@ def test_aggregate_is_numpy_mean_and_std_over_the_seed_runs_events(seeded):
             "train", "validation"}
         compared = 0
         for split in splits:
-            tags = {t for run in seeds for t in run.get(split, {}) if not hparams.is_end_tag(t)}  # curves
-            curves = {t for t in mean[split] if not hparams.is_end_tag(t)}
+            tags = {t for run in seeds for t in run.get(split, {}) if not analysis.is_end_tag(t)}  # curves
+            curves = {t for t in mean[split] if not analysis.is_end_tag(t)}
             assert curves == tags | {t + "/std" for t in tags}
             # one number per run, not averaged: the mean's own, from its mean curves (tbreg.hparams)
-            assert {t for t in mean[split] if hparams.is_end_tag(t)} == (
+            assert {t for t in mean[split] if analysis.is_end_tag(t)} == (
                 {tag for tag, _, _ in hparams.METRICS} if split == "validation" else set())
             for tag in tags:
                 by_step = {}

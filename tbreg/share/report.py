@@ -70,7 +70,7 @@ def _family_tags(runs: list[Run]) -> tuple[list[str], list[str], list[str]]:
     every, overlaid = set(), set()
     for run in runs:
         for tags in run.scalars.values():
-            every.update(t for t in tags if not analysis.is_std_tag(t))
+            every.update(t for t in tags if not (analysis.is_std_tag(t) or analysis.is_end_tag(t)))
         overlaid.update(set(run.scalars.get("train", {})) & set(run.scalars.get("validation", {})))
     overlaid &= every
     loss_tags = {t for t in map(_data_loss_tag, runs) if t}
