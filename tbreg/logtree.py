@@ -73,8 +73,9 @@ def _mkdir_exclusive(path: str) -> bool:
     """Creates and claims run dir `path` (its CLAIM file); False if it already holds something or
     another process claimed it first. Atomic on local filesystems: mkdir, then the claim file made
     with O_EXCL, so of two processes that race for one dir exactly one gets it. An empty dir left
-    behind, or one holding only the claim of a process that is gone (same host), is free to use."""
-    payload = json.dumps({"pid": os.getpid(), "host": platform.node()})
+    behind, or one holding only a claim of this process or of one that is gone (same host), is free
+    to use (e.g. the dirs an interrupted family run claimed but never trained)."""
+    payload = json.dumps(_me())
     claim = os.path.join(path, CLAIM)
     if not _is_local(path):  # object stores: best effort
         if _taken(path):
@@ -88,7 +89,7 @@ def _mkdir_exclusive(path: str) -> bool:
         os.mkdir(path)
     except FileExistsError:
         entries = os.listdir(path)
-        if entries == [CLAIM] and _holder(claim) is None:  # its claimant is gone before it trained
+        if entries == [CLAIM] and _holder(claim) in (None, _me()):  # never trained: its claimant is gone, or is us
             with contextlib.suppress(FileNotFoundError):
                 os.remove(claim)
         elif entries:
@@ -165,6 +166,10 @@ def _alive(pid: int) -> bool:
 def lock_holder(run_dir: str) -> dict | None:
     """{pid, host} of the live training that holds `run_dir`'s lock; None when it is free or stale."""
     return _holder(os.path.join(run_dir, LOCK))
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": platform.node()}
 
 
 def _holder(path: str) -> dict | None:
