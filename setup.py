@@ -20,6 +20,7 @@ setup(
         "tensorflow-docs",
         "matplotlib",  # tensorflow-docs' plots need it but do not declare it
         "numpy",
+        "scipy",  # the t-distribution of seed groups' confidence bands and paired comparisons
         "absl-py",
         "pandas",  # C CSV reader for HIGGS
         "isal",  # ISA-L inflate: HIGGS .csv.gz decompressed ~3x faster than zlib

@@ -93,7 +93,8 @@ def copy_baseline(logdir: str, family: families.Family, config, model: str | Non
     print(f"baseline: {family.baseline_family}/{model} -> {where}", file=sys.stderr)
 
 
-def format_table(results) -> str:
+def format_table(results, verdicts: dict | None = None) -> str:
+    """The end-of-run table; `verdicts` ({run dir: text}, see `verdicts`) adds the verdict column."""
     header = ("run", "params", "epochs", "best epoch", "best val data loss", "status")
     rows = [
         (
@@ -106,7 +107,35 @@ def format_table(results) -> str:
         )
         for r in results
     ]
+    if verdicts:
+        header += ("verdict",)
+        rows = [(*row, verdicts.get(os.path.normpath(r.run_dir or ""), "-")) for row, r in zip(rows, results)]
     return text.table(header, rows)
+
+
+def verdicts(logdir: str, family_name: str) -> dict:
+    """{run dir: verdict} of a family's runs as every view shows them (`analysis.summarize_family`
+    with the family's baseline and seed groups; a seed run on its own), plus a seed group's onset
+    spread and paired comparison; {} when the tree cannot be read (the table goes without)."""
+    from tbreg import analysis, reader
+    from tbreg.errors import UserError
+
+    from tbreg.aggregate import _quiet_loader
+
+    try:
+        with _quiet_loader():  # TensorBoard's loader logs each file it opens at INFO under absl
+            runs = reader.load_runs(os.path.join(logdir, family_name))
+    except (UserError, OSError):
+        return {}
+    members = reader.members(runs)
+    out = {}
+    for m, row in zip(members, reader.summarize_family(members)):
+        extra = [t for t in (analysis.onset_spread(row.seed_onsets), analysis.paired_text(row.paired)) if t]
+        out[os.path.normpath(m.run.path)] = "; ".join([row.verdict.text, *extra])
+        for seed_run in m.seeds.values():
+            (own,) = reader.summarize_family(reader.members([seed_run]))
+            out[os.path.normpath(seed_run.path)] = own.verdict.text
+    return out
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -202,7 +231,7 @@ def run(family_name: str, argv, before_training=None) -> int:
         _report_interrupt(prog, e)
         return 130
     print(f"\n{family.name} on {config.dataset} ({logdir}/{family.name}):")
-    print(format_table(results))
+    print(format_table(results, verdicts(logdir, family.name)))
     for r in results:
         if r.error:
             print(f"{r.model} failed: {r.error}", file=sys.stderr)

@@ -79,9 +79,6 @@ def _quiet_loader():
         logger.setLevel(level)
 
 
-_END = "end/"  # tbreg.hparams.PREFIX: a run's end-of-run metrics; the mean gets its own
-
-
 def compute(group_dir: str, names: list[str]) -> dict[str, dict[str, Band]]:
     """{split: {tag: Band}} over the seed runs `names` of `group_dir`."""
     with _quiet_loader():
@@ -89,7 +86,7 @@ def compute(group_dir: str, names: list[str]) -> dict[str, dict[str, Band]]:
     splits = sorted({split for run in scalars for split in run})
     out = {}
     for split in splits:
-        tags = sorted({tag for run in scalars for tag in run.get(split, {}) if not tag.startswith(_END)})
+        tags = sorted({tag for run in scalars for tag in run.get(split, {}) if not analysis.is_end_tag(tag)})
         out[split] = {tag: bands([run.get(split, {}).get(tag, []) for run in scalars]) for tag in tags}
     return out
 

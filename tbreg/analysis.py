@@ -255,6 +255,14 @@ def is_aggregate(record) -> bool:
     return isinstance(record, dict) and record.get("status") == AGGREGATE_STATUS
 
 
+END_PREFIX = "end/"  # a run's end-of-run HParams metrics (tbreg.hparams): one number per run, never a curve
+
+
+def is_end_tag(tag: str) -> bool:
+    """One of a run's end-of-run metric tags (`end/…`): left out of curves, means and charts."""
+    return tag.startswith(END_PREFIX)
+
+
 def is_std_tag(tag: str) -> bool:
     """A seed group's `<tag>/std`: drawn as the band around `<tag>`, never a metric or a layer."""
     return tag.endswith(STD_SUFFIX)
@@ -296,3 +304,377 @@ def tensorboard_note(runs: list[str], url: str | None = None) -> str | None:
         f"{len(runs)} TensorBoard runs: its Scalars and Histograms tabs select none above "
         f"{TENSORBOARD_RUN_LIMIT} (tick them, or filter runs); Time Series and Overfitting show all{where}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What the curves mean: the gap against the inference-mode training loss, the overfitting onset
+# (Prechelt's generalization loss on the smoothed validation curve), a verdict per run, and
+# seed statistics (confidence bands with n per step, paired comparisons against the baseline).
+
+TRAIN_EVAL = "train_eval"  # the split of the training data evaluated in inference mode (TrainEval)
+# Prechelt (1998), "Early stopping — but when?": the generalization loss at epoch t is
+# GL(t) = 100 · (E_va(t) / E_opt(t) − 1), E_opt(t) the lowest validation loss up to t; criterion
+# GL_α stops at the first t with GL(t) > α. Applied here to the smoothed validation data loss.
+GL_THRESHOLD = 5.0  # α, percent
+SMOOTH_WINDOW = 5  # epochs of the centred moving average the criterion reads (odd; no lag)
+CONFIDENCE = 0.95
+BAND_KINDS = ("ci", "std")  # a seed group's band: 95 % CI of the mean (default) or ± std (ddof=1)
+IMPROVING_TAIL = 0.1  # best within the last 10 % of the epochs (at least 2): still improving
+UNDERFIT_GAP = 0.05  # |gap| below 5 % of the validation loss: train ≈ validation …
+UNDERFIT_EXCESS = 0.10  # … and the validation loss 10 % above the family's best: both high
+
+
+def behaves_differently_in_training(record) -> bool:
+    """Whether a run's model has a layer that acts differently in training (dropout, batch
+    normalization), by its record's hyperparameters; False when the record does not say."""
+    hp = record.get("hparams") if isinstance(record, dict) else None
+    if not isinstance(hp, dict):
+        return False
+    return bool(number(hp.get("dropout"))) or hp.get("batch_norm") is True
+
+
+def smooth_centered(curve: dict, window: int = SMOOTH_WINDOW) -> dict:
+    """{epoch: mean of the finite values within ±window//2 points}: a moving average without lag
+    (the ends average fewer points); non-finite values are left out."""
+    steps = [s for s in sorted(curve) if number(curve[s]) is not None]
+    values = [number(curve[s]) for s in steps]
+    half = max(0, int(window) // 2)
+    out = {}
+    for i, step in enumerate(steps):
+        part = values[max(0, i - half) : i + half + 1]
+        out[step] = sum(part) / len(part)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Onset:
+    """Where overfitting starts by GL_α on the smoothed validation curve: `epoch`, the smoothed
+    curve's lowest point before the criterion fired, and `fired`, the first epoch with GL > α
+    (where early stopping by GL_α would have stopped), with `gl` there (percent)."""
+
+    epoch: int
+    fired: int
+    gl: float
+
+
+def overfitting_onset(validation: dict, threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW) -> Onset | None:
+    """The onset of overfitting of a validation curve ({epoch: loss}) by Prechelt's GL_α
+    (`threshold` = α in percent) on its centred moving average over `window` epochs; None when
+    the criterion never fires (still improving, flat, or too noisy to tell)."""
+    smoothed = smooth_centered(validation, window)
+    best_step, best = None, None
+    for step in sorted(smoothed):
+        value = smoothed[step]
+        if best is None or value < best:
+            best_step, best = step, value
+        elif best > 0 and 100.0 * (value / best - 1.0) > threshold:
+            return Onset(best_step, step, 100.0 * (value / best - 1.0))
+    return None
+
+
+def t_quantile(n: int, level: float = CONFIDENCE) -> float | None:
+    """The two-sided `level` quantile of Student's t with n − 1 degrees of freedom (None for n < 2)."""
+    if n < 2:
+        return None
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2.0, n - 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """The mean of `n` values with its spread: `std` (ddof=1) and `half`, the half-width of its
+    `level` confidence interval (t, n − 1 degrees of freedom); None for both when n < 2."""
+
+    mean: float
+    n: int
+    std: float | None
+    half: float | None
+
+    @property
+    def low(self) -> float | None:
+        return None if self.half is None else self.mean - self.half
+
+    @property
+    def high(self) -> float | None:
+        return None if self.half is None else self.mean + self.half
+
+
+def interval(values, level: float = CONFIDENCE) -> Interval | None:
+    """Mean, std (ddof=1) and the t confidence interval of the finite `values`; None without any."""
+    xs = [v for v in map(number, values) if v is not None]
+    if not xs:
+        return None
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return Interval(mean, n, None, None)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    return Interval(mean, n, std, t_quantile(n, level) * std / math.sqrt(n))
+
+
+@dataclasses.dataclass(frozen=True)
+class Band:
+    """A seed group's band per step: the mean over the seeds that logged the step, `half` the
+    band's half-width (CI of the mean or std, None where fewer than 2 seeds logged it), `n` the
+    seeds per step, and `drops`, the steps where n falls (seeds that stopped early)."""
+
+    kind: str
+    steps: list
+    mean: list
+    half: list
+    n: list
+    drops: list
+
+
+def seed_band(curves: list[dict], kind: str = "ci", level: float = CONFIDENCE) -> Band:
+    """The band of a metric over a seed group's runs (`curves`, one {epoch: value} per seed):
+    `kind` "ci" is the `level` confidence interval of the mean (t, n − 1 degrees of freedom),
+    "std" is ± the standard deviation (ddof=1)."""
+    if kind not in BAND_KINDS:
+        raise ValueError(f"band kind must be one of {', '.join(BAND_KINDS)}, not {kind!r}")
+    steps = sorted({s for c in curves for s in c})
+    out = Band(kind, [], [], [], [], [])
+    previous = None
+    for step in steps:
+        got = interval([c[step] for c in curves if step in c], level)
+        if got is None:
+            continue
+        half = got.half if kind == "ci" else got.std
+        out.steps.append(step)
+        out.mean.append(got.mean)
+        out.half.append(half)
+        out.n.append(got.n)
+        if previous is not None and got.n < previous:
+            out.drops.append(step)
+        previous = got.n
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """A seed group against the family's baseline, seed k with seed k: the mean difference of the
+    best validation data loss (group − baseline; negative = the group is better) with its `level`
+    t interval over the `n` pairs, and whether that excludes 0."""
+
+    diff: float
+    low: float
+    high: float
+    n: int
+    excludes_zero: bool
+
+
+def paired_difference(group: dict, baseline: dict, level: float = CONFIDENCE) -> Paired | None:
+    """Paired comparison of {seed: best validation loss} of a group and of the baseline, over the
+    seeds both have; None with fewer than 2 pairs."""
+    seeds = sorted(set(group) & set(baseline))
+    diffs = [group[s] - baseline[s] for s in seeds if number(group[s]) is not None and number(baseline[s]) is not None]
+    got = interval(diffs, level)
+    if got is None or got.half is None:
+        return None
+    return Paired(got.mean, got.low, got.high, got.n, got.low > 0 or got.high < 0)
+
+
+@dataclasses.dataclass
+class RunCurves:
+    """What `summarize_family` needs of one member of a family, as every view reads it: the
+    record, the data-loss tag and its curves ({epoch: value}) per split, Keras' loss and the
+    penalty (train), whether it is the baseline, and for a seed group its seed runs'
+    ({seed: {split: {epoch: value}}} of the data loss) and their records."""
+
+    record: dict | None
+    data_loss: str | None
+    validation: dict
+    train: dict
+    train_eval: dict = dataclasses.field(default_factory=dict)
+    loss: dict = dataclasses.field(default_factory=dict)
+    penalty: dict = dataclasses.field(default_factory=dict)
+    baseline: bool = False
+    seeds: dict = dataclasses.field(default_factory=dict)  # seed -> {"validation": {…}, "train": …}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What a run's curves mean, in one line (`text`), its `kind` (overfits, improving, underfits,
+    over_regularized, diverged, fits, unknown) and the epochs of its markers."""
+
+    kind: str
+    text: str
+    onset: int | None = None  # where overfitting starts (GL_α)
+    fired: int | None = None  # where GL_α early stopping would have stopped
+
+
+def seed_of(member: str | None) -> int | None:
+    m = SEED_RUN.fullmatch(member or "")
+    return int(m.group(1)) if m else None
+
+
+def _last_value(curve: dict) -> tuple[int | None, float | None]:
+    for step in sorted(curve, reverse=True):
+        if number(curve[step]) is not None:
+            return step, number(curve[step])
+    return None, None
+
+
+def _first_non_finite(*curves) -> int | None:
+    bad = [s for c in curves for s, v in c.items() if number(v) is None]
+    return min(bad) if bad else None
+
+
+def _epochs(curve: dict) -> list:
+    return sorted(s for s, v in curve.items() if number(v) is not None)
+
+
+def verdict(
+    s: Summary, run: RunCurves, family_best: float | None = None, baseline: Summary | None = None,
+    threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW,
+) -> Verdict:
+    """The verdict of one run from its summary `s` and curves; `family_best` (the lowest best
+    validation data loss of its family) and its family's `baseline` summary give the context for
+    "underfits" and "over-regularized". In order: diverged, overfits (GL_α fired), still
+    improving (best in the last 10 % of the epochs), over-regularized (worse than the baseline
+    on validation and on training), underfits (train ≈ validation, both well above the family's
+    best), else fits."""
+    record = run.record if isinstance(run.record, dict) else {}
+    bad = _first_non_finite(run.validation, run.train)
+    if s.status == Status.DIVERGED or bad is not None:
+        epoch = count(record.get("diverged_epoch"))
+        epoch = epoch if epoch is not None else bad if bad is not None else s.stop_epoch
+        return Verdict("diverged", f"diverged at epoch {epoch}" if epoch is not None else "diverged")
+    epochs = _epochs(run.validation)
+    if not epochs or s.best_value is None:
+        return Verdict("unknown", "no validation data loss yet")
+    onset = overfitting_onset(run.validation, threshold, window)
+    if onset is not None:
+        _, last = _last_value(run.validation)
+        return Verdict(
+            "overfits", f"overfits from epoch {onset.epoch} — validation +{last - s.best_value:.3g} since its best",
+            onset.epoch, onset.fired,
+        )
+    smoothed = smooth_centered(run.validation, window)
+    low_step, _ = lowest(smoothed)
+    tail = max(2, math.ceil(IMPROVING_TAIL * len(epochs)))
+    if low_step is not None and low_step >= epochs[-min(tail, len(epochs))]:
+        return Verdict("improving", "still improving when stopped (raise --max_epochs)")
+    if (
+        baseline is not None and not run.baseline and baseline.best_value is not None
+        and baseline.train_value is not None and s.train_value is not None
+        and s.best_value > baseline.best_value and s.train_value > baseline.train_value
+    ):
+        return Verdict("over_regularized", "over-regularized vs its baseline (worse on training and validation)")
+    if (
+        family_best is not None and s.gap is not None and abs(s.gap) < UNDERFIT_GAP * s.best_value
+        and s.best_value > (1 + UNDERFIT_EXCESS) * family_best
+    ):
+        return Verdict("underfits", "underfits: train ≈ validation, both high")
+    return Verdict("fits", f"levelled off at epoch {s.best_epoch}, no overfitting by GL{threshold:g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyRow:
+    """A member's line in every view's summary: its `Summary`, the training split its gap is
+    measured on (`gap_split`: train_eval, or train) and `gap_note` when that is the dropout-on
+    loss of a model that behaves differently in training; its `Verdict`; a seed group's number of
+    seeds, the CI of its best validation data loss (over the seeds at the best epoch), the
+    onsets of its seeds, and the paired comparison with the baseline."""
+
+    summary: Summary
+    gap_split: str | None
+    gap_note: str | None
+    verdict: Verdict
+    seeds: int | None = None
+    best_ci: Interval | None = None
+    seed_onsets: tuple = ()
+    paired: Paired | None = None
+
+    def flat(self) -> dict:
+        """Plain data (the tab's JSON, the report's cells)."""
+        p, ci = self.paired, self.best_ci
+        onsets = [o for o in self.seed_onsets if o is not None]
+        return {
+            **dataclasses.asdict(self.summary),
+            "gap_split": self.gap_split,
+            "gap_note": self.gap_note,
+            "verdict": self.verdict.text,
+            "verdict_kind": self.verdict.kind,
+            "onset": self.verdict.onset,
+            "gl_fired": self.verdict.fired,
+            "seed_count": self.seeds,
+            "best_ci": None if ci is None else ci.half,
+            "best_std": None if ci is None else ci.std,
+            "seed_onsets": list(self.seed_onsets),
+            "onset_spread": onset_spread(self.seed_onsets) if onsets else None,
+            "paired_diff": None if p is None else p.diff,
+            "paired_low": None if p is None else p.low,
+            "paired_high": None if p is None else p.high,
+            "paired_n": None if p is None else p.n,
+            "paired_excludes_zero": None if p is None else p.excludes_zero,
+            "paired_text": paired_text(p),
+        }
+
+
+def onset_spread(onsets) -> str | None:
+    """"onset in 2 of 3 seeds, epochs 22–28 (median 25)"."""
+    found = sorted(o for o in onsets if o is not None)
+    if not found:
+        return f"no onset in {len(onsets)} seeds" if onsets else None
+    mid = found[len(found) // 2] if len(found) % 2 else (found[len(found) // 2 - 1] + found[len(found) // 2]) / 2
+    span = f"epoch {found[0]}" if found[0] == found[-1] else f"epochs {found[0]}–{found[-1]}"
+    return f"onset in {len(found)} of {len(onsets)} seeds, {span} (median {mid:g})"
+
+
+def paired_text(p: Paired | None) -> str | None:
+    if p is None:
+        return None
+    word = "better" if p.diff < 0 else "worse"
+    sure = "excludes 0" if p.excludes_zero else "includes 0: could be noise"
+    return f"{p.diff:+.3g} [{p.low:+.3g}, {p.high:+.3g}] vs baseline over {p.n} paired seeds ({word}; CI {sure})"
+
+
+def summarize_family(
+    runs: list[RunCurves], threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW, level: float = CONFIDENCE,
+) -> list[FamilyRow]:
+    """Every member's row of a family's summary, as the tab, the report and `tbreg plot` show it."""
+    rows = []
+    for run in runs:
+        s = summarize(run.record, run.data_loss, run.validation, run.train, run.loss, run.penalty)
+        at_best = number(run.train_eval.get(s.best_epoch)) if s.best_epoch is not None else None
+        use_eval = at_best is not None  # the inference-mode training loss, where it was logged
+        if use_eval:  # the penalty share stays of Keras' training loss and its own data loss
+            s = dataclasses.replace(s, train_value=at_best, gap=number(s.best_value - at_best))
+        note = None
+        if not use_eval and s.gap is not None and behaves_differently_in_training(run.record):
+            note = "dropout on: no train_eval logged, so the gap is against the training loss in training mode"
+        rows.append([run, s, TRAIN_EVAL if use_eval else "train" if s.gap is not None else None, note])
+    summaries = [s for _, s, _, _ in rows]
+    bests = [s.best_value for s in summaries if s.best_value is not None]
+    family_best = min(bests) if bests else None
+    base = next((i for i, (run, *_) in enumerate(rows) if run.baseline), None)
+    base_summary = summaries[base] if base is not None else None
+    base_bests = _seed_bests(rows[base][0]) if base is not None else {}
+    out = []
+    for i, (run, s, split, note) in enumerate(rows):
+        v = verdict(s, run, family_best, None if i == base else base_summary, threshold, window)
+        n, ci, onsets, paired = None, None, (), None
+        if run.seeds:
+            n = len(run.seeds)
+            at_best = [c.get("validation", {}).get(s.best_epoch) for c in run.seeds.values()]
+            ci = interval(at_best, level) if s.best_epoch is not None else None
+            onsets = tuple(
+                (lambda o: None if o is None else o.epoch)(overfitting_onset(c.get("validation", {}), threshold, window))
+                for _, c in sorted(run.seeds.items())
+            )
+            if i != base and len(base_bests) >= 2:
+                paired = paired_difference(_seed_bests(run), base_bests, level)
+        out.append(FamilyRow(s, split, note, v, n, ci, onsets, paired))
+    return out
+
+
+def _seed_bests(run: RunCurves) -> dict:
+    """{seed: its lowest validation data loss} of a seed group."""
+    out = {}
+    for seed, curves in run.seeds.items():
+        _, value = lowest(curves.get("validation", {}))
+        if value is not None:
+            out[seed] = value
+    return out

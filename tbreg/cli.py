@@ -154,6 +154,8 @@ def plot(logdir: str) -> None:
     )
     skipped = f"; skipped (no {r.metric}): {', '.join(r.skipped)}" if r.skipped else ""
     print(f"wrote {r.path}: {r.metric} of {len(r.runs)} runs ({', '.join(r.runs)}){skipped}")
+    for name, row in r.rows.items():
+        print(f"  {name}: {row.verdict.text}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,18 +12,19 @@ run's later write supersedes an interrupted one's). Every view of a session read
     end/status           STATUS_CODES: 0 completed, 1 early_stopped, 2 interrupted, 3 diverged, 4 failed, 5 aggregate
 
 They are one number per run, not curves: views of curves (the seed mean, the Overfitting tab)
-leave `end/` tags out (`is_end_tag`).
+leave `end/` tags out (`analysis.is_end_tag`).
 
 A finished run's root also gets HParams' own session status (success; failure for diverged/failed),
 which the dashboard's Status filter uses.
 
 Experiment config: `write_experiment(logdir)` at the tree's root, in a file of its own
-(`events.out.tfevents.*.tbreg-hparams`) that each write replaces. It lists every hyperparameter some
+(`events.out.tfevents.*.<digest>.hparams-config`) that a write of a different config replaces. It lists every hyperparameter some
 run has, with its type and values and whether it differs between runs — the dashboard ticks the
 first five columns, those that differ first — and only the metrics above (without it TensorBoard
 makes a metric of every scalar tag).
 """
 
+import hashlib
 import math
 import os
 import time
@@ -36,8 +37,8 @@ from tbreg.plugin import summary as run_summary
 from tbreg import analysis, logtree, reader
 from tbreg.status import Status
 
-PREFIX = "end/"  # the metric tags' prefix
-SUFFIX = ".tbreg-hparams"  # the experiment config's event file name ends with it
+PREFIX = analysis.END_PREFIX  # the metric tags' prefix
+SUFFIX = ".hparams-config"  # the experiment config's event file name ends with it (after a digest of it)
 STATUS_CODES = {Status.COMPLETED: 0, Status.EARLY_STOPPED: 1, Status.INTERRUPTED: 2, Status.DIVERGED: 3,
                 Status.FAILED: 4, Status.AGGREGATE: 5}
 _SESSION_STATUS = {Status.COMPLETED: api_pb2.STATUS_SUCCESS, Status.EARLY_STOPPED: api_pb2.STATUS_SUCCESS,
@@ -57,11 +58,6 @@ METRICS = (
 _DISCRETE_NUMBERS = 12  # numeric hparams with at most this many values get a checkbox filter
 
 
-def is_end_tag(tag: str) -> bool:
-    """One of the end-of-run metric tags (a number per run, not a curve)."""
-    return tag.startswith(PREFIX)
-
-
 def _finite(value) -> float | None:
     try:
         value = float(value)
@@ -79,7 +75,17 @@ def run_metrics(record: dict, train: dict, validation: dict) -> dict:
     {"data_loss" | "accuracy": {epoch: value}}; values that are unknown are left out."""
     data_loss = "epoch_" + (analysis.text(record, "monitor") or "val_loss").removeprefix("val_")
     s = analysis.summarize(record, data_loss, validation.get("data_loss", {}), train.get("data_loss", {}), {}, {})
-    out = {"end/best_data_loss": s.best_value, "end/best_epoch": s.best_epoch, "end/best_gap": s.gap,
+    gap = s.gap
+    # the gap against the training data in inference mode where it was logged, as every view
+    # takes it (analysis.summarize_family): its curve, or the onset GeneralizationGap recorded
+    inference = _at(train.get("eval_data_loss", {}), s.best_epoch) if s.best_epoch is not None else None
+    onset = record.get("overfitting_onset") if isinstance(record, dict) else None
+    if inference is None and isinstance(onset, dict) and onset.get("train_split") == analysis.TRAIN_EVAL:
+        if analysis.count(onset.get("epoch")) == s.best_epoch:
+            inference = _finite(onset.get("train"))
+    if inference is not None and s.best_value is not None:
+        gap = s.best_value - inference
+    out = {"end/best_data_loss": s.best_value, "end/best_epoch": s.best_epoch, "end/best_gap": gap,
            "end/stop_epoch": s.stop_epoch, "end/status": STATUS_CODES.get(s.status)}
     if s.best_epoch is not None:
         out["end/best_accuracy"] = _at(validation.get("accuracy", {}), s.best_epoch)
@@ -102,7 +108,9 @@ def _from_events(run_dir: str, data_loss: str) -> tuple[dict, dict]:
         return {name: {p.step: p.value for p in tags.get(tag, [])}
                 for name, tag in (("data_loss", f"epoch_{data_loss}"), ("accuracy", "epoch_accuracy"))}
 
-    return curves("train"), curves("validation")
+    train = curves("train")
+    train["eval_data_loss"] = curves(analysis.TRAIN_EVAL)["data_loss"]
+    return train, curves("validation")
 
 
 def write_run_end(run_dir: str, record: dict, history: dict | None = None) -> dict:
@@ -178,8 +186,12 @@ def tree_records(logdir: str) -> list[dict]:
 def write_experiment(logdir: str) -> api_pb2.Experiment:
     """Writes (or replaces) the experiment config at `logdir`'s root for the runs now below it."""
     exp = experiment(tree_records(logdir))
+    what = api_pb2.Experiment(hparam_infos=exp.hparam_infos, metric_infos=exp.metric_infos).SerializeToString()
+    suffix = f".{hashlib.sha256(what).hexdigest()[:12]}{SUFFIX}"  # the same config: the file stays as it is
     before = _own_files(logdir)
-    writer = tf.summary.create_file_writer(logdir, filename_suffix=SUFFIX)
+    if any(name.rstrip("/").endswith(suffix) for name in before):
+        return exp
+    writer = tf.summary.create_file_writer(logdir, filename_suffix=suffix)
     with writer.as_default():
         pb = hp_summary.experiment_pb(exp.hparam_infos, exp.metric_infos, time_created_secs=exp.time_created_secs)
         tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)

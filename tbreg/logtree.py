@@ -64,18 +64,42 @@ def _taken(path: str) -> bool:
     return gfile.isdir(path) and bool(gfile.listdir(path))
 
 
+# A run dir claimed by a training that has not written into it yet holds this file (the claimant's
+# pid and host): a second script on the same log dir sees the dir taken, not empty and free.
+CLAIM = ".tbreg-claim"
+
+
 def _mkdir_exclusive(path: str) -> bool:
-    """Creates `path`; False if it already holds something. Atomic on local filesystems."""
-    if _is_local(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        try:
-            os.mkdir(path)
-            return True
-        except FileExistsError:
-            return not os.listdir(path)  # an empty dir left behind is free to use
-    if _taken(path):
+    """Creates and claims run dir `path` (its CLAIM file); False if it already holds something or
+    another process claimed it first. Atomic on local filesystems: mkdir, then the claim file made
+    with O_EXCL, so of two processes that race for one dir exactly one gets it. An empty dir left
+    behind, or one holding only a claim of this process or of one that is gone (same host), is free
+    to use (e.g. the dirs an interrupted family run claimed but never trained)."""
+    payload = json.dumps(_me())
+    claim = os.path.join(path, CLAIM)
+    if not _is_local(path):  # object stores: best effort
+        if _taken(path):
+            return False
+        gfile.makedirs(path)
+        with gfile.GFile(claim, "w") as f:
+            f.write(payload)
+        return True
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        entries = os.listdir(path)
+        if entries == [CLAIM] and _holder(claim) in (None, _me()):  # never trained: its claimant is gone, or is us
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(claim)
+        elif entries:
+            return False
+    try:
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # another process claimed it between our look and now
         return False
-    gfile.makedirs(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(payload)
     return True
 
 
@@ -110,8 +134,12 @@ def claim_run_dir(logdir: str, family: str, model: str, if_exists: str = "new") 
         )
     if if_exists == "overwrite":
         check_unlocked(base)
+        claimant = _holder(os.path.join(base, CLAIM))
+        if claimant and claimant.get("pid") != os.getpid():
+            raise _locked_error(base, claimant, CLAIM)
         gfile.rmtree(base)
-        gfile.makedirs(base)
+        if not _mkdir_exclusive(base):  # claimed by another process in between
+            raise UserError(f"{base} was claimed by another training while it was replaced; train into a new dir")
         return base
     k = 2
     while not _mkdir_exclusive(_suffixed(base, k)):
@@ -137,7 +165,16 @@ def _alive(pid: int) -> bool:
 
 def lock_holder(run_dir: str) -> dict | None:
     """{pid, host} of the live training that holds `run_dir`'s lock; None when it is free or stale."""
-    path = os.path.join(run_dir, LOCK)
+    return _holder(os.path.join(run_dir, LOCK))
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": platform.node()}
+
+
+def _holder(path: str) -> dict | None:
+    """{pid, host} written in lock or claim file `path` by a live process; None when there is no
+    such file or its process is gone (same host); {} when the file cannot be read."""
     try:
         with gfile.GFile(path, "r") as f:
             holder = json.loads(f.read() or "{}")
@@ -152,11 +189,12 @@ def lock_holder(run_dir: str) -> dict | None:
     return holder
 
 
-def _locked_error(run_dir: str, holder: dict) -> UserError:
+def _locked_error(run_dir: str, holder: dict, name: str = LOCK) -> UserError:
     who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    doing = "being written by" if name == LOCK else "claimed by"
     return UserError(
-        f"{run_dir} is being written by another training ({who}); wait for it to end, or train into a new "
-        f"dir (--if_exists=new); if that process is gone, delete {os.path.join(run_dir, LOCK)}"
+        f"{run_dir} is {doing} another training ({who}); wait for it to end, or train into a new "
+        f"dir (--if_exists=new); if that process is gone, delete {os.path.join(run_dir, name)}"
     )
 
 

@@ -20,7 +20,7 @@ from tensorflow_docs import plots as tfdocs_plots  # noqa: E402
 
 from tbreg import analysis, reader  # noqa: E402
 from tbreg.errors import UserError  # noqa: E402
-from tbreg.share.output import atomic_output  # noqa: E402
+from tbreg.share.output import atomic_output, check_outside  # noqa: E402
 
 FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -31,6 +31,10 @@ class PlotResult:
     metric: str
     runs: list[str]
     skipped: list[str]  # runs without that metric in both train and validation
+    # {run name: analysis.FamilyRow} of the runs drawn (verdict, onset, CI, paired comparison)
+    rows: dict = dataclasses.field(default_factory=dict)
+    # {run name: [(what, epoch, value)]}: the markers drawn on its validation line
+    markers: dict = dataclasses.field(default_factory=dict)
 
 
 def _history(run: reader.Run, tag: str) -> types.SimpleNamespace | None:
@@ -81,26 +85,75 @@ def histories(runs: list[reader.Run], metric: str) -> tuple[dict, list[str]]:
     return found, skipped
 
 
-def _draw_bands(plotter, runs: list[reader.Run], found: dict, tag: str, smoothing_std: int | None) -> None:
-    """A shaded `mean ± std` band around each seed group's train and validation lines."""
+def _by_label(members: list[reader.Member]) -> dict:
     names = {}
-    for run in runs:
-        names.setdefault(_label(run, names), run)
+    for m in members:
+        names.setdefault(_label(m.run, names), m)
+    return names
+
+
+def _draw_bands(plotter, members: list[reader.Member], found: dict, tag: str, smoothing_std: int | None) -> None:
+    """A shaded band around each seed group's train and validation lines: the 95 % CI of the mean
+    over its seed runs (the tab's and the report's band), where it is known."""
+    from tbreg.share import report
+
+    names = _by_label(members)
     for name, history in found.items():
-        run = names.get(name)
-        if run is None or not analysis.is_aggregate(run.info):
+        member = names.get(name)
+        if member is None:
             continue
         for split in ("train", "validation"):
-            std = {p.step: p.value for p in run.scalars.get(split, {}).get(analysis.std_tag(tag), [])}
-            mean = {p.step: p.value for p in run.scalars.get(split, {}).get(tag, [])}
-            if not all(e in std and e in mean for e in history.epoch):
+            band = report.seed_band(member, split, tag)
+            mean = reader.curve(member.run, split, tag)
+            half = dict(zip(band.steps, band.half)) if band else {}
+            known = np.array([e in mean and half.get(e) is not None for e in history.epoch])
+            if not known.any():
                 continue
-            m = np.array([mean[e] for e in history.epoch])
-            s = np.array([std[e] for e in history.epoch])
+            m = np.array([mean.get(e, np.nan) for e in history.epoch], dtype=float)
+            s = np.array([half.get(e) if half.get(e) is not None else np.nan for e in history.epoch], dtype=float)
             low, high = m - s, m + s
-            if smoothing_std:  # as the plotter smooths the line
+            if smoothing_std and known.all():  # as the plotter smooths the line
                 low, high = tfdocs_plots._smooth(low, smoothing_std), tfdocs_plots._smooth(high, smoothing_std)
-            plt.fill_between(history.epoch, low, high, color=plotter.color_table[name], alpha=0.15, linewidth=0)
+            # where fewer than 2 seeds logged an epoch the band stops (n per step: see the tab)
+            plt.fill_between(history.epoch, low, high, where=known, color=plotter.color_table[name], alpha=0.15,
+                             linewidth=0)
+
+
+def _draw_markers(plotter, members: list[reader.Member], rows: dict, found: dict, tag: str,
+                  smoothing_std: int | None) -> dict:
+    """On each run's validation line (of its data loss): ● the best epoch, ◆ the overfitting onset,
+    ✕ where early stopping fired; returns {name: [(what, epoch, value)]}."""
+    names, out = _by_label(members), {}
+    for name, history in found.items():
+        member, row = names.get(name), rows.get(name)
+        if member is None or row is None or row.summary.data_loss != tag:
+            continue
+        s = row.summary
+        marks = [("best epoch", s.best_epoch, "o")]
+        if row.verdict.onset is not None:  # an open diamond, around the dot when it is the best epoch
+            marks.append(("overfitting onset", row.verdict.onset, "D"))
+        if s.status == "early_stopped":
+            marks.append(("early stopping fired", s.stop_epoch, "X"))
+        values = history.history["val_" + tag.removeprefix("epoch_")]
+        shown = tfdocs_plots._smooth(np.array(values), smoothing_std) if smoothing_std else values
+        for what, epoch, symbol in marks:
+            if epoch in history.epoch:
+                i = history.epoch.index(epoch)
+                style = (dict(markerfacecolor="none", markersize=12, markeredgewidth=1.5) if symbol == "D"
+                         else dict(markersize=7))
+                plt.plot([epoch], [shown[i]], symbol, color=plotter.color_table[name], markeredgecolor="#202124",
+                         zorder=5, **style)
+                out.setdefault(name.replace(r"\$", "$"), []).append((what, epoch, float(values[i])))
+    return out
+
+
+def _rows(members: list[reader.Member]) -> dict:
+    """{legend name: analysis.FamilyRow}, each family summarized on its own (as the tab does)."""
+    families, out, names = {}, {}, _by_label(members)
+    for m in members:
+        families.setdefault(m.run.family, []).append(m)
+    rows = {id(m): row for fam in families.values() for m, row in zip(fam, reader.summarize_family(fam))}
+    return {name: rows[id(m)] for name, m in names.items()}
 
 
 def _label_and_place_legend(ax, names: list[str]) -> None:
@@ -127,15 +180,22 @@ def plot_family(
     if fmt is None:
         raise UserError(f"-o {out}: give a .png or .svg file name")
     check_outside(out, logdir)
-    runs = reader.shown_runs(reader.load_runs(logdir, keep_damaged))
+    loaded = reader.load_runs(logdir, keep_damaged)
+    families = {}
+    for run in loaded:
+        families.setdefault(run.family, []).append(run)
+    members = [m for fam in families.values() for m in reader.members(fam)]
+    runs = [m.run for m in members]
     metric = (metric or default_metric(runs)).removeprefix("epoch_")
     found, skipped = histories(runs, metric)
+    rows = _rows(members)
     fig = plt.figure(figsize=(8, 6))
     try:
         plotter = tfdocs_plots.HistoryPlotter(metric=metric, smoothing_std=smoothing_std)
         plotter.plot(found)
         _label_and_place_legend(plt.gca(), list(found))
-        _draw_bands(plotter, runs, found, "epoch_" + metric, smoothing_std)
+        _draw_bands(plotter, members, found, "epoch_" + metric, smoothing_std)
+        markers = _draw_markers(plotter, members, rows, found, "epoch_" + metric, smoothing_std)
         if logx:  # the tutorial's log-scale view: epoch 0 cannot be shown
             last = max(h.epoch[-1] for h in found.values())
             plt.xscale("log")
@@ -150,4 +210,5 @@ def plot_family(
             f.write(image.getvalue())
     finally:
         plt.close(fig)
-    return PlotResult(out, metric, [name.replace(r"\$", "$") for name in found], skipped)
+    drawn = {name.replace(r"\$", "$"): rows[name] for name in found if name in rows}
+    return PlotResult(out, metric, [name.replace(r"\$", "$") for name in found], skipped, drawn, markers)

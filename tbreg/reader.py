@@ -371,3 +371,61 @@ def shown_runs(runs: list[Run]) -> list[Run]:
     """The runs a family shows (`analysis.shown_runs`): a seed group as its mean run, named `<model>`."""
     names, records = [r.run_name for r in runs], [r.info or None for r in runs]
     return [dataclasses.replace(runs[s.index], name=s.name) for s in analysis.shown_runs(names, records)]
+
+
+@dataclasses.dataclass
+class Member:
+    """A member of a family as every view shows it: its run (a seed group's mean, named `<model>`),
+    a seed group's seed runs by seed, and whether it is the family's baseline."""
+
+    run: Run
+    seeds: dict  # seed -> Run
+    baseline: bool
+
+
+def members(runs: list[Run]) -> list[Member]:
+    """The members of one family's `runs` (seed runs included: a group's band and statistics are
+    computed from them), as `analysis.shown_runs` and `analysis.baselines` say."""
+    names, records = [r.run_name for r in runs], [r.info or None for r in runs]
+    shown = analysis.shown_runs(names, records)
+    folder = runs[0].family if runs else ""
+    base = analysis.baselines(folder, [runs[s.index].info or None for s in shown])
+    return [
+        Member(
+            dataclasses.replace(runs[s.index], name=s.name),
+            {analysis.seed_of(runs[i].member): runs[i] for i in s.seeds},
+            b,
+        )
+        for s, b in zip(shown, base)
+    ]
+
+
+def curve(run: Run, split: str, tag: str | None) -> dict:
+    """{step: value} of one tag of one split of `run` ({} when it was not logged)."""
+    return {p.step: p.value for p in run.scalars.get(split, {}).get(tag, [])} if tag else {}
+
+
+def data_loss_tag(run: Run) -> str | None:
+    """The run's data-loss tag among its validation scalars (see `analysis.data_loss_tag`)."""
+    return analysis.data_loss_tag(run.info, run.scalars.get("validation", {}))
+
+
+def run_curves(member: Member) -> analysis.RunCurves:
+    """What `analysis.summarize_family` reads of a member (the tab builds the same from TensorBoard)."""
+    run, tag = member.run, data_loss_tag(member.run)
+    return analysis.RunCurves(
+        run.info or None,
+        tag,
+        validation=curve(run, "validation", tag),
+        train=curve(run, "train", tag),
+        train_eval=curve(run, analysis.TRAIN_EVAL, tag),
+        loss=curve(run, "train", analysis.LOSS_TAG),
+        penalty=curve(run, "train", analysis.PENALTY_TAG),
+        baseline=member.baseline,
+        seeds={seed: {"validation": curve(r, "validation", tag)} for seed, r in member.seeds.items()},
+    )
+
+
+def summarize_family(family: list[Member]) -> list[analysis.FamilyRow]:
+    """`analysis.summarize_family` of a family's members, read from their event files."""
+    return analysis.summarize_family([run_curves(m) for m in family])

@@ -476,9 +476,10 @@ def test_script_runs_record_the_overfitting_onset_in_run_json(script_tree):
     run_dir = str(script_tree["logdir"] / "sizes" / "small")
     record = logtree.read_run_json(run_dir)
     val = values(reader.scalars(os.path.join(run_dir, "validation"))[f"epoch_{DATA_LOSS}"])
-    train = values(reader.scalars(os.path.join(run_dir, "train"))[f"epoch_{DATA_LOSS}"])
+    # the scripts run TrainEval: the gap is against the training data in inference mode
+    train = values(reader.scalars(os.path.join(run_dir, "train_eval"))[f"epoch_{DATA_LOSS}"])
     onset = record["overfitting_onset"]
-    assert onset["epoch"] == int(np.argmin(val)) == record["best_epoch"]
+    assert onset["epoch"] == int(np.argmin(val)) == record["best_epoch"] and onset["train_split"] == "train_eval"
     assert onset["gap"][DATA_LOSS] == pytest.approx(val[onset["epoch"]] - train[onset["epoch"]], abs=1e-6)
     assert "gap/onset" in reader.texts(os.path.join(run_dir, "train"))
     assert record["flags"]["callbacks"] == ["all"] and record["flags"]["histogram_freq"] == 1
@@ -515,10 +516,11 @@ def test_make_builds_the_named_callbacks():
     assert [type(c).__name__ for c in made] == [
         "WeightHistograms",
         "RegularizationLoss",
+        "TrainEval",  # before the gap, which is measured against it
         "GeneralizationGap",
         "LearningRate",
-        "TrainEval",
     ]
+    assert made[3].train_eval is made[2]
     assert [type(c).__name__ for c in cbs.make("logs", ["gap", "train_eval"], train_eval_freq=0)] == [
         "GeneralizationGap"
     ]
@@ -528,3 +530,26 @@ def test_make_builds_the_named_callbacks():
     with pytest.raises(ValueError, match="unknown callback"):
         cbs.make("logs", ["nope"])
     assert json.dumps(cbs.GeneralizationGap("logs").run_json_fields()) == "{}"
+
+
+def test_gap_and_onset_are_against_train_eval_for_a_dropout_model(tmp_path):
+    """With TrainEval the gap is validation − training data in inference mode (dropout off)."""
+    keras.utils.set_random_seed(2)
+    x, y = data(n=160, features=20)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(128, "elu"), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.BinaryCrossentropy(from_logits=True), metrics=bce_metrics())
+    made = cbs.make(str(tmp_path), ["gap", "train_eval"], train_data=(x[:80], y[:80]), train_eval_examples=None)
+    gap = made[1]
+    history = model.fit(x[:80], y[:80], validation_data=(x[80:], y[80:]), epochs=6, verbose=0, callbacks=made).history
+    evaluated = reader.scalars(str(tmp_path / "train_eval"))
+    logged = reader.scalars(str(tmp_path / "train"))
+    expected = np.subtract(history["val_binary_crossentropy"], values(evaluated["epoch_binary_crossentropy"]))
+    assert values(logged["gap/binary_crossentropy"]) == pytest.approx(expected, abs=1e-5)
+    best = int(np.argmin(history["val_binary_crossentropy"]))
+    o = gap.onset
+    assert o["epoch"] == best and o["train_split"] == "train_eval" and o["criterion"] == "GL5"
+    assert o["train"] == pytest.approx(values(evaluated["epoch_binary_crossentropy"])[best], abs=1e-6)
+    assert "overfits_from" in o
+    # Keras' dropout-on training loss is higher: against it the gap would be smaller
+    assert history["binary_crossentropy"][best] > o["train"]

@@ -49,7 +49,8 @@ def test_sessions_carry_the_best_values_not_the_last(server, script_tree):
         record = logtree.read_run_json(str(script_tree["logdir"] / name))
         curves = reader.run_scalars(str(script_tree["logdir"] / name))
         val = {p.step: p.value for p in curves["validation"]["epoch_sparse_categorical_crossentropy"]}
-        train = {p.step: p.value for p in curves["train"]["epoch_sparse_categorical_crossentropy"]}
+        # the gap is against the training data in inference mode (the scripts log train_eval)
+        train = {p.step: p.value for p in curves["train_eval"]["epoch_sparse_categorical_crossentropy"]}
         best = min(val, key=val.get)
         assert values["end/best_data_loss"] == pytest.approx(min(val.values()), rel=1e-6)
         assert values["end/best_data_loss"] == pytest.approx(record["best_value"], rel=1e-6)
@@ -71,3 +72,8 @@ def test_run_metrics_take_the_best_epoch_of_an_early_stopped_run():
         "end/stop_epoch": 4, "end/status": 1,
     })
     assert hparams.run_metrics({"status": "failed"}, {}, {}) == {"end/status": 4}  # nothing else known
+    # with an inference-mode training curve, or the onset GeneralizationGap measured against it
+    evaluated = {**train, "eval_data_loss": {1: 0.3}}
+    assert hparams.run_metrics(record, evaluated, validation)["end/best_gap"] == pytest.approx(0.2)
+    onset = {**record, "overfitting_onset": {"epoch": 1, "train": 0.25, "train_split": "train_eval"}}
+    assert hparams.run_metrics(onset, train, validation)["end/best_gap"] == pytest.approx(0.25)

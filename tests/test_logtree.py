@@ -1,6 +1,10 @@
 """Run dirs and baseline copies: never a second training in a dir, copies all-or-nothing."""
 
+import json
 import os
+import platform
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -39,12 +43,51 @@ def test_claim_run_dir_never_reuses_a_run(tmp_path):
     with pytest.raises(UserError, match="--if_exists=overwrite"):
         logtree.claim_run_dir(str(tmp_path), "sizes", "tiny", "error")
     assert logtree.claim_run_dir(str(tmp_path), "sizes", "tiny", "overwrite") == first
-    assert os.listdir(first) == [] and os.path.exists(second)
+    assert os.listdir(first) == [logtree.CLAIM] and os.path.exists(second)
 
 
 def test_an_empty_leftover_dir_is_reused(tmp_path):
     os.makedirs(tmp_path / "sizes" / "tiny")
     assert logtree.claim_run_dir(str(tmp_path), "sizes", "tiny") == str(tmp_path / "sizes" / "tiny")
+
+
+def test_a_claimed_dir_is_taken_until_its_claimant_is_gone(tmp_path):
+    # A script claims every model's dir before it trains the first: a second script on the same log
+    # dir must not take the first's still-empty `small` (it used to: an empty dir counted as free).
+    first = [logtree.claim_run_dir(str(tmp_path), "sizes", m) for m in ("tiny", "small")]
+    second = [_claim_from_another_process(tmp_path, "new", m) for m in ("tiny", "small")]
+    assert [os.path.basename(d) for d in first + second] == ["tiny", "small", "tiny.2", "small.2"]
+    assert logtree.claim_run_dir(str(tmp_path), "sizes", "small") == first[1]  # this process's own, never trained
+    with pytest.raises(UserError, match="claimed by another training"):  # --if_exists=overwrite, while it lives
+        _claim_from_another_process(tmp_path, "overwrite")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    claim = tmp_path / "sizes" / "small.2" / logtree.CLAIM
+    claim.write_text(json.dumps({"pid": int(gone.stdout), "host": platform.node()}))  # its process has ended
+    _make_run(first[1])  # this process's small has started training: taken
+    assert logtree.claim_run_dir(str(tmp_path), "sizes", "small") == str(tmp_path / "sizes" / "small.2")
+
+
+def _claim_from_another_process(tmp_path, if_exists, model="tiny"):
+    code = (f"from tbreg import logtree; from tbreg.errors import UserError\n"
+            f"try: print(logtree.claim_run_dir({str(tmp_path)!r}, 'sizes', {model!r}, {if_exists!r}))\n"
+            f"except UserError as e: print('UserError', e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    if out.startswith("UserError"):
+        raise UserError(out.removeprefix("UserError "))
+    return out.strip()
+
+
+def test_two_processes_racing_for_run_dirs_never_share_one(tmp_path):
+    code = ("import os, sys; from tbreg import logtree\n"
+            "for _ in range(25):\n"
+            "    run = logtree.claim_run_dir(sys.argv[1], 'sizes', 'tiny')\n"
+            "    open(os.path.join(run, 'run.json'), 'w').close()  # as a training starts writing\n"
+            "    print(run)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    claimed = [line for p in procs for line in p.communicate(timeout=120)[0].split()]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(claimed) == 50 and len(set(claimed)) == 50
 
 
 @pytest.mark.parametrize("root", ["local", "ram"])

@@ -5,6 +5,7 @@ Expected answers come from the log tree itself, read by `tbreg.reader` (TensorBo
 the data provider) and from run.json, so every comparison is exact.
 """
 
+import dataclasses
 import gzip
 import json
 import math
@@ -21,7 +22,7 @@ from tb_server import PREFIX, Server, strict_json
 
 from tbreg.plugin import metadata, summary
 from tbreg.plugin.plugin import STATIC_DIR, OverfittingPlugin, _static_file
-from tbreg import logtree, reader
+from tbreg import analysis, logtree, reader
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -78,6 +79,8 @@ def expected_row(run_dir):
     loss = {p.step: p.value for p in scalars["train"]["epoch_loss"]}[best_epoch]
     logged = {p.step: p.value for p in scalars["train"].get("epoch_regularization_loss", [])}
     penalty = logged[best_epoch] if best_epoch in logged else max(0.0, loss - train)
+    # the gap is against the training data in inference mode (train_eval) where it was logged
+    train = {p.step: p.value for p in scalars.get("train_eval", {}).get(tag, [])}.get(best_epoch, train)
     return {
         **header(run_dir),
         "params": record["params"],
@@ -90,6 +93,12 @@ def expected_row(run_dir):
         "status": record["status"],
         "penalty_share": penalty / loss,
     }
+
+
+def summary_fields(row: dict) -> dict:
+    """A summary row's header and `analysis.Summary` fields (without verdicts and seed statistics)."""
+    keep = {"run", "name", "baseline", "seeds", *(f.name for f in dataclasses.fields(analysis.Summary))}
+    return {k: v for k, v in row.items() if k in keep}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +119,46 @@ def test_plugins_listing_enables_the_tab(scripts):
         "tab_name": "Overfitting",
         "loading_mechanism": {"type": "IFRAME", "module_path": "/data/plugin/overfitting/static/index.js"},
     }
+
+
+def test_tab_is_active_on_a_plain_keras_log(tmp_path):
+    """The README's callbacks example without tbreg's record: keras.callbacks.TensorBoard alone."""
+    import keras
+
+    logdir = tmp_path / "logs"
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)])
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(str(logdir / "run1"))])
+    server = Server(logdir)
+    listing = json.loads(server.client.get("/data/plugins_listing").get_data(as_text=True))["overfitting"]
+    assert listing["enabled"] is True
+    (family,) = server.json("families")["families"]
+    assert family["runs"][0]["name"] == "run1" and "epoch_loss" in family["metrics"]
+    (row,) = server.json("summary", family=family["family"])["rows"]
+    assert row["best_epoch"] is not None and row["verdict"] and row["gap_split"] == "train"
+    # a log dir with other scalars only (no Keras epoch curves) keeps the tab inactive
+    other = tmp_path / "other"
+    with tf.summary.create_file_writer(str(other / "a")).as_default():
+        tf.summary.scalar("loss", 1.0, step=0)
+    listing = json.loads(Server(other).client.get("/data/plugins_listing").get_data(as_text=True))["overfitting"]
+    assert listing["enabled"] is False
+
+
+def test_dropout_gap_is_against_the_inference_mode_training_loss(seeded):
+    """A real dropout run with train_eval: the gap is validation − train_eval, positive, while the
+    dropout-on training loss gives a smaller (here often negative) one."""
+    logdir = pathlib.Path(seeded.logdir)
+    tag = "epoch_sparse_categorical_crossentropy"
+    (row,) = [r for r in seeded.json("summary", family="regularizers")["rows"] if r["name"] == "dropout"]
+    mean = split_scalars(logdir / "regularizers" / "dropout" / "mean")
+    at = lambda split: {p.step: p.value for p in mean[split][tag]}[row["best_epoch"]]  # noqa: E731
+    assert row["gap_split"] == "train_eval" and row["gap_note"] is None
+    assert row["gap"] == pytest.approx(row["best_value"] - at("train_eval"), rel=1e-6) and row["gap"] > 0
+    assert at("train") > at("train_eval")  # dropout on: the training-mode loss is pessimistic
+    assert row["gap"] > row["best_value"] - at("train")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,11 +199,11 @@ def test_family_view(scripts, script_tree, metric):
                         for s in metadata.SPLITS
                         if s in by_split and metric in by_split[s]
                     },
-                    "std": {},
+                    "band": {},
                 }
             )
         answer = scripts.json("family", family=family, metric=metric)
-        assert answer == {"family": family, "metric": metric, "runs": expected_runs}
+        assert answer == {"family": family, "metric": metric, "band": "ci", "runs": expected_runs}
         assert all(set(r["series"]) >= {"train", "validation"} for r in answer["runs"])
         assert all(r["series"]["train"]["steps"] == [0, 1, 2, 3] for r in answer["runs"])
 
@@ -164,7 +213,9 @@ def test_summary_table(scripts, script_tree):
     for family in ("sizes", "regularizers"):
         dirs = run_dirs(logdir, family)
         answer = scripts.json("summary", family=family)
-        assert answer == {"family": family, "rows": [expected_row(d) for d in dirs]}
+        assert [{k: row[k] for k in expected_row(d)} for row, d in zip(answer["rows"], dirs)] == [
+            expected_row(d) for d in dirs]
+        assert all(row["gap_split"] == "train_eval" and row["verdict"] for row in answer["rows"])
         for row, d in zip(answer["rows"], dirs):  # agrees with what training recorded
             record = logtree.read_run_json(str(d))
             assert row["best_epoch"] == record["best_epoch"]
@@ -354,7 +405,7 @@ def test_synthetic_families(synthetic):
 
 
 def test_synthetic_summary(synthetic):
-    rows = {r["name"]: r for r in synthetic.json("summary", family="fam")["rows"]}
+    rows = {r["name"]: summary_fields(r) for r in synthetic.json("summary", family="fam")["rows"]}
     assert rows["l2"] == {
         "run": "fam/l2",
         "name": "l2",
@@ -418,7 +469,7 @@ def test_synthetic_family_view_nan_is_null(synthetic):
     assert runs[XSS]["series"] == {"train": {"steps": [0, 1, 2], "values": [1.0, None, 0.5]}}
     assert runs["base"]["series"] == {}  # no epoch_loss logged: listed, without curves
     assert runs["l2"]["series"]["validation"] == {"steps": [0, 1, 2, 3], "values": [3.0, 2.5, 2.0, 2.5]}
-    assert all(r["std"] == {} for r in runs.values())  # no seed groups here
+    assert all(r["band"] == {} for r in runs.values())  # no seed groups here
 
 
 def test_synthetic_mc_dropout_line(synthetic):
@@ -582,33 +633,41 @@ def test_seed_groups_are_members_of_their_family(seeded):
     assert "epoch_accuracy" in families["regularizers"]["metrics"]
 
 
-def test_seed_group_curves_are_the_mean_with_a_std_band(seeded):
+def test_seed_group_curves_are_the_mean_with_a_confidence_band(seeded):
+    from scipy import stats
+
     logdir = pathlib.Path(seeded.logdir)
     tag = "epoch_sparse_categorical_crossentropy"
     runs = {r["name"]: r for r in seeded.json("family", family="regularizers", metric=tag)["runs"]}
     for name in ("tiny", "dropout"):
         mean = split_scalars(logdir / "regularizers" / name / "mean")
         assert runs[name]["series"] == {s: series(mean[s][tag]) for s in metadata.SPLITS if s in mean}
-        assert runs[name]["std"] == {s: series(mean[s][tag + "/std"]) for s in metadata.SPLITS if s in mean}
+        assert set(runs[name]["band"]) == set(runs[name]["series"])
     # The dropout model's MC-dropout line, mean and band like the others.
-    assert list(runs["dropout"]["series"]) == list(runs["dropout"]["std"]) == [
+    assert list(runs["dropout"]["series"]) == list(runs["dropout"]["band"]) == [
         "train", "validation", "train_eval", "validation_mc",
     ]
     assert list(runs["tiny"]["series"]) == ["train", "validation", "train_eval"]
-    # Mean and std are the seed runs' (numpy, ddof=0) at every epoch.
+    # The band is computed from the seed runs: the 95 % t CI of the mean (ddof=1), n per step;
+    # with band=std, ± their std (ddof=1), not the mean run's ddof=0 `/std`.
     seeds = [split_scalars(logdir / "regularizers" / "dropout" / f"seed_{k}") for k in (0, 1)]
+    as_std = {r["name"]: r for r in seeded.json("family", family="regularizers", metric=tag, band="std")["runs"]}
     for split in ("validation", "validation_mc"):
         values = np.array([[p.value for p in run[split][tag]] for run in seeds])
-        assert runs["dropout"]["series"][split]["steps"] == [0, 1, 2]
+        band = runs["dropout"]["band"][split]
+        assert runs["dropout"]["series"][split]["steps"] == band["steps"] == [0, 1, 2] and band["n"] == [2, 2, 2]
         assert runs["dropout"]["series"][split]["values"] == pytest.approx(values.mean(axis=0).tolist(), rel=1e-6)
-        assert runs["dropout"]["std"][split]["values"] == pytest.approx(values.std(axis=0).tolist(), rel=1e-5)
-        assert min(runs["dropout"]["std"][split]["values"]) > 0  # two seeds, two different runs
+        assert band["kind"] == "ci" and band["half"] == pytest.approx(
+            (stats.t.ppf(0.975, 1) * stats.sem(values, axis=0)).tolist(), rel=1e-6)
+        assert as_std["dropout"]["band"][split]["half"] == pytest.approx(values.std(axis=0, ddof=1).tolist(), rel=1e-6)
+        assert min(band["half"]) > 0  # two seeds, two different runs
+    assert seeded.get("family", family="regularizers", metric=tag, band="sem").status_code == 400
     # A group without a mean yet: its seed runs as plain runs, without a band.
     pending = {r["name"]: r for r in seeded.json("family", family="sizes", metric=tag)["runs"]}
     for k in (0, 1):
         own = split_scalars(logdir / "sizes" / "pending" / f"seed_{k}")
         assert pending[f"pending/seed_{k}"]["series"] == {s: series(own[s][tag]) for s in metadata.SPLITS if s in own}
-        assert pending[f"pending/seed_{k}"]["std"] == {}
+        assert pending[f"pending/seed_{k}"]["band"] == {}
 
 
 def test_std_tags_are_no_metric(seeded):
@@ -623,9 +682,10 @@ def test_seed_group_summary_row_is_its_means(seeded):
     rows = {r["run"]: r for r in seeded.json("summary", family="sizes")["rows"]}
     assert list(rows) == ["sizes/pending/seed_0", "sizes/pending/seed_1", "sizes/tiny/mean"]
     record = logtree.read_run_json(str(logdir / "sizes" / "tiny" / "mean"))
-    train = {p.step: p.value for p in split_scalars(logdir / "sizes" / "tiny" / "mean")["train"][tag]}
+    train = {p.step: p.value for p in split_scalars(logdir / "sizes" / "tiny" / "mean")["train_eval"][tag]}
     row = rows["sizes/tiny/mean"]
-    assert row == {
+    assert {k: row[k] for k in (*group("sizes", "tiny"), "params", "data_loss", "best_epoch", "best_value",
+                                "train_value", "gap", "stop_epoch", "status", "penalty_share")} == {
         **group("sizes", "tiny"),
         "params": record["params"],
         "data_loss": tag,
@@ -735,7 +795,9 @@ def bad(tmp_path_factory):
 
 
 def test_bad_record_values_are_ignored(bad):
-    rows = {r["name"]: r for r in bad.json("summary", family="bad")["rows"]}
+    answer = bad.json("summary", family="bad")["rows"]
+    assert all(isinstance(r["verdict"], str) for r in answer)  # bad records still get a verdict
+    rows = {r["name"]: summary_fields(r) for r in answer}
     from_curves = {
         "params": None, "data_loss": "epoch_binary_crossentropy", "best_epoch": 1, "best_value": 1.0,
         "train_value": 0.5, "gap": 0.5, "stop_epoch": 2, "penalty_share": 0.0,

@@ -22,6 +22,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.path.join(REPO, "artifacts")
+SCREENS = os.environ.get("TBREG_SCREENSHOTS", os.path.join(tempfile.gettempdir(), "tbreg-screens"))  # not in git
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -310,7 +311,8 @@ def test_overfitting_tab_renders_charts_and_table(tensorboard, tab):
     state = browser.wait_for(
         in_frame(
             """
-            const traces = doc.querySelectorAll("#curves .scatterlayer .trace");
+            const plot = doc.querySelector("#curves .js-plotly-plot");
+            const traces = plot && plot.data ? plot.data.filter((t) => t.mode === "lines" || (t.mode === "markers" && !t.hovertemplate.includes(" · best") && !t.hovertemplate.includes(" · overfitting") && !t.hovertemplate.includes(" · early"))) : [];
             const rows = doc.querySelectorAll("#summary tbody tr");
             if (!traces.length || !rows.length || !rows[0].dataset.run.startsWith("regularizers/")) return null;
             if (!doc.querySelector("#curves .section-note").textContent.endsWith(" in regularizers")) return null;
@@ -459,7 +461,7 @@ def test_seed_groups_bands_and_mc_dropout_line(tensorboard, tab):
             if (!note.endsWith(" in seeded/regularizers")) return null;
             const weights = doc.querySelector("#regularization .weights .js-plotly-plot");
             if (!weights || !weights.data || weights.data.length !== 2) return null;
-            const lines = plot.data.filter((t) => !t.fill);
+            const lines = plot.data.filter((t) => !t.fill && t.mode === "lines");
             return {
               legend: [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent),
               bands: plot.data.filter((t) => t.fill === "toself").map((t) => t.legendgroup),
@@ -536,3 +538,119 @@ def test_new_epochs_appear_live(tensorboard, tab, logdir):
     browser.evaluate(in_frame('doc.querySelector("button.button").click(); return true;'))
     assert browser.wait_for(in_frame(points + f"return n === {before + 2};"))
     assert browser.errors == []
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A real tensorboard over tests/demo_tree.py's tree of known curves: (base URL, log dir)."""
+    from demo_tree import write_demo
+
+    root = tmp_path_factory.mktemp("demo") / "runs"
+    write_demo(root)
+    proc, url = start_tensorboard(root, "--reload_interval", "1")
+    try:
+        wait_until(lambda: get_json(url + "data/plugins_listing").get("overfitting", {}).get("enabled"),
+                   what="tensorboard to load the demo tree")
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tmp_path):
+    """The tab and the report on known curves: each run's verdict, the markers (best epoch,
+    onset, early stop, where n drops) and a seed group's 95 % CI band; screenshots of both."""
+    url, root = demo
+    browser = Browser(height=1500)
+    try:
+        browser.goto(url + "#overfitting")
+        browser.wait_for(in_frame("return doc.body.dataset.state === 'ready';"))
+        select_family(browser, "demo")
+        state = browser.wait_for(in_frame(
+            """
+            const plot = doc.querySelector("#curves .js-plotly-plot");
+            const rows = [...doc.querySelectorAll("#summary tbody tr")];
+            if (!plot || !plot.data || rows.length !== 3 || !rows[0].dataset.run.startsWith("demo/")) return null;
+            const markers = plot.data.filter((t) => t.mode === "markers" && t.hovertemplate.includes("·"));
+            if (!markers.length) return null;
+            const header = [...doc.querySelectorAll("#summary thead th")].map((th) => th.textContent);
+            return {
+              header,
+              rows: Object.fromEntries(rows.map((r) => [r.querySelector("td").textContent,
+                Object.fromEntries([...r.querySelectorAll("td")].map((td, i) => [header[i], td.textContent]))])),
+              markers: markers.map((t) => [t.legendgroup, t.x[0], t.hovertemplate.split("<br>")[0]]),
+              drops: plot.data.filter((t) => t.mode === "markers+text").map((t) => [t.legendgroup, t.x, t.text]),
+              bands: plot.data.filter((t) => t.fill === "toself").map((t) => t.legendgroup),
+              hover: plot.data.find((t) => t.legendgroup === "demo/l2/mean" && t.mode === "lines" && !t.fill).hovertemplate,
+            };
+            """))
+        browser.evaluate(in_frame('doc.querySelector("#curves").scrollIntoView(); return true;'))
+        browser.screenshot(os.path.join(SCREENS, "tab_verdicts.png"))
+        rows = state["rows"]
+        assert rows["tiny (baseline, 3 seeds)"]["verdict"].startswith("overfits from epoch 25")
+        assert "onset in 3 of 3 seeds, epochs 24–26" in rows["tiny (baseline, 3 seeds)"]["verdict"]
+        assert rows["l2 (3 seeds)"]["verdict"].startswith("overfits from epoch 40")
+        assert rows["dropout"]["verdict"] == "still improving when stopped (raise --max_epochs)"
+        assert rows["l2 (3 seeds)"]["vs baseline (paired)"].startswith("-0.0")  # better than the baseline
+        assert rows["l2 (3 seeds)"]["± 95% CI"].startswith("± ")
+        groups = {g for g, _, _ in state["markers"]}
+        assert groups == {"demo/tiny/mean", "demo/l2/mean", "demo/dropout"}
+        assert [m[:2] for m in state["markers"]].count(["demo/tiny/mean", 25]) == 2  # dot and onset's open diamond
+        assert state["drops"] == [["demo/l2/mean", [46], ["n=2"]]] * 2  # seed 2 stopped early (train, validation)
+        assert set(state["bands"]) == {"demo/tiny/mean", "demo/l2/mean"}
+        assert "95% CI of the mean" in state["hover"] and "n = " in state["hover"]
+        assert browser.errors == []
+
+        report = tmp_path / "report.html"
+        proc = subprocess.run([sys.executable, "-m", "tbreg.cli", "share", "report", str(root), "-o", str(report)],
+                              capture_output=True, text=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        assert proc.returncode == 0, proc.stderr
+        browser.goto(report.as_uri())
+        seen = browser.wait_for("""(() => {
+            const charts = [...document.querySelectorAll(".chart.js-plotly-plot")];
+            const loss = charts.find((c) => c.dataset.tag === "epoch_binary_crossentropy");
+            if (!loss || !loss.data) return null;
+            return {
+              verdicts: [...document.querySelectorAll("table.summary tbody tr")].map((r) => r.innerText),
+              markers: loss.data.filter((t) => t.meta === "best epoch" || t.meta === "overfitting onset")
+                .map((t) => [t.name, t.x[0]]),
+              bands: loss.data.filter((t) => t.fill === "toself").map((t) => t.name),
+              mc: loss.data.filter((t) => t.line && t.line.dash === "dot").map((t) => t.name),
+            };
+        })()""")
+        browser.evaluate('document.querySelector("table.summary").scrollIntoView(); true')
+        browser.screenshot(os.path.join(SCREENS, "report_verdicts.png"))
+        assert any("overfits from epoch 25" in v for v in seen["verdicts"])
+        assert ["l2 best epoch", 40] in seen["markers"] and ["tiny best epoch", 25] in seen["markers"]
+        assert ["l2 overfitting onset", 40] in seen["markers"]  # the open diamond around the dot
+        assert "l2 validation 95% CI of the mean" in seen["bands"]
+        assert seen["mc"] == ["dropout train_eval"]  # train_eval dotted; no MC line in this tree
+        assert browser.errors == []
+    finally:
+        browser.close()
+
+
+def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
+    """`tensorboard` itself (RustBoard by default) over keras.callbacks.TensorBoard's log alone."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)])
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, validation_split=0.25, epochs=3, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs" / "run1"))])
+    proc, url = start_tensorboard(tmp_path / "logs", "--reload_interval", "1")
+    try:
+        wait_until(lambda: get_json(url + "data/plugins_listing")["overfitting"]["enabled"],
+                   what="the Overfitting tab to be enabled")
+        (family,) = get_json(url + "data/plugin/overfitting/families")["families"]
+        assert [r["name"] for r in family["runs"]] == ["run1"] and "epoch_loss" in family["metrics"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -3,6 +3,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import own_lines, run_script
@@ -51,6 +54,15 @@ def test_scripts_print_a_table_and_the_tensorboard_line(script_tree):
     out = script_tree["sizes"].stdout
     assert "best val data loss" in out and "tiny" in out and "small" in out
     assert out.rstrip().endswith(f"tensorboard --logdir {script_tree['logdir']}")
+    # each run's verdict, as the tab and the report say it (tbreg.analysis.summarize_family)
+    from tb_server import Server
+
+    lines = script_tree["regularizers"].stdout.split("):\n", 1)[1].splitlines()
+    assert lines[0].split()[-1] == "verdict"
+    tab = {r["name"]: r["verdict"] for r in Server(script_tree["logdir"]).json("summary", family="regularizers")["rows"]}
+    (l2,) = [line for line in lines if line.startswith("l2 ")]
+    assert l2.endswith(tab["l2"]) and tab["l2"]
+    assert "INFO" not in script_tree["regularizers"].stderr and "directory_watcher" not in script_tree["regularizers"].stderr
 
 
 def test_regularizers_copies_the_tiny_baseline_byte_exact(script_tree):
@@ -149,3 +161,29 @@ def test_dtype_policy_flag_trains_in_bfloat16_or_says_why_not_in_one_line(tmp_pa
     record = logtree.read_run_json(str(tmp_path / "sizes" / "tiny"))
     assert record["config"]["dtype_policy"] == record["flags"]["dtype_policy"] == "mixed_bfloat16"
     assert record["status"] == "completed" and record["epochs"] == 2
+
+
+def test_two_scripts_on_one_logdir_keep_every_run_visible(tmp_path, tbreg_cache):
+    # The first script claims tiny and small, then trains tiny for a while; the second, started
+    # meanwhile, must train into tiny.2 and small.2 — never into the first's still-empty small,
+    # whose completed run the first would then have set aside where no view shows it.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tbreg.train_sizes", "--models=tiny,small", "--max_epochs=400", "--patience=400",
+         "--quiet", f"--logdir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "sizes" / "tiny" / logtree.RUN_JSON).exists():  # the first trains tiny now
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = run_script("tbreg.train_sizes", "--models=tiny,small", "--max_epochs=15", "--quiet",
+                            f"--logdir={tmp_path}", cache_dir=tbreg_cache)
+        out, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0 and second.returncode == 0, err + second.stderr
+    runs = {run: logtree.read_run_json(str(tmp_path / run)) for run in logtree.find_runs(str(tmp_path))}
+    assert sorted(runs) == ["sizes/small", "sizes/small.2", "sizes/tiny", "sizes/tiny.2"]
+    assert all(r["status"] in ("completed", "early_stopped") for r in runs.values())
+    assert {r["config"]["max_epochs"] for r in runs.values()} == {15, 400}
+    assert not list(tmp_path.rglob(".attempts"))  # nothing set aside

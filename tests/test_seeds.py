@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+from scipy import stats
 from conftest import run_script, synthetic_data, tbreg
 
 from tbreg import (
@@ -83,11 +84,11 @@ def test_aggregate_is_numpy_mean_and_std_over_the_seed_runs_events(seeded):
             "train", "validation"}
         compared = 0
         for split in splits:
-            tags = {t for run in seeds for t in run.get(split, {}) if not hparams.is_end_tag(t)}  # curves
-            curves = {t for t in mean[split] if not hparams.is_end_tag(t)}
+            tags = {t for run in seeds for t in run.get(split, {}) if not analysis.is_end_tag(t)}  # curves
+            curves = {t for t in mean[split] if not analysis.is_end_tag(t)}
             assert curves == tags | {t + "/std" for t in tags}
             # one number per run, not averaged: the mean's own, from its mean curves (tbreg.hparams)
-            assert {t for t in mean[split] if hparams.is_end_tag(t)} == (
+            assert {t for t in mean[split] if analysis.is_end_tag(t)} == (
                 {tag for tag, _, _ in hparams.METRICS} if split == "validation" else set())
             for tag in tags:
                 by_step = {}
@@ -169,26 +170,37 @@ def test_report_shows_each_seed_group_as_its_mean_with_a_band(seeded, capsys, tm
     text, charts = _report(logdir, capsys, tmp_path)
     assert re.findall(r"<h2>(.*?)</h2>", text) == ["t"]  # not t/a, t/b
     summary = re.search(r'<table class="summary">(.*?)</table>', text, re.S).group(1)
-    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", summary)]
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", summary)]
     assert cells[0][:3] == ["run", "seeds", "status"] and "± std" in cells[0]
     record = logtree.read_run_json(str(logdir / "t" / "a" / "mean"))
     row = dict(zip(cells[0], cells[1]))
     assert (row["run"], row["seeds"], row["status"]) == ("a", "3", "aggregate")
     assert row["best validation"] == f"{record['best_value']:.4f}"
-    std = reader.scalars(str(logdir / "t" / "a" / "mean" / "validation"))["epoch_binary_crossentropy/std"]
-    assert row["± std"] == f"{next(p.value for p in std if p.step == record['best_epoch']):.4f}"
+    at_best = [next(p.value for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))[
+        "epoch_binary_crossentropy"] if p.step == record["best_epoch"]) for k in (3, 4, 5)]
+    assert row["± std"] == f"{np.std(at_best, ddof=1):.4f}"  # over the seed runs, ddof=1
+    assert row["± 95% CI"] == f"{stats.t.ppf(0.975, 2) * stats.sem(at_best):.4f}"
+    assert row["verdict"] and "vs baseline (paired)" not in cells[0]  # no baseline in this family
     assert [c[0] for c in cells[1:]] == ["a", "b"]
     assert not [c for c in charts if c["layout"]["title"]["text"].endswith("/std")]
     loss = next(c for c in charts if c["layout"]["title"]["text"] == "epoch_binary_crossentropy")
     names = [t["name"] for t in loss["traces"]]
-    assert "a validation" in names and "a validation ±std" in names and not [n for n in names if "seed" in n]
-    band = next(t for t in loss["traces"] if t["name"] == "a validation ±std")
+    band_name = "a validation 95% CI of the mean"
+    assert "a validation" in names and band_name in names and not [n for n in names if "seed" in n]
+    band = next(t for t in loss["traces"] if t["name"] == band_name)
     line = next(t for t in loss["traces"] if t["name"] == "a validation")
-    assert band["fill"] == "toself" and len(band["x"]) == 2 * len(line["x"])
+    seed_steps = [[p.step for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))[
+        "epoch_binary_crossentropy"]] for k in (3, 4, 5)]
+    two_or_more = [e for e in line["x"] if sum(e in steps for steps in seed_steps) >= 2]
+    assert band["fill"] == "toself" and band["x"] == two_or_more + two_or_more[::-1]  # no CI from one seed
     mean = reader.scalars(str(logdir / "t" / "a" / "mean" / "validation"))["epoch_binary_crossentropy"]
-    first_std = next(p.value for p in std if p.step == mean[0].step)
-    assert band["y"][0] == pytest.approx(mean[0].value + first_std) and band["y"][-1] == pytest.approx(
-        mean[0].value - first_std)
+    first = [reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))["epoch_binary_crossentropy"][0].value
+             for k in (3, 4, 5)]
+    half = stats.t.ppf(0.975, 2) * stats.sem(first)
+    assert band["y"][0] == pytest.approx(mean[0].value + half, rel=1e-5) and band["y"][-1] == pytest.approx(
+        mean[0].value - half, rel=1e-5)
+    assert line["customdata"][0] == [pytest.approx(half, rel=1e-5), 3]  # hover: ± CI and n seeds
+    assert {t.get("meta") for t in loss["traces"]} >= {"best epoch"}  # the best epoch's dot
 
 
 def test_report_shows_seed_runs_of_a_group_without_a_mean_as_runs(seeded, capsys, tmp_path):
@@ -219,7 +231,8 @@ def test_report_and_plot_show_names_with_dollars_literally(seeded, capsys, tmp_p
     shutil.copytree(logdir / "t" / "a" / "seed_3", tree / "t$1" / "lr=$a$b")
     text, charts = _report(tree, capsys, tmp_path)
     names = {t["name"] for c in charts for t in c["traces"]}
-    assert "lr=&#36;a&#36;b validation" in names  # plotly reads `$…$` as LaTeX; &#36; shows a `$`
+    # plotly reads `$…$` as LaTeX; &#36; shows a `$` (the copy's record names family t: a baseline of t$1)
+    assert "lr=&#36;a&#36;b (baseline) validation" in names
     assert "<h2>t$1</h2>" in text
     code, stdout, err = tbreg(capsys, "plot", str(tree / "t$1"), "-o", str(tmp_path / "d.svg"))
     assert code == 0 and "runs (lr=$a$b)" in stdout, err
@@ -236,24 +249,62 @@ def test_report_keeps_a_constant_learning_rate_readable():
     assert "range" not in varying["layout"]["yaxis"]
 
 
-def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree):
-    """One rule (tbreg.analysis) for the data loss, best epoch, gap and penalty share: the Overfitting
-    tab's summary and the report's are the same numbers, on seed groups and on plain runs."""
+def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree, tmp_path):
+    """One rule (tbreg.analysis) for the data loss, best epoch, gap (and what it is measured
+    against), penalty share, verdict, onset, the seeds' CI and onsets and the paired comparison:
+    the Overfitting tab's summary, the report's and `tbreg plot`'s are the same numbers, on seed
+    groups and on plain runs, and the plot's markers sit at the same epochs."""
     from tb_server import Server
 
-    for logdir, family in ((seeded[0], "t"), (script_tree["logdir"], "regularizers")):
+    for logdir, family in ((seeded[0], "t"), (script_tree["logdir"], "regularizers"), (seeded[0], "r")):
+        if family == "r":  # a family with a seed-group baseline: copy group `a` in as the baseline of `r`
+            logdir = tmp_path / "paired"
+            shutil.copytree(seeded[0] / "t", logdir / "r", ignore=shutil.ignore_patterns("a"))
+            shutil.copytree(seeded[0] / "t" / "a", logdir / "r" / "a")
+            for k in ("mean", "seed_3", "seed_4", "seed_5"):
+                _rename_family(logdir / "r" / "b" / k, "r")  # `a` keeps family t: the baseline
         tab = {row["name"]: row for row in Server(logdir).json("summary", family=family)["rows"]}
-        runs = reader.shown_runs([r for r in reader.load_runs(str(logdir)) if r.family == family])
-        report = {run.name: share.summary_row(run) for run in runs}
-        assert set(tab) == set(report) and tab
+        runs = reader.load_runs(str(logdir))
+        report = {name.removesuffix(" (baseline)"): row for name, row in
+                  share.summary_rows([r for r in runs if r.family == family]).items()}
+        drawn = plot.plot_family(str(logdir / family), str(tmp_path / f"{family}.png"))
+        assert set(tab) == set(report) == set(drawn.rows) and tab
         for name, row in report.items():
-            assert (tab[name]["best_epoch"], tab[name]["stop_epoch"], tab[name]["params"]) == (
+            ours, theirs = row["_row"], tab[name]
+            assert ours == drawn.rows[name]  # the plot's rows: the same dataclasses
+            assert (theirs["best_epoch"], theirs["stop_epoch"], theirs["params"]) == (
                 row["best epoch"], row["stop epoch"], row["params"])
-            assert "epoch_" + row["metric"] == tab[name]["data_loss"]
-            for key, theirs in (("best_value", "best validation"), ("gap", "gap at best"),
-                                ("penalty_share", "penalty share"), ("train_value", "train at best")):
-                assert tab[name][key] == pytest.approx(row[theirs], rel=1e-6), (name, key)
+            assert "epoch_" + row["metric"] == theirs["data_loss"]
+            for key, cell in (("best_value", "best validation"), ("gap", "gap at best"),
+                              ("penalty_share", "penalty share"), ("train_value", "train at best"),
+                              ("best_ci", "± 95% CI"), ("best_std", "± std")):
+                assert theirs[key] == pytest.approx(row[cell], rel=1e-6), (name, key)
+            assert theirs["gap_split"] == ours.gap_split and row["gap vs"].startswith(theirs["gap_split"])
+            assert theirs["verdict"] in row["verdict"] and theirs["onset"] == ours.verdict.onset
+            assert theirs["seed_onsets"] == list(ours.seed_onsets)
+            assert theirs["paired_text"] == row["vs baseline (paired)"]
+            for key in ("paired_diff", "paired_low", "paired_high"):
+                assert theirs[key] == pytest.approx(getattr(ours.paired, key.removeprefix("paired_"), None), rel=1e-6)
+            marks = {what: epoch for what, epoch, _ in drawn.markers.get(name, [])}
+            assert marks.get("best epoch") == theirs["best_epoch"]
+            assert marks.get("overfitting onset") == theirs["onset"]
         if family == "regularizers":
             assert report["l2"]["penalty share"] > 0.01 and report["tiny"]["penalty share"] == 0
-        metric = plot.default_metric(runs)
+            assert all(row["gap_split"] == "train_eval" for row in tab.values())
+        if family == "r":  # both have 3 seeds: the paired comparison is there, and agrees with scipy
+            assert tab["a"]["baseline"] and tab["a"]["paired_diff"] is None
+            best = lambda g: [min(p.value for p in reader.scalars(str(logdir / "r" / g / f"seed_{k}" / "validation"))[  # noqa: E731
+                "epoch_binary_crossentropy"]) for k in (3, 4, 5)]
+            d = np.subtract(best("b"), best("a"))
+            low, high = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
+            assert (tab["b"]["paired_diff"], tab["b"]["paired_low"], tab["b"]["paired_high"]) == (
+                pytest.approx(d.mean()), pytest.approx(low), pytest.approx(high))
+        metric = plot.default_metric([r for r in runs if r.family == family])
         assert "epoch_" + metric == next(iter(tab.values()))["data_loss"]
+
+
+def _rename_family(run_dir, family):
+    """Rewrites a run's record (run.json and the tab's record summary) to name `family`."""
+    record = logtree.read_run_json(str(run_dir))
+    record["family"] = family
+    logtree.write_record(str(run_dir), record)

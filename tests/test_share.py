@@ -182,7 +182,10 @@ def test_report_contents(script_tree, tmp_path, capsys):
     assert any("Plotly" in body and len(body) > 1_000_000 for _, body in page.scripts)
     # Summary tables: one row per run, with run.json's status and best epoch.
     summaries = [t["rows"] for t in page.tables if t["class"] == "summary"]
-    assert [[row[0] for row in rows[1:]] for rows in summaries] == [["tiny", "l2"], ["tiny", "small"]]
+    assert [[row[0] for row in rows[1:]] for rows in summaries] == [["tiny (baseline)", "l2"], ["tiny", "small"]]
+    header = summaries[0][0]
+    assert {"verdict", "gap vs"} <= set(header) and summaries[0][1][header.index("gap vs")] == "train_eval"
+    assert all(row[header.index("verdict")] not in ("", "–") for row in summaries[0][1:])
     info = logtree.read_run_json(os.path.join(script_tree["logdir"], "sizes", "small"))
     small = summaries[1][2]
     assert small[1] == info["status"] and small[4] == str(info["best_epoch"])

@@ -262,8 +262,9 @@ def test_trial_whose_worker_dies_on_every_attempt_is_failed_in_every_view(tmp_pa
 
     args = ["--families=sizes", "--models=tiny", "--max_epochs=200", "--patience=200", "--checkpoint_secs=0",
             "--retries=1", "--jobs=1"]
-    proc = start_sweep(tmp_path, *args, cache_dir=tbreg_cache)
-    run_dir = tmp_path / "sizes" / "tiny"
+    logdir = tmp_path / "logs"
+    proc = start_sweep(logdir, *args, cache_dir=tbreg_cache)
+    run_dir = logdir / "sizes" / "tiny"
     killed = set()
     for _ in range(2):  # both attempts: a worker that holds the run's lock, killed after a save
         deadline = time.monotonic() + 180
@@ -278,12 +279,12 @@ def test_trial_whose_worker_dies_on_every_attempt_is_failed_in_every_view(tmp_pa
     assert "FAILED sizes/tiny" in err and "after 2 attempts" in err
     record = logtree.read_run_json(str(run_dir))
     assert record["status"] == "failed" and "SIGKILL" in record["error"]
-    (run,) = reader.load_runs(str(tmp_path))
+    (run,) = reader.load_runs(str(logdir))
     assert share.summary_row(run)["status"] == "failed"
-    share.write_report(str(tmp_path), str(tmp_path / "report.html"))
+    share.write_report(str(logdir), str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "<td>failed</td>" in html and "<td>running</td>" not in html
-    (tab_row,) = Server(tmp_path).json("summary", family="sizes")["rows"]
+    (tab_row,) = Server(logdir).json("summary", family="sizes")["rows"]
     assert tab_row["status"] == "failed"
 
 

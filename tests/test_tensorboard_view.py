@@ -69,19 +69,22 @@ def test_family_link_selects_the_runs_the_plain_scalars_tab_leaves_empty(tmp_pat
     links = [word for word in note.split() if word.startswith("BASE/")]
     assert [link.split("regexInput=")[1] for link in links] == ["%5Eregularizers%2F", "%5Esizes%2F"]
     proc, url = start_tensorboard(logdir)
-    browser = Browser()
     try:
         seen = {}
         for name, link in (("plain", "BASE/#scalars"), ("sizes", links[1]), ("histograms", "BASE/#histograms")):
+            browser = Browser()  # a fresh profile each: TensorBoard remembers run selections in the browser
             browser.goto(link.replace("BASE/", url))
             deadline = time.monotonic() + 45
             boxes = []
-            while time.monotonic() < deadline and len(boxes) < (30 if name == "sizes" else 48):
+            want = 30 if name == "sizes" else 48
+            while time.monotonic() < deadline and not (  # TensorBoard lists the runs, then ticks them
+                len(boxes) >= want and (name != "sizes" or all(checked for checked, _ in boxes))
+            ):
                 time.sleep(0.5)
                 boxes = json.loads(browser.evaluate(_RUN_BOXES))
             seen[name] = boxes
+            browser.close()
     finally:
-        browser.close()
         proc.kill()
     assert len(seen["plain"]) == 48 and not any(checked for checked, _ in seen["plain"])  # TensorBoard's limit
     assert len(seen["sizes"]) == 30 and all(checked for checked, _ in seen["sizes"])

@@ -60,6 +60,10 @@ def make(
     callback it drives.
     """
     names = resolve_names(names)
+    train_eval = None
+    if "train_eval" in names and train_eval_freq and train_data is not None:
+        x, y = train_data
+        train_eval = TrainEval(log_dir, train_eval_freq, train_eval_examples, x=x, y=y)
     out = []
     for name in NAMES:
         if name not in names:
@@ -69,10 +73,11 @@ def make(
         elif name == "regularization":
             out.append(RegularizationLoss(log_dir))
         elif name == "gap":
-            out.append(GeneralizationGap(log_dir))
+            if train_eval is not None:  # evaluated first, so the gap is against it (dropout off)
+                out.append(train_eval)
+            out.append(GeneralizationGap(log_dir, train_eval=train_eval))
         elif name == "learning_rate":
             out.append(LearningRate(log_dir))
-        elif name == "train_eval" and train_eval_freq and train_data is not None:
-            x, y = train_data
-            out.append(TrainEval(log_dir, train_eval_freq, train_eval_examples, x=x, y=y))
+        elif name == "train_eval" and train_eval is not None and train_eval not in out:
+            out.append(train_eval)
     return out

@@ -75,6 +75,7 @@ class TrainEval(SummaryCallback):
         self._source = (x, y)
         self._data = None
         self._fns = None
+        self.latest = None  # (epoch, {name: value}) of the last evaluation
 
     def on_train_begin(self, logs=None):
         if self._data is None:
@@ -104,4 +105,6 @@ class TrainEval(SummaryCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         if due(epoch, self.freq):
-            self.write_scalars("train_eval", {f"epoch_{k}": v for k, v in self.evaluate().items()}, epoch)
+            results = self.evaluate()
+            self.latest = (epoch, results)  # GeneralizationGap measures the gap against it
+            self.write_scalars("train_eval", {f"epoch_{k}": v for k, v in results.items()}, epoch)

@@ -93,6 +93,7 @@ class Run:
     seeds: int | None = None
     seed_run: str | None = None  # "seed_<k>": the member whose histograms stand for the group
     seed_splits: dict = dataclasses.field(default_factory=dict)  # that member's splits
+    seed_runs: dict = dataclasses.field(default_factory=dict)  # seed -> splits of every seed run
 
     def header(self) -> dict:
         return {"run": self.run, "name": self.name, "baseline": self.baseline, "seeds": self.seeds}
@@ -151,6 +152,7 @@ def _members(dirs: dict, records: dict) -> list:
             if shown.seeds:
                 first = runs[shown.seeds[0]]
                 r.seed_run, r.seed_splits = names[shown.seeds[0]].member, dirs[first]
+                r.seed_runs = {analysis.seed_of(names[i].member): dirs[runs[i]] for i in shown.seeds}
         out.append(r)
     return out
 
@@ -196,6 +198,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="overfitting")
         self._plotly = None  # gzipped plotly.min.js, once read
+        self._active = False  # once a log has curves to show, it keeps them
 
     # ---------------------------------------------------------------------------------------
     # TensorBoard plugin interface
@@ -212,7 +215,19 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self):
-        return False  # active when a run has a record: TensorBoard checks data_plugin_names()
+        """Active when a run has a record (TensorBoard checks data_plugin_names() first) or, for any
+        Keras log, when a `train` or `validation` run has an `epoch_` scalar."""
+        if self._active:
+            return True
+        from tensorboard import context
+
+        listing = self._provider.list_scalars(context.RequestContext(), experiment_id="", plugin_name=_SCALARS)
+        self._active = any(
+            _split_of(run)[1] in (metadata.TRAIN, metadata.VALIDATION)
+            and any(tag.startswith(metadata.EPOCH_PREFIX) for tag in tags)
+            for run, tags in listing.items()
+        )
+        return self._active
 
     def frontend_metadata(self):
         # TensorBoard's reload button does not reach iframed plugins; the tab refreshes itself.
@@ -340,8 +355,12 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             )
         return {"families": out}
 
-    def family_impl(self, ctx, experiment, family: str, metric: str) -> dict:
-        """Per run and split, the metric's series; for a seed group also its std (`std`, same splits)."""
+    def family_impl(self, ctx, experiment, family: str, metric: str, band: str = "ci") -> dict:
+        """Per run and split, the metric's series; for a seed group also its `band` per split
+        (`analysis.seed_band` over its seed runs: the 95 % CI of the mean, or ± std with
+        band=std; n per step), or, when its seed runs are gone, the mean run's `<tag>/std`."""
+        if band not in analysis.BAND_KINDS:
+            raise errors.InvalidArgumentError(f"band must be one of {', '.join(analysis.BAND_KINDS)}, not {band!r}")
         snapshot = self._snapshot(ctx, experiment)
         runs = snapshot.family(family)
         std = analysis.std_tag(metric)
@@ -351,20 +370,34 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             for name in r.splits.values()
             for tag in ((metric, std) if r.seeds is not None else (metric,))
         ]
+        wanted += [(name, metric) for r in runs for splits in r.seed_runs.values() for name in splits.values()]
         series = self._scalars(ctx, experiment, snapshot, [] if analysis.is_std_tag(metric) else wanted)
         if not any(tag == metric for _, tag in series):
             raise errors.NotFoundError(f"no metric {metric!r} in family {family!r}")
         out = []
         for r in runs:
             splits = sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
+            bands = {}
+            for split, name in splits:
+                curves = [
+                    series[(s[split], metric)].by_step
+                    for s in r.seed_runs.values()
+                    if split in s and (s[split], metric) in series
+                ]
+                if curves:
+                    bands[split] = dataclasses.asdict(analysis.seed_band(curves, band))
+                elif (name, std) in series:  # no seed runs to compute from: the mean run's std (ddof=0)
+                    got = series[(name, std)]
+                    bands[split] = {"kind": "std0", "steps": got.steps, "mean": None, "half": got.values,
+                                    "n": None, "drops": []}
             out.append(
                 {
                     **r.header(),
                     "series": {split: series[(name, metric)] for split, name in splits if (name, metric) in series},
-                    "std": {split: series[(name, std)] for split, name in splits if (name, std) in series},
+                    "band": bands,
                 }
             )
-        return {"family": family, "metric": metric, "runs": out}
+        return {"family": family, "metric": metric, "band": band, "runs": out}
 
     def summary_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
@@ -373,10 +406,13 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         for r in runs:
             train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
             tag = snapshot.data_loss(r)
-            wanted += [(val, tag), (train, tag), (train, metadata.LOSS_TAG), (train, metadata.PENALTY_TAG)]
+            wanted += [(val, tag), (train, tag), (train, metadata.LOSS_TAG), (train, metadata.PENALTY_TAG),
+                       (r.splits.get(metadata.TRAIN_EVAL), tag)]
+            wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
         series = self._scalars(ctx, experiment, snapshot, wanted)
-        rows = [_summary_row(r, snapshot.data_loss(r), series) for r in runs]
-        return {"family": family, "rows": rows}
+        curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
+        rows = [{**r.header(), **row.flat()} for r, row in zip(runs, analysis.summarize_family(curves))]
+        return {"family": family, "rows": rows, "criterion": _criterion()}
 
     def regularization_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
@@ -469,7 +505,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def family_route(self, request):
         family, metric = _required(request, "family"), _required(request, "metric")
-        return _json_response(request, self.family_impl(*self._request(request), family, metric))
+        band = request.args.get("band", "ci")
+        return _json_response(request, self.family_impl(*self._request(request), family, metric, band))
 
     @wrappers.Request.application
     def summary_route(self, request):
@@ -556,24 +593,32 @@ def _last_record(datums) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _summary_row(r: Run, data_loss: str, series: dict) -> dict:
-    """One row of the summary table (see `analysis.summarize`). A seed group's row is its mean
-    run's: the record of the mean (status `aggregate`) and its curves."""
-    train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
+def _criterion() -> dict:
+    """The rule behind onsets and verdicts, for the tab to name."""
+    return {"name": "GL", "threshold": analysis.GL_THRESHOLD, "window": analysis.SMOOTH_WINDOW,
+            "confidence": analysis.CONFIDENCE}
+
+
+def _run_curves(r: Run, data_loss: str, series: dict) -> analysis.RunCurves:
+    """What `analysis.summarize_family` reads of a member. A seed group's is its mean run's: the
+    record of the mean (status `aggregate`) and its curves, and its seed runs' validation curves."""
+    split = r.splits.get
 
     def curve(name, tag) -> dict:
         found = series.get((name, tag))
         return found.by_step if found else {}
 
-    summary = analysis.summarize(
+    return analysis.RunCurves(
         r.record,
         data_loss,
-        validation=curve(val, data_loss),
-        train=curve(train, data_loss),
-        loss=curve(train, metadata.LOSS_TAG),
-        penalty=curve(train, metadata.PENALTY_TAG),
+        validation=curve(split(metadata.VALIDATION), data_loss),
+        train=curve(split(metadata.TRAIN), data_loss),
+        train_eval=curve(split(metadata.TRAIN_EVAL), data_loss),
+        loss=curve(split(metadata.TRAIN), metadata.LOSS_TAG),
+        penalty=curve(split(metadata.TRAIN), metadata.PENALTY_TAG),
+        baseline=r.baseline,
+        seeds={seed: {"validation": curve(s.get(metadata.VALIDATION), data_loss)} for seed, s in r.seed_runs.items()},
     )
-    return {**r.header(), **dataclasses.asdict(summary)}
 
 
 def _histogram_at(datums, epoch: int) -> dict:

@@ -26,6 +26,7 @@ from tbreg.share.report import (
     plotly_js,
     render_report,
     summary_row,
+    summary_rows,
     write_report,
 )
 from tbreg.share.upload import SyncResult, check_destination, copy_verified, sync_once, upload
@@ -34,5 +35,5 @@ __all__ = [
     "BUNDLE_FORMAT", "BUNDLE_VERSION", "EXPORT_COLUMNS", "MANIFEST", "MAX_OPEN_MB", "MAX_POINTS", "MIN_POINTS", "POINT_BUDGET",
     "BundleResult", "ExportResult", "OpenResult", "ReportResult", "SyncResult", "atomic_output", "check_destination",
     "check_outside", "check_writable", "copy_verified", "downsample", "export_rows", "export_scalars", "make_bundle", "open_bundle",
-    "plotly_js", "render_report", "summary_row", "sync_once", "upload", "write_report",
+    "plotly_js", "render_report", "summary_row", "summary_rows", "sync_once", "upload", "write_report",
 ]

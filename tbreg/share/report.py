@@ -11,7 +11,7 @@ import numpy as np
 
 import tbreg
 from tbreg import analysis, reader
-from tbreg.reader import Run, load_runs, shown_runs
+from tbreg.reader import Member, Run, load_runs
 from tbreg.share.output import atomic_output, check_outside
 
 REGULARIZATION_TAG = analysis.PENALTY_TAG
@@ -70,7 +70,7 @@ def _family_tags(runs: list[Run]) -> tuple[list[str], list[str], list[str]]:
     every, overlaid = set(), set()
     for run in runs:
         for tags in run.scalars.values():
-            every.update(t for t in tags if not analysis.is_std_tag(t))
+            every.update(t for t in tags if not (analysis.is_std_tag(t) or analysis.is_end_tag(t)))
         overlaid.update(set(run.scalars.get("train", {})) & set(run.scalars.get("validation", {})))
     overlaid &= every
     loss_tags = {t for t in map(_data_loss_tag, runs) if t}
@@ -90,7 +90,9 @@ def _palette(n: int) -> list[str]:
     return [f"hsl({round(360 * i / n)}, 65%, {42 + 12 * (i % 2)}%)" for i in range(n)]
 
 
-_DASH = {"train": "solid", "validation": "dash"}
+_DASH = {"train": "solid", "validation": "dash", "train_eval": "dot", "validation_mc": "dashdot"}  # as the tab
+BASELINE_COLOR = "#5f6368"  # the tab's baseline gray
+BAND_LABEL = {"ci": "95% CI of the mean", "std": "± std (ddof=1)", "std0": "± std (ddof=0, the mean run's)"}
 
 
 def _translucent(color: str, alpha: float = 0.18) -> str:
@@ -106,9 +108,10 @@ def _label(text: str) -> str:
     return html.escape(text).replace("$", "&#36;")
 
 
-def _band(points: list[reader.Point], std: list[reader.Point], max_points: int) -> tuple[list, list] | None:
-    """The closed outline of `mean ± std` (a seed group's band), downsampled like its line."""
-    spread = {p.step: p.value for p in std if math.isfinite(p.value)}
+def _band(points: list[reader.Point], spread: dict, max_points: int) -> tuple[list, list] | None:
+    """The closed outline of `mean ± half` (a seed group's band, {step: half-width}), downsampled
+    like its line."""
+    spread = {s: v for s, v in spread.items() if v is not None and math.isfinite(v)}
     kept = [(p.step, p.value, spread[p.step]) for p in points if p.step in spread and math.isfinite(p.value)]
     if not kept:
         return None
@@ -129,44 +132,113 @@ def _readable_range(traces: list[dict]) -> dict:
     return {"range": [v - pad, v + pad], "exponentformat": "power"}
 
 
-def _chart(chart_id: str, tag: str, runs: list[Run], colors: dict, max_points: int) -> dict:
-    """A plotly figure for `tag`: one colour per run, train solid, validation dashed; a seed
-    group's mean with its ±std band, shaded."""
-    traces = []
-    for run in runs:
-        for split in sorted(run.scalars, key=lambda s: (s != "train", s != "validation", s)):
+def seed_band(member: Member, split: str, tag: str, kind: str = "ci") -> analysis.Band | None:
+    """A seed group's band of `tag` in `split` (`analysis.seed_band` over its seed runs), or, when
+    its seed runs are gone, the mean run's `<tag>/std` (ddof=0) as kind `std0`; None for a run."""
+    curves = [c for c in (reader.curve(r, split, tag) for r in member.seeds.values()) if c]
+    if curves:
+        return analysis.seed_band(curves, kind)
+    std = reader.curve(member.run, split, analysis.std_tag(tag))
+    if std and analysis.is_aggregate(member.run.info):
+        steps = sorted(std)
+        return analysis.Band("std0", steps, [], [std[s] for s in steps], [], [])
+    return None
+
+
+def _split_order(split: str) -> tuple:
+    return (analysis.SPLITS.index(split) if split in analysis.SPLITS else len(analysis.SPLITS), split)
+
+
+def _marker_traces(member: Member, row: analysis.FamilyRow, tag: str, color: str) -> list[dict]:
+    """The best epoch (a dot on the validation curve), the verdict's onset and where early stopping
+    fired, on the chart of the run's data loss; hover tells the value."""
+    validation = reader.curve(member.run, "validation", tag)
+    s, name = row.summary, _label(member.run.name)
+    marks = [(s.best_epoch, "circle", "best epoch")]
+    if row.verdict.onset is not None:  # an open diamond: around the dot when it is the best epoch
+        marks.append((row.verdict.onset, "diamond-open", "overfitting onset"))
+    if s.status == "early_stopped":
+        marks.append((s.stop_epoch, "x", "early stopping fired"))
+    out = []
+    for epoch, symbol, what in marks:
+        value = analysis.number(validation.get(epoch)) if epoch is not None else None
+        if value is None:
+            continue
+        out.append({
+            "type": "scatter", "mode": "markers", "x": [epoch], "y": [float(f"{value:.6g}")],
+            "name": _label(f"{member.run.name} {what}"), "legendgroup": name, "showlegend": False,
+            "marker": {"symbol": symbol, "size": 16, "color": "#202124", "line": {"width": 2}}
+            if symbol.endswith("-open")
+            else {"symbol": symbol, "size": 10, "color": color, "line": {"width": 1.5, "color": "#202124"}},
+            "hovertemplate": f"<b>{name}</b> · {what}<br>epoch %{{x}}<br>validation %{{y:.4g}}<extra></extra>",
+            "meta": what,
+        })
+    return out
+
+
+def _chart(chart_id: str, tag: str, members: list, colors: dict, max_points: int, rows: dict | None = None) -> dict:
+    """A plotly figure for `tag`: one colour per run (the baseline gray), train solid, validation
+    dashed, train_eval dotted, validation_mc dash-dotted; a seed group's mean with its band (95 %
+    CI of the mean over its seeds, n per step in the hover, a tick where n drops); on the data
+    loss's chart (`rows`: {run name: FamilyRow}) the markers of `_marker_traces`."""
+    traces, marks = [], []
+    for member in members:
+        run = member.run if isinstance(member, Member) else member
+        member = member if isinstance(member, Member) else Member(run, {}, False)
+        for split in sorted(run.scalars, key=_split_order):
             points = run.scalars[split].get(tag)
             if not points:
                 continue
-            std = run.scalars[split].get(analysis.std_tag(tag))
-            band = _band(points, std, max_points) if std and analysis.is_aggregate(run.info) else None
-            if band:
+            band = seed_band(member, split, tag)
+            spread = dict(zip(band.steps, band.half)) if band else {}
+            n = dict(zip(band.steps, band.n)) if band and band.n else {}
+            outline = _band(points, spread, max_points) if band else None
+            if outline:
                 traces.append(
                     {
                         "type": "scatter",
                         "mode": "none",
-                        "x": band[0],
-                        "y": band[1],
+                        "x": outline[0],
+                        "y": outline[1],
                         "fill": "toself",
                         "fillcolor": _translucent(colors[run.name]),
-                        "name": _label(f"{run.name} {split} ±std"),
+                        "name": _label(f"{run.name} {split} {BAND_LABEL[band.kind]}"),
                         "legendgroup": _label(run.name),
                         "showlegend": False,
                         "hoverinfo": "skip",
+                        "meta": band.kind,
                     }
                 )
             x, y = downsample([p.step for p in points], [p.value for p in points], max_points)
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "x": x,
-                    "y": y,
-                    "name": _label(f"{run.name} {split}"),
-                    "legendgroup": _label(run.name),
-                    "line": {"color": colors[run.name], "dash": _DASH.get(split, "dot"), "width": 1.6},
-                }
-            )
+            line = {
+                "type": "scatter",
+                "mode": "lines",
+                "x": x,
+                "y": y,
+                "name": _label(f"{run.name}{' (baseline)' if member.baseline else ''} {split}"),
+                "legendgroup": _label(run.name),
+                "line": {"color": colors[run.name], "dash": _DASH.get(split, "longdash"),
+                         "width": 2.4 if member.baseline else 1.6},
+            }
+            if band:
+                line["customdata"] = [[spread.get(s), n.get(s, "?")] for s in x]
+                line["hovertemplate"] = (
+                    f"{line['name']}<br>epoch %{{x}}<br>mean %{{y:.4g}} ± %{{customdata[0]:.3g}} "
+                    f"({BAND_LABEL[band.kind]})<br>n = %{{customdata[1]}} seeds<extra></extra>"
+                )
+            traces.append(line)
+            drops = [s for s in (band.drops if band else []) if s in n]
+            if drops:
+                at = {p.step: p.value for p in points}
+                marks.append({
+                    "type": "scatter", "mode": "markers+text", "x": drops, "y": [at.get(s) for s in drops],
+                    "text": [f"n={n[s]}" for s in drops], "textposition": "top center",
+                    "name": _label(f"{run.name} {split} n drops"), "legendgroup": _label(run.name),
+                    "showlegend": False, "marker": {"symbol": "line-ns-open", "size": 14, "color": colors[run.name]},
+                })
+        if rows and run.name in rows and tag == rows[run.name].summary.data_loss:
+            marks += _marker_traces(member, rows[run.name], tag, colors[run.name])
+    traces += marks
     layout = {
         "title": {"text": _label(tag), "font": {"size": 14}, "x": 0.02, "xanchor": "left"},
         "xaxis": {"title": {"text": "step" if tag.endswith("_vs_iterations") else "epoch"}},  # Keras' per-step tags
@@ -200,41 +272,50 @@ def _seeds(run: Run) -> int | None:
     return len(members) if analysis.is_aggregate(run.info) and isinstance(members, list) else None
 
 
-def _curve(run: Run, split: str, tag: str | None) -> dict:
-    return {p.step: p.value for p in run.scalars.get(split, {}).get(tag, [])} if tag else {}
-
-
-def summary_row(run: Run) -> dict:
-    """A run's summary line (see `analysis.summarize`), with the seeds' std at the best epoch."""
-    tag = _data_loss_tag(run)
-    s = analysis.summarize(
-        run.info,
-        tag,
-        validation=_curve(run, "validation", tag),
-        train=_curve(run, "train", tag),
-        loss=_curve(run, "train", analysis.LOSS_TAG),
-        penalty=_curve(run, "train", analysis.PENALTY_TAG),
-    )
-    std = _curve(run, "validation", analysis.std_tag(tag)) if tag and analysis.is_aggregate(run.info) else {}
+def _row_cells(member: Member, row: analysis.FamilyRow) -> dict:
+    run, s = member.run, row.summary
+    ci = row.best_ci
     return {
-        "run": run.name,
-        "seeds": _seeds(run),
+        "run": run.name + (" (baseline)" if member.baseline else ""),
+        "seeds": _seeds(run) or row.seeds,
         "status": s.status or "–",
         "params": s.params,
         "stop epoch": s.stop_epoch,
         "best epoch": s.best_epoch,
-        "metric": (tag or "–").removeprefix("epoch_"),
+        "metric": (s.data_loss or "–").removeprefix("epoch_"),
         "best validation": s.best_value,
-        "± std": std.get(s.best_epoch),
+        "± 95% CI": None if ci is None else ci.half,
+        "± std": None if ci is None else ci.std,
         "train at best": s.train_value,
+        "gap vs": (row.gap_split or "–") + (" (dropout on)" if row.gap_note else ""),
         "gap at best": s.gap,
         "penalty share": s.penalty_share,
+        "verdict": "; ".join(t for t in (row.verdict.text, analysis.onset_spread(row.seed_onsets)) if t),
+        "vs baseline (paired)": analysis.paired_text(row.paired),
+        "_row": row,
+        "_baseline": member.baseline,
     }
 
 
-def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt) -> str:
+def summary_rows(runs: list[Run]) -> dict:
+    """{name shown: summary line} of one family's runs (seed runs included: a group's CI and paired
+    comparison come from them), as `analysis.summarize_family` makes them."""
+    members = reader.members(runs)
+    return {m.run.name: _row_cells(m, row) for m, row in zip(members, reader.summarize_family(members))}
+
+
+def summary_row(run: Run) -> dict:
+    """One run's summary line, on its own (no family, no seed runs)."""
+    return next(iter(summary_rows([run]).values()))
+
+
+def _table(header: list[str], rows: list[list], cls: str, fmt=_fmt, wide: tuple = ()) -> str:
+    """An HTML table; the columns named in `wide` hold sentences (left-aligned, wrapped wider)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    tds = ['<td class="text">' if h in wide else "<td>" for h in header]
+    body = "".join(
+        "<tr>" + "".join(f"{td}{html.escape(fmt(c))}</td>" for td, c in zip(tds, row)) + "</tr>" for row in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -247,10 +328,14 @@ _SUMMARY_COLUMNS = {  # header: summary_row key
     "best epoch": "best epoch",
     "data loss": "metric",
     "best validation": "best validation",
+    "± 95% CI": "± 95% CI",
     "± std": "± std",
     "train at best": "train at best",
+    "gap vs": "gap vs",
     "gap at best": "gap at best",
     "penalty share": "penalty share",
+    "verdict": "verdict",
+    "vs baseline (paired)": "vs baseline (paired)",
 }
 
 
@@ -258,17 +343,22 @@ def _percent(share: float | None) -> str | None:
     return None if share is None else f"{share:.1%}"
 
 
-_GROUP_COLUMNS = ("seeds", "± std")  # shown when the family has a seed group
+_GROUP_COLUMNS = ("seeds", "± 95% CI", "± std")  # shown when the family has a seed group
+_PAIRED_COLUMNS = ("vs baseline (paired)",)  # shown when a group has a paired comparison
 
 
-def _summary_table(runs: list[Run]) -> str:
-    groups = any(analysis.is_aggregate(r.info) for r in runs)
-    columns = {h: k for h, k in _SUMMARY_COLUMNS.items() if groups or h not in _GROUP_COLUMNS}
+def _summary_table(lines: list[dict]) -> str:
+    groups = any(line["seeds"] for line in lines)
+    paired = any(line["vs baseline (paired)"] for line in lines)
+    columns = {
+        h: k for h, k in _SUMMARY_COLUMNS.items()
+        if (groups or h not in _GROUP_COLUMNS) and (paired or h not in _PAIRED_COLUMNS)
+    }
     rows = [
-        [_percent(row[key]) if key == "penalty share" else row[key] for key in columns.values()]
-        for row in map(summary_row, runs)
+        [_percent(line[key]) if key == "penalty share" else line[key] for key in columns.values()]
+        for line in lines
     ]
-    return _table(list(columns), rows, "summary")
+    return _table(list(columns), rows, "summary", wide=("verdict", "vs baseline (paired)"))
 
 
 def _seed_text(run: Run):
@@ -291,21 +381,41 @@ def _hparams_table(runs: list[Run]) -> str:
     return _table(["run", "dataset", "seed", *keys], rows, "hparams", as_given)
 
 
-def _family_section(index: int, family: str, runs: list[Run], max_points: int, charts: list) -> str:
-    colors = dict(zip([r.name for r in runs], _palette(len(runs))))
+def _all_zero(tag: str, runs: list[Run]) -> bool:
+    """Every value of `tag` in every run is 0 (e.g. per-layer penalties of an unregularized run)."""
+    values = [p.value for r in runs for tags in r.scalars.values() for p in tags.get(tag, [])]
+    return bool(values) and all(v == 0 for v in values)
+
+
+def _family_section(index: int, family: str, all_runs: list[Run], max_points: int, charts: list) -> str:
+    members = reader.members(all_runs)
+    runs = [m.run for m in members]
+    lines = [_row_cells(m, row) for m, row in zip(members, reader.summarize_family(members))]
+    rows = {m.run.name: line["_row"] for m, line in zip(members, lines)}
+    palette = iter(_palette(len(runs)))
+    colors = {m.run.name: BASELINE_COLOR if m.baseline else next(palette) for m in members}
     main, regularization, other = _family_tags(runs)
+    zero = [t for t in regularization if _all_zero(t, runs)]
+    regularization = [t for t in regularization if t not in zero]
 
     def grid(tags, group):
         divs = []
         for k, tag in enumerate(tags):
             chart_id = f"chart-{index}-{group}-{k}"
-            charts.append(_chart(chart_id, tag, runs, colors, max_points))
+            charts.append(_chart(chart_id, tag, members, colors, max_points, rows))
             divs.append(f'<div class="chart" id="{chart_id}" data-tag="{html.escape(tag)}"></div>')
         return f'<div class="grid">{"".join(divs)}</div>'
 
+    zero_note = (
+        f'<p class="empty zero">Left out, 0 at every epoch of every run: {html.escape(", ".join(zero))}.</p>'
+        if zero
+        else ""
+    )
     reg_html = (
-        grid(regularization, "reg")
+        grid(regularization, "reg") + zero_note
         if regularization
+        else zero_note
+        if zero
         else (
             '<p class="empty">No regularization components were logged for this family. They appear when '
             "training adds tbreg's callbacks, which log epoch_regularization_loss, "
@@ -314,9 +424,12 @@ def _family_section(index: int, family: str, runs: list[Run], max_points: int, c
     )
     parts = [
         f'<section class="family" id="family-{index}"><h2>{html.escape(family)}</h2>',
-        f"<h3>Summary</h3>{_summary_table(runs)}",
-        '<h3>Curves <span class="note">train solid, validation dashed, train_eval dotted; one colour per run'
-        "</span></h3>",
+        f"<h3>Summary</h3>{_summary_table(lines)}",
+        f'<p class="note">{_SUMMARY_NOTE}</p>',
+        '<h3>Curves <span class="note">train solid, validation dashed, train_eval (training data in inference '
+        "mode) dotted, validation_mc (MC dropout) dash-dotted; one colour per run, the baseline gray; a seed "
+        "group's band is the 95% CI of its mean (hover: n seeds; a tick where n drops); markers on the data "
+        "loss: ● best epoch, ◇ overfitting onset (around the dot when it is the best epoch), ✕ early stopping fired</span></h3>",
         grid(main, "main") if main else '<p class="empty">No train/validation scalars in this family.</p>',
         f"<h3>Hyperparameters</h3>{_hparams_table(runs)}",
         f'<h3>Regularization components</h3><div class="regularization">{reg_html}</div>',
@@ -324,6 +437,16 @@ def _family_section(index: int, family: str, runs: list[Run], max_points: int, c
     if other:
         parts.append(f"<h3>Other scalars</h3>{grid(other, 'other')}")
     return "".join(parts) + "</section>"
+
+
+_SUMMARY_NOTE = html.escape(
+    "Best epoch = lowest validation data loss. The gap is validation minus the training data loss in inference "
+    "mode (train_eval) where it was logged; \"train (dropout on)\" marks a model with dropout without it, whose "
+    f"gap is against the dropout-on loss. Onset: Prechelt's GL{analysis.GL_THRESHOLD:g} (validation "
+    f"{analysis.GL_THRESHOLD:g}% above its lowest so far) on a centred {analysis.SMOOTH_WINDOW}-epoch moving "
+    "average. A seed group: ± 95% CI (t, n−1) and std (ddof=1) over its seeds at the best epoch; vs baseline: "
+    "mean paired difference of the seeds' best validation data loss (seed k with seed k) [95% CI]."
+)
 
 
 def _script_json(data) -> str:
@@ -354,6 +477,7 @@ th,td{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#f4f4
 td:first-child,th:first-child{text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:10px}
 .chart{border:1px solid #eee;min-height:360px}.empty{color:#777;font-style:italic}
+td.text{text-align:left;min-width:240px}
 """
 
 _SCRIPT = """
@@ -374,7 +498,6 @@ def render_report(runs: list[Run], title: str, max_points: int | None = None) ->
     families, charts = {}, []
     for run in runs:
         families.setdefault(run.family, []).append(run)
-    families = {family: shown_runs(members) for family, members in families.items()}
     sections = [
         _family_section(i, fam, fam_runs, per_curve, charts) for i, (fam, fam_runs) in enumerate(families.items())
     ]

@@ -11,6 +11,7 @@ const state = {
   family: null,
   metric: null,
   smoothing: 0.6,
+  band: "ci",
   logX: false,
   yMin: null,
   yMax: null,
@@ -95,6 +96,11 @@ function buildPage() {
     state.logX = logX.checked;
     drawCurves();
   });
+  const bandSelect = views.select("band-select", (value) => {
+    state.band = value;
+    refreshCurves();
+  });
+  views.setOptions(bandSelect, [["ci", "95% CI of the mean"], ["std", "± std"]], state.band);
   const yMin = numberInput("auto", (v) => { state.yMin = v; drawCurves(); });
   const yMax = numberInput("auto", (v) => { state.yMax = v; drawCurves(); });
   const live = views.el("input", {type: "checkbox", checked: state.live});
@@ -109,6 +115,7 @@ function buildPage() {
     views.field("Smoothing", views.el("span", {className: "inline"}, smoothing, smoothingValue)),
     views.el("label", {className: "check"}, logX, "log-scale epochs"),
     views.field("y range", views.el("span", {className: "inline"}, yMin, "–", yMax)),
+    views.field("Seed band", bandSelect),
     views.el("span", {className: "spacer"}),
     views.el("label", {className: "check"}, live, `live (every ${LIVE_SECONDS} s)`),
     refresh,
@@ -124,7 +131,10 @@ function buildPage() {
       views.el("span", {className: "dash dashed"}), "validation",
       views.el("span", {className: "dash dotted"}), "train, inference mode",
       views.el("span", {className: "dash dashdot"}), "validation, MC dropout",
-      views.el("span", {className: "band"}), "± std over a group's seeds",
+      views.el("span", {className: "band"}), "a seed group's band (see Seed band; hover: n seeds)",
+      views.el("span", {className: "marker dot"}), "best epoch",
+      views.el("span", {className: "marker diamond"}), "overfitting onset (open diamond)",
+      views.el("span", {className: "marker cross"}), "early stopping fired",
       views.el("span", {className: "hint"}, "· hover for values · click a run in the legend to hide it")),
     curvesChart.node,
   );
@@ -265,7 +275,7 @@ function refreshCurves() {
     ui.curvesChart.empty("No epoch_ scalars in this family yet.");
     return Promise.resolve();
   }
-  return load("curves", "family", {family: state.family, metric: state.metric}, drawCurves,
+  return load("curves", "family", {family: state.family, metric: state.metric, band: state.band}, drawCurves,
     (error) => ui.curvesChart.empty(error.message, "error"));
 }
 
@@ -273,7 +283,7 @@ function drawCurves() {
   const answer = answers.curves;
   if (!answer) return;
   ui.curves.note.textContent = `${metricLabel(answer.metric)} of every run in ${views.familyLabel(answer.family)}`;
-  ui.curvesChart.show(views.familyFigure(answer, state));
+  ui.curvesChart.show(views.familyFigure(answer, state, answers.summary));
 }
 
 function refreshSummary() {
@@ -289,7 +299,13 @@ function drawSummary() {
     drawSummary();
   };
   const colors = runColors(answer.rows);
+  const c = answer.criterion;
+  ui.summary.note.textContent = "Best epoch = lowest validation data loss (the loss without the penalty); the gap is " +
+    "against the training loss in inference mode (train_eval) where it was logged, else Keras' training loss (marked \"dropout on\" for a model with dropout). " +
+    `Onset: Prechelt's GL${c.threshold} (validation ${c.threshold}% above its lowest so far) on a centred ` +
+    `${c.window}-epoch moving average. A seed group's row is its mean; ± is the ${100 * c.confidence}% CI over its seeds. Click a header to sort.`;
   ui.summaryBody.replaceChildren(views.summaryTable(answer, state.sort, onSort, colors));
+  drawCurves();  // the markers come from the summary
 }
 
 function refreshRegularization() {

@@ -90,21 +90,26 @@ export function plot(Plotly, node, data, layout) {
 // Family view: one metric, one color per run, train solid / validation dashed / train_eval dotted /
 // validation_mc dash-dotted; a seed group is its mean's lines with a shaded ±std band.
 
-export function familyFigure(answer, options) {
+export const BAND_LABEL = {ci: "95% CI of the mean", std: "± std (ddof=1)", std0: "± std (the mean run's, ddof=0)"};
+
+export function familyFigure(answer, options, summary = null) {
   const colors = runColors(answer.runs);
   const bands = [];
   const lines = [];
+  const marks = [];
+  const rows = new Map(summary && summary.family === answer.family ? summary.rows.map((r) => [r.run, r]) : []);
   for (const run of answer.runs) {
     const label = plotlyText(runLabel(run));
     const color = colors.get(run.run);
-    const std = run.std || {};
+    const band = run.band || {};
     let first = true;
     for (const [split, series] of Object.entries(run.series)) {
       const uid = `${safeId(run.run)}-${split.replace(/[^a-z_]/g, "")}`;
-      const deviation = std[split] ? byStep(std[split]) : null;
-      if (deviation) bands.push(bandTrace(series, deviation, options.smoothing, color, run.run, uid));
+      const spread = band[split] ? bandByStep(band[split]) : null;
+      if (spread) bands.push(bandTrace(series, spread, options.smoothing, color, run.run, uid));
       const smoothed = options.smoothing > 0 ? "<br>smoothed %{y:.4g}" : "";
-      const value = deviation ? "mean %{customdata[0]:.4g} ± %{customdata[1]:.3g} (std)" : "value %{customdata:.4g}";
+      const kind = spread ? BAND_LABEL[band[split].kind] : "";
+      const value = spread ? `mean %{customdata[0]:.4g} ± %{customdata[1]:.3g} (${kind})<br>n = %{customdata[2]} seeds` : "value %{customdata:.4g}";
       lines.push({
         type: "scatter",
         mode: series.steps.length === 1 ? "markers" : "lines",
@@ -114,15 +119,21 @@ export function familyFigure(answer, options) {
         showlegend: first,
         x: series.steps,
         y: smooth(series.values, options.smoothing),
-        customdata: deviation ? series.values.map((v, i) => [v, deviation.get(series.steps[i]) ?? null]) : series.values,
+        customdata: spread
+          ? series.values.map((v, i) => { const d = spread.get(series.steps[i]) || {}; return [v, d.half ?? null, d.n ?? "?"]; })
+          : series.values,
         line: {color, dash: SPLIT_DASH[split] || "longdash", width: run.baseline ? 2.5 : 1.8},
         marker: {color},
         hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>${value}${smoothed}<extra></extra>`,
       });
       first = false;
+      if (spread && band[split].drops.length) marks.push(nDropTrace(series, band[split], options.smoothing, color, run.run, label, split));
     }
+    const row = rows.get(run.run);
+    const validation = run.series.validation;
+    if (row && validation) marks.push(...markerTraces(row, validation, options.smoothing, color, run.run, label));
   }
-  const data = [...bands, ...lines]; // bands below every line
+  const data = [...bands, ...lines, ...marks]; // bands below every line, markers above
   const layout = baseLayout({
     uirevision: `${answer.family}\u0000${answer.metric}`,
     height: 420,
@@ -143,17 +154,56 @@ export function familyFigure(answer, options) {
   return {data, layout};
 }
 
-/** Map step -> value of a series. */
-function byStep(series) {
-  return new Map(series.steps.map((step, i) => [step, series.values[i]]));
+/** Map step -> {half, n} of a band. */
+function bandByStep(band) {
+  return new Map(band.steps.map((step, i) => [step, {half: band.half[i], n: band.n ? band.n[i] : null}]));
 }
 
-/** The band mean ± std around `series` (smoothed like the line): one closed shape, not in the legend. */
-function bandTrace(series, deviation, smoothing, color, group, uid) {
+/** The value a line shows at `step` (smoothed as drawn), or null. */
+function valueAt(series, step, smoothing) {
+  const i = series.steps.indexOf(step);
+  return i < 0 ? null : smooth(series.values, smoothing)[i];
+}
+
+/** Where a seed group's n drops (seeds that stopped early): a labelled tick on its line. */
+function nDropTrace(series, band, smoothing, color, group, label, split) {
+  const n = new Map(band.steps.map((s, i) => [s, band.n[i]]));
+  const x = band.drops.filter((s) => series.steps.includes(s));
+  return {
+    type: "scatter", mode: "markers+text", legendgroup: group, showlegend: false,
+    x, y: x.map((s) => valueAt(series, s, smoothing)),
+    text: x.map((s) => `n=${n.get(s)}`), textposition: "top center", textfont: {size: 10, color},
+    marker: {symbol: "line-ns-open", size: 14, color, line: {width: 2, color}},
+    hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}: fewer seeds from here (%{text})<extra></extra>`,
+  };
+}
+
+/** The best epoch (a dot on the validation curve), the verdict's onset and where early stopping fired. */
+function markerTraces(row, validation, smoothing, color, group, label) {
+  const out = [];
+  const add = (epoch, symbol, what, size = 10, open = false) => {
+    const y = valueAt(validation, epoch, smoothing);
+    if (epoch === null || epoch === undefined || y === null) return;
+    out.push({
+      type: "scatter", mode: "markers", legendgroup: group, showlegend: false, x: [epoch], y: [y],
+      customdata: [validation.values[validation.steps.indexOf(epoch)]],
+      marker: open ? {symbol, size, color: "#202124", line: {width: 2, color: "#202124"}} : {symbol, size, color, line: {width: 1.5, color: "#202124"}},
+      hovertemplate: `<b>${label}</b> · ${what}<br>epoch %{x}<br>validation %{customdata:.4g}<extra></extra>`,
+    });
+  };
+  add(row.best_epoch, "circle", "best epoch (lowest validation data loss)");
+  // an open diamond: around the dot when the onset is the best epoch
+  if (row.onset !== null && row.onset !== undefined) add(row.onset, "diamond-open", `overfitting onset: ${plotlyText(row.verdict)}`, 16, true);
+  if (row.status === "early_stopped") add(row.stop_epoch, "x", "early stopping fired", 11);
+  return out;
+}
+
+/** The band mean ± half-width around `series` (smoothed like the line): one closed shape, not in the legend. */
+function bandTrace(series, spread, smoothing, color, group, uid) {
   const upper = [];
   const lower = [];
   series.values.forEach((v, i) => {
-    const d = deviation.get(series.steps[i]);
+    const d = (spread.get(series.steps[i]) || {}).half;
     const known = v !== null && d !== null && d !== undefined;
     upper.push(known ? v + d : null);
     lower.push(known ? v - d : null);
@@ -204,11 +254,18 @@ export const SUMMARY_COLUMNS = [
   {key: "best_epoch", label: "best epoch", title: "Epoch of the lowest validation data loss", format: (v) => formatNumber(v), numeric: true},
   {key: "best_value", label: "best val. data loss", title: "Lowest validation data loss", format: (v) => formatNumber(v), numeric: true},
   {key: "train_value", label: "train data loss", title: "Training data loss at the best epoch", format: (v) => formatNumber(v), numeric: true},
-  {key: "gap", label: "gap", title: "Validation minus training data loss at the best epoch", format: (v) => formatNumber(v, 3), numeric: true},
+  {key: "best_ci", label: "± 95% CI", title: "A seed group's 95% confidence interval (t, n−1 degrees of freedom) of its mean validation data loss at the best epoch", format: (v) => (v === null ? "–" : `± ${formatNumber(v, 3)}`), numeric: true},
+  {key: "gap", label: "gap", title: "Validation minus training data loss at the best epoch; the training loss in inference mode (train_eval) where it was logged", format: (v, row) => formatNumber(v, 3) + (row.gap_note ? " (dropout on)" : ""), numeric: true},
   {key: "stop_epoch", label: "stop epoch", title: "Last epoch trained (so far, while running)", format: (v) => formatNumber(v), numeric: true},
   {key: "status", label: "status", format: (v) => v || "–"},
   {key: "penalty_share", label: "penalty share", title: "Share of the regularization penalty in the training loss at the best epoch", format: (v) => formatPercent(v), numeric: true},
+  {key: "verdict", label: "verdict", title: "What the curves mean (onset: Prechelt's GL criterion on the smoothed validation curve)", format: (v, row) => [v, row.onset_spread].filter(Boolean).join("; ") || "–"},
+  {key: "paired_diff", label: "vs baseline (paired)", title: "Best validation data loss minus the baseline's, seed k against seed k: mean difference [95% CI]", format: (v, row) => (v === null || v === undefined ? "–" : `${signed(v)} [${signed(row.paired_low)}, ${signed(row.paired_high)}]${row.paired_excludes_zero ? "" : " (≈ noise)"}`), numeric: true},
 ];
+
+function signed(value) {
+  return (value >= 0 ? "+" : "") + formatNumber(value, 3);
+}
 
 function compare(a, b) {
   if (a === b) return 0;
@@ -249,6 +306,16 @@ export function summaryTable(answer, sort, onSort, colors) {
       if (column.key === "name") {
         const swatch = el("span", {className: "swatch", attrs: {style: `background:${colors.get(row.run) || BASELINE_COLOR}`}});
         return el("td", {title: row.run}, swatch, text);
+      }
+      if (column.key === "gap") {
+        const why = row.gap_note || (row.gap_split === "train_eval" ? "against train_eval: the training data in inference mode (dropout off)" : "");
+        return el("td", {className: `num${row.gap_note ? " warn" : ""}`, title: why}, text);
+      }
+      if (column.key === "verdict") {
+        return el("td", {className: `verdict verdict-${String(row.verdict_kind || "unknown").replace(/[^a-z_]/g, "")}`}, text);
+      }
+      if (column.key === "paired_diff") {
+        return el("td", {className: `num${row.paired_excludes_zero ? " sure" : ""}`, title: row.paired_text || ""}, text);
       }
       if (column.key === "status") {
         return el("td", {}, el("span", {className: `status status-${String(row.status || "unknown").replace(/[^a-z_]/g, "")}`}, text));
