@@ -42,12 +42,20 @@ _PARTS = flags.DEFINE_list("parts", ["csv", "epochs", "tutorial"], "Which parts:
 _MODELS = flags.DEFINE_list("models", list(tutorial_port.MODELS), "Models for the per-epoch table.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Runs per measurement (median).", lower_bound=1)
 _ROWS = flags.DEFINE_integer("rows", 1_000_000, "Rows of the generated HIGGS-format file.", lower_bound=11_000)
-_DATA_DIR = flags.DEFINE_string("data_dir", os.path.join(tempfile.gettempdir(), "tbreg-bench"), "Where the file is kept.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", os.path.join(tempfile.gettempdir(), "tbreg-bench"), "Where the file is kept."
+)
 _SMALL_EPOCHS = flags.DEFINE_integer("small_epochs", 100, "Epochs timed for tiny/small/medium.", lower_bound=2)
 _LARGE_EPOCHS = flags.DEFINE_integer("large_epochs", 10, "Epochs timed for the 512x4 models.", lower_bound=2)
-_VARIANTS = flags.DEFINE_list("variants", ["fast", "callbacks"], "tbreg variants per model: fast (the default engine), callbacks (with all of tbreg's callbacks), "
-                              "bf16 (--dtype_policy=mixed_bfloat16).")
-_TUTORIAL_EPOCHS = flags.DEFINE_integer("tutorial_epochs", 20, "Epochs per model for the whole tutorial.", lower_bound=1)
+_VARIANTS = flags.DEFINE_list(
+    "variants",
+    ["fast", "callbacks"],
+    "tbreg variants per model: fast (the default engine), callbacks (with all of tbreg's callbacks), "
+    "bf16 (--dtype_policy=mixed_bfloat16).",
+)
+_TUTORIAL_EPOCHS = flags.DEFINE_integer(
+    "tutorial_epochs", 20, "Epochs per model for the whole tutorial.", lower_bound=1
+)
 
 STEPS_PER_EPOCH = 20  # 10,000 rows / batch 500
 
@@ -131,8 +139,16 @@ def _tbreg_spec(name):
 def run_tutorial(name, path, epochs, logdir, timer=None):
     validate_ds, train_ds = tutorial_port.datasets(path)
     model = tutorial_port.MODELS[name]()
-    history = tutorial_port.compile_and_fit(model, train_ds, validate_ds, os.path.join(logdir, name), STEPS_PER_EPOCH,
-                                            epochs, patience=10**6, extra_callbacks=[timer] if timer else ())
+    history = tutorial_port.compile_and_fit(
+        model,
+        train_ds,
+        validate_ds,
+        os.path.join(logdir, name),
+        STEPS_PER_EPOCH,
+        epochs,
+        patience=10**6,
+        extra_callbacks=[timer] if timer else (),
+    )
     return history.history["val_binary_crossentropy"][-1]
 
 
@@ -170,7 +186,9 @@ def epochs_table(path, models, repeats, logdir, variants) -> list[str]:
     lines = [
         "| model | epochs per run | tutorial ms/epoch (min / median) | "
         + " | ".join(f"{h} ms/epoch (min / median) | {h} speed-up (min / median)" for h in heads)
-        + " | final val BCE tutorial / " + " / ".join(heads) + " |",
+        + " | final val BCE tutorial / "
+        + " / ".join(heads)
+        + " |",
         "|---|---|---|" + "---|---|" * len(variants) + "---|",
     ]
     print("\n".join(lines), flush=True)
@@ -223,8 +241,11 @@ def main(argv):
     import tensorflow as tf
 
     path = make_file(os.path.join(_DATA_DIR.value, f"higgs-format-{_ROWS.value}.csv.gz"), _ROWS.value)
-    print(f"# tbreg speed benchmark — {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, TF {tf.__version__}, Python {platform.python_version()}\n", flush=True)
+    print(
+        f"# tbreg speed benchmark — {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, TF {tf.__version__}, Python {platform.python_version()}\n",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as logdir:
         if "csv" in _PARTS.value:
             print("\n".join(csv_table(path, _ROWS.value, _REPEATS.value)) + "\n", flush=True)

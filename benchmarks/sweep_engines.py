@@ -47,19 +47,41 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,small,medium,large")
     parser.add_argument("--grid", default="l2=0,1e-4")
     args = parser.parse_args()
-    sweep = ["--families=sizes", f"--models={args.models}", "--grid", args.grid, f"--max_epochs={args.max_epochs}",
-             f"--patience={args.max_epochs}", "--quiet"]
-    subprocess.run([sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={tempfile.mkdtemp()}", "--models=tiny",
-                    "--max_epochs=1", "--quiet"], check=True, capture_output=True)  # mnist1d generated and cached
+    sweep = [
+        "--families=sizes",
+        f"--models={args.models}",
+        "--grid",
+        args.grid,
+        f"--max_epochs={args.max_epochs}",
+        f"--patience={args.max_epochs}",
+        "--quiet",
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tbreg.cli",
+            "sweep",
+            f"--logdir={tempfile.mkdtemp()}",
+            "--models=tiny",
+            "--max_epochs=1",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )  # mnist1d generated and cached
     times = {name: [] for name in CONFIGS}
     trees = {}
     names = list(CONFIGS)
     for rep in range(args.reps):
-        for name in names[rep % len(names):] + names[: rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             logdir = tempfile.mkdtemp(prefix="sweep-bench-")
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={logdir}", *sweep,
-                                   *CONFIGS[name]], capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={logdir}", *sweep, *CONFIGS[name]],
+                capture_output=True,
+                text=True,
+            )
             times[name].append(time.perf_counter() - start)
             if proc.returncode != 0:
                 sys.exit(f"{name}: tbreg sweep exited {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -67,8 +89,10 @@ def main() -> None:
             print(f"rep {rep + 1}: {name}: {times[name][-1]:.1f} s", file=sys.stderr)
     reference = statistics.median(times[names[0]])
     first = trees[names[0]]
-    print(f"\n{len(first)} trials ({args.models} x {args.grid}, {args.max_epochs} epochs, mnist1d); "
-          f"{platform.machine()}, {os.cpu_count()} CPUs; median of {args.reps}\n")
+    print(
+        f"\n{len(first)} trials ({args.models} x {args.grid}, {args.max_epochs} epochs, mnist1d); "
+        f"{platform.machine()}, {os.cpu_count()} CPUs; median of {args.reps}\n"
+    )
     print("| engine | wall s | vs 1 local worker | same tree |")
     print("|---|---|---|---|")
     for name in names:

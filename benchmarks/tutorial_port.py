@@ -58,7 +58,9 @@ MODELS = {
 }
 
 
-def compile_and_fit(model, train_ds, validate_ds, logdir, steps_per_epoch, max_epochs, patience=200, extra_callbacks=()):
+def compile_and_fit(
+    model, train_ds, validate_ds, logdir, steps_per_epoch, max_epochs, patience=200, extra_callbacks=()
+):
     lr_schedule = keras.optimizers.schedules.InverseTimeDecay(
         0.001, decay_steps=steps_per_epoch * 1000, decay_rate=1, staircase=False
     )

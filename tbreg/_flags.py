@@ -17,26 +17,37 @@ from tbreg.errors import UserError
 LOGDIR = flags.DEFINE_string("logdir", "runs", "Root of the log tree (local path or tf.io.gfile URI).")
 DATASET = flags.DEFINE_enum("dataset", "mnist1d", list(datasets.NAMES), "Dataset; mnist1d is generated offline.")
 DATA_PATH = flags.DEFINE_string(
-    "data_path", None,
+    "data_path",
+    None,
     "higgs: local .csv/.csv.gz or URL (default: the UCI URL); imdb, mnist: local Keras .npz or URL "
     "(default: Keras' own file via ~/.keras/datasets).",
 )
 CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Dataset cache (default $TBREG_CACHE or ~/.cache/tbreg).")
 MODELS = flags.DEFINE_list("models", [], "Comma list of models to train (default: the whole family).")
-MAX_EPOCHS = flags.DEFINE_integer("max_epochs", None, "Most epochs per model (preset: higgs 10000, mnist1d 150, imdb and mnist 20).", lower_bound=1)
+MAX_EPOCHS = flags.DEFINE_integer(
+    "max_epochs", None, "Most epochs per model (preset: higgs 10000, mnist1d 150, imdb and mnist 20).", lower_bound=1
+)
 PATIENCE = flags.DEFINE_integer("patience", None, "EarlyStopping patience on the validation data loss.", lower_bound=0)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Batch size (tutorial: 500).", lower_bound=1)
 BUFFER_SIZE = flags.DEFINE_integer("buffer_size", None, "Shuffle buffer (tutorial: 10000).", lower_bound=1)
 N_TRAIN = flags.DEFINE_integer("n_train", None, "Training examples (higgs: the rows after validation).", lower_bound=1)
 N_VALIDATION = flags.DEFINE_integer("n_validation", None, "Validation examples (higgs: the first rows).", lower_bound=1)
-LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Initial learning rate of models without one of their own (preset 0.001: the tutorial's Adam, Chollet's RMSprop).", lower_bound=0)
-DECAY_EPOCHS = flags.DEFINE_float("decay_epochs", None, "InverseTimeDecay: epochs until the rate halves.", lower_bound=0)
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate",
+    None,
+    "Initial learning rate of models without one of their own (preset 0.001: the tutorial's Adam, Chollet's RMSprop).",
+    lower_bound=0,
+)
+DECAY_EPOCHS = flags.DEFINE_float(
+    "decay_epochs", None, "InverseTimeDecay: epochs until the rate halves.", lower_bound=0
+)
 MAX_SEED = 2**32 - 1  # what numpy's and Keras' seeding accept
 SEED = flags.DEFINE_integer(
     "seed", None, "Random seed for weights, dropout and shuffling.", lower_bound=0, upper_bound=MAX_SEED
 )
 SEEDS = flags.DEFINE_list(
-    "seeds", [],
+    "seeds",
+    [],
     "N: train every model N times, with seeds --seed, --seed+1, …; or a comma list of seeds. Runs go to "
     "<family>/<model>/seed_<k>, plus the aggregate run <family>/<model>/mean (mean and std). Empty: one run per model.",
 )
@@ -46,22 +57,26 @@ flags.register_validator(
     message=f"must be a count N >= 1 or a comma list of seeds from 0 to {MAX_SEED}",
 )
 MC_SAMPLES = flags.DEFINE_integer(
-    "mc_samples", None,
+    "mc_samples",
+    None,
     "Monte-Carlo dropout passes per epoch for models that have them (regularizers' dropout models; default 20); 0: off.",
     lower_bound=0,
 )
 TENSORBOARD_URL = flags.DEFINE_string(
-    "tensorboard_url", None,
+    "tensorboard_url",
+    None,
     "Where your TensorBoard is served (e.g. http://localhost:6006/, http://host:7007/, a proxy's address): the "
     "note for trees over 40 runs then prints whole per-family links; default: the fragments to append.",
 )
 flags.register_validator(
-    "tensorboard_url", lambda v: v is None or v.startswith(("http://", "https://")),
+    "tensorboard_url",
+    lambda v: v is None or v.startswith(("http://", "https://")),
     message="give the address TensorBoard is served at, starting with http:// or https://",
 )
 QUIET = flags.DEFINE_bool("quiet", False, "No progress display (the end-of-run table is still printed).")
 CALLBACKS = flags.DEFINE_list(
-    "callbacks", ["all"],
+    "callbacks",
+    ["all"],
     f"tbreg callbacks per run: all, none, or a comma list of {', '.join(CALLBACK_NAMES)}.",
 )
 HISTOGRAM_FREQ = flags.DEFINE_integer(
@@ -108,7 +123,8 @@ def models() -> list[str]:
 
 
 CHECKPOINT_SECS = flags.DEFINE_float(
-    "checkpoint_secs", 30,
+    "checkpoint_secs",
+    30,
     "Save the training state this often (0: every epoch; fast engine), so a run that is killed (SIGKILL, a lost "
     "machine) continues with --resume (a sweep: on retry or re-run) from its last save.",
     lower_bound=0,
@@ -129,7 +145,9 @@ def callback_options() -> dict:
 
 
 DTYPE_POLICY = flags.DEFINE_enum(
-    "dtype_policy", "float32", list(config_lib.DTYPE_POLICIES),
+    "dtype_policy",
+    "float32",
+    list(config_lib.DTYPE_POLICIES),
     "Keras dtype policy of the hidden layers: float32, or mixed_bfloat16 (bfloat16 math, float32 weights and logits; "
     "only on CPUs with bfloat16 instructions, e.g. avx512_bf16).",
 )

@@ -34,9 +34,7 @@ def is_startup_line(line: str) -> bool:
     if line in _KNOWN_LINES or line.startswith(_KNOWN_STARTS):
         return True
     match = _LOG_LINE.fullmatch(line)
-    return bool(match) and any(
-        match["file"] == file and match["message"].startswith(start) for file, start in _KNOWN
-    )
+    return bool(match) and any(match["file"] == file and match["message"].startswith(start) for file, start in _KNOWN)
 
 
 def tbreg_sets_level() -> bool:

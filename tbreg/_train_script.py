@@ -19,23 +19,29 @@ from tbreg.errors import UserError
 from tbreg.status import ENDED_WELL, Status
 
 _IF_EXISTS = flags.DEFINE_enum(
-    "if_exists", "new", list(IF_EXISTS),
+    "if_exists",
+    "new",
+    list(IF_EXISTS),
     "When a run dir exists: new = train into <model>.2, <model>.3, …; error = stop; overwrite = delete it first.",
 )
 _ENGINE = flags.DEFINE_enum(
-    "engine", "fast", ["fast", "keras"],
+    "engine",
+    "fast",
+    ["fast", "keras"],
     "fast: one compiled call per epoch (default); keras: plain model.fit, for per-batch callbacks.",
 )
 _JOBS = flags.DEFINE_integer(
     "jobs", 1, "Train this many models of the family at once, in separate processes.", lower_bound=1
 )
 _BASELINE = flags.DEFINE_string(
-    "baseline", None,
+    "baseline",
+    None,
     "Families with a baseline (regularizers): the run copied in beside them (default: the family's, e.g. "
     "sizes/tiny; imdb: sizes/original; mnist: capacity/large); empty: none.",
 )
 _RESUME = flags.DEFINE_bool(
-    "resume", False,
+    "resume",
+    False,
     "Continue the newest run of each model where an interrupt (Ctrl-C, SIGTERM) stopped it; finished runs are skipped.",
 )
 
@@ -64,7 +70,11 @@ def _run_name(r) -> str:
 
 
 def _baseline_command(family_name: str, dataset: str, logdir: str, model: str) -> str:
-    script = f"tbreg-train-{family_name}" if family_name in ("sizes", "regularizers") else f"tbreg-train --family={family_name}"
+    script = (
+        f"tbreg-train-{family_name}"
+        if family_name in ("sizes", "regularizers")
+        else f"tbreg-train --family={family_name}"
+    )
     data = "" if dataset == "mnist1d" else f" --dataset={dataset}"
     return f"{script}{data} --logdir={logdir} --models={model}"
 
@@ -156,13 +166,18 @@ def _report_interrupt(prog: str, e: KeyboardInterrupt) -> None:
         print(f"{prog}: interrupted before a run's first epoch; runs that finished are kept", file=sys.stderr)
         return
     where = f"after epoch {result.epochs - 1}" if result.epochs else "before its first epoch ended"
-    print(f"{prog}: interrupted {where} of {_run_name(result)} ({result.run_dir}): every event so far is "
-          "written and its run.json says status=interrupted", file=sys.stderr)
+    print(
+        f"{prog}: interrupted {where} of {_run_name(result)} ({result.run_dir}): every event so far is "
+        "written and its run.json says status=interrupted",
+        file=sys.stderr,
+    )
     if getattr(e, "resumable", False):
         print(f"resume with: {resume_command()}", file=sys.stderr)
     else:
-        print("this run cannot be resumed (interrupted twice, or --engine=keras); run the command again to "
-              "train anew", file=sys.stderr)
+        print(
+            "this run cannot be resumed (interrupted twice, or --engine=keras); run the command again to train anew",
+            file=sys.stderr,
+        )
 
 
 def help_text(script) -> str:
@@ -171,8 +186,10 @@ def help_text(script) -> str:
     names = sorted({f.name for m in modules for f in flags.FLAGS.get_key_flags_for_module(m)})
     module = script.__spec__.name  # tbreg.train_sizes, also under `python -m`
     usage = f"usage: {module.replace('.', '-').replace('_', '-')} [--flag=value …]  (or: python -m {module} …)"
-    return (f"{usage}\n\n{script.__doc__.strip()}\n\nflags:\n{_app.format_flags(names)}\n\n"
-            "(--helpfull: absl's own flags too)")
+    return (
+        f"{usage}\n\n{script.__doc__.strip()}\n\nflags:\n{_app.format_flags(names)}\n\n"
+        "(--helpfull: absl's own flags too)"
+    )
 
 
 def start(main, script) -> None:
@@ -219,9 +236,17 @@ def run(family_name: str, argv, before_training=None) -> int:
         seeds = _flags.seeds_from(_flags.SEEDS.value, config.seed)
         with _progress(family.name, len(specs) * len(seeds or [0]), config):
             results = sweep.train_family(
-                family, specs, data, config, logdir, _IF_EXISTS.value,
-                callbacks_for=callbacks_for(data), extra={"flags": flag_values}, jobs=_JOBS.value,
-                seeds=seeds, resume=_RESUME.value,
+                family,
+                specs,
+                data,
+                config,
+                logdir,
+                _IF_EXISTS.value,
+                callbacks_for=callbacks_for(data),
+                extra={"flags": flag_values},
+                jobs=_JOBS.value,
+                seeds=seeds,
+                resume=_RESUME.value,
             )
         hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics, for the whole tree
     except UserError as e:
@@ -246,6 +271,9 @@ def run(family_name: str, argv, before_training=None) -> int:
     # family still trained every model and each run.json says what happened.
     bad = [r for r in results if r.status not in ENDED_WELL]
     if bad:
-        print(f"{prog}: {len(bad)} of {len(results)} runs did not end well: "
-              + ", ".join(f"{_run_name(r)} {r.status}" for r in bad), file=sys.stderr)
+        print(
+            f"{prog}: {len(bad)} of {len(results)} runs did not end well: "
+            + ", ".join(f"{_run_name(r)} {r.status}" for r in bad),
+            file=sys.stderr,
+        )
     return 1 if bad else 0

@@ -132,8 +132,22 @@ def write_mean(group_dir: str) -> dict:
     best_epoch, best_value = _best(split_bands, monitor)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     record = {
-        **{k: first.get(k) for k in ("family", "model", "spec", "hparams", "dataset", "config", "params", "monitor", "versions", "flags")
-           if k in first},
+        **{
+            k: first.get(k)
+            for k in (
+                "family",
+                "model",
+                "spec",
+                "hparams",
+                "dataset",
+                "config",
+                "params",
+                "monitor",
+                "versions",
+                "flags",
+            )
+            if k in first
+        },
         "status": STATUS,
         "members": names,
         "seeds": [r.get("seed") for r in records],

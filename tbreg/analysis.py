@@ -169,7 +169,7 @@ def data_loss_tag(record, logged) -> str | None:
     logged, else `epoch_loss` (a model without penalties), else None."""
     logged = set(logged)
     monitor = text(record, "monitor")
-    candidates = [f"epoch_{monitor[len('val_'):]}"] if monitor and monitor.startswith("val_") else []
+    candidates = [f"epoch_{monitor[len('val_') :]}"] if monitor and monitor.startswith("val_") else []
     return next((t for t in [*candidates, *DATA_LOSS_TAGS, LOSS_TAG] if t in logged), None)
 
 
@@ -214,7 +214,12 @@ def summarize(record, data_loss: str | None, validation: dict, train: dict, loss
         best_epoch, best_value = record["best_epoch"], number(record["best_value"])
     train_value = number(train.get(best_epoch)) if best_epoch is not None else None
     onset = record.get("overfitting_onset")
-    if train_value is None and best_epoch is not None and isinstance(onset, dict) and count(onset.get("epoch")) == best_epoch:
+    if (
+        train_value is None
+        and best_epoch is not None
+        and isinstance(onset, dict)
+        and count(onset.get("epoch")) == best_epoch
+    ):
         train_value = number(onset.get("train"))  # tbreg's GeneralizationGap callback recorded it
     share = None
     total = number(loss.get(best_epoch)) if best_epoch is not None else None
@@ -298,7 +303,11 @@ def tensorboard_note(runs: list[str], url: str | None = None) -> str | None:
         for f, n in sorted(families.items())
         if f and n <= TENSORBOARD_RUN_LIMIT
     ]
-    how = "" if url is not None else " (append one to the address TensorBoard serves, e.g. http://localhost:6006/; --tensorboard_url=URL prints whole links)"
+    how = (
+        ""
+        if url is not None
+        else " (append one to the address TensorBoard serves, e.g. http://localhost:6006/; --tensorboard_url=URL prints whole links)"
+    )
     where = f"; one family each{how}: {' '.join(links)}" if links else ""
     return (
         f"{len(runs)} TensorBoard runs: its Scalars and Histograms tabs select none above "
@@ -526,8 +535,12 @@ def _epochs(curve: dict) -> list:
 
 
 def verdict(
-    s: Summary, run: RunCurves, family_best: float | None = None, baseline: Summary | None = None,
-    threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW,
+    s: Summary,
+    run: RunCurves,
+    family_best: float | None = None,
+    baseline: Summary | None = None,
+    threshold: float = GL_THRESHOLD,
+    window: int = SMOOTH_WINDOW,
 ) -> Verdict:
     """The verdict of one run from its summary `s` and curves; `family_best` (the lowest best
     validation data loss of its family) and its family's `baseline` summary give the context for
@@ -548,8 +561,10 @@ def verdict(
     if onset is not None:
         _, last = _last_value(run.validation)
         return Verdict(
-            "overfits", f"overfits from epoch {onset.epoch} — validation +{last - s.best_value:.3g} since its best",
-            onset.epoch, onset.fired,
+            "overfits",
+            f"overfits from epoch {onset.epoch} — validation +{last - s.best_value:.3g} since its best",
+            onset.epoch,
+            onset.fired,
         )
     smoothed = smooth_centered(run.validation, window)
     low_step, _ = lowest(smoothed)
@@ -557,13 +572,19 @@ def verdict(
     if low_step is not None and low_step >= epochs[-min(tail, len(epochs))]:
         return Verdict("improving", "still improving when stopped (raise --max_epochs)")
     if (
-        baseline is not None and not run.baseline and baseline.best_value is not None
-        and baseline.train_value is not None and s.train_value is not None
-        and s.best_value > baseline.best_value and s.train_value > baseline.train_value
+        baseline is not None
+        and not run.baseline
+        and baseline.best_value is not None
+        and baseline.train_value is not None
+        and s.train_value is not None
+        and s.best_value > baseline.best_value
+        and s.train_value > baseline.train_value
     ):
         return Verdict("over_regularized", "over-regularized vs its baseline (worse on training and validation)")
     if (
-        family_best is not None and s.gap is not None and abs(s.gap) < UNDERFIT_GAP * s.best_value
+        family_best is not None
+        and s.gap is not None
+        and abs(s.gap) < UNDERFIT_GAP * s.best_value
         and s.best_value > (1 + UNDERFIT_EXCESS) * family_best
     ):
         return Verdict("underfits", "underfits: train ≈ validation, both high")
@@ -614,7 +635,7 @@ class FamilyRow:
 
 
 def onset_spread(onsets) -> str | None:
-    """"onset in 2 of 3 seeds, epochs 22–28 (median 25)"."""
+    """ "onset in 2 of 3 seeds, epochs 22–28 (median 25)"."""
     found = sorted(o for o in onsets if o is not None)
     if not found:
         return f"no onset in {len(onsets)} seeds" if onsets else None
@@ -632,7 +653,10 @@ def paired_text(p: Paired | None) -> str | None:
 
 
 def summarize_family(
-    runs: list[RunCurves], threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW, level: float = CONFIDENCE,
+    runs: list[RunCurves],
+    threshold: float = GL_THRESHOLD,
+    window: int = SMOOTH_WINDOW,
+    level: float = CONFIDENCE,
 ) -> list[FamilyRow]:
     """Every member's row of a family's summary, as the tab, the report and `tbreg plot` show it."""
     rows = []
@@ -661,7 +685,9 @@ def summarize_family(
             at_best = [c.get("validation", {}).get(s.best_epoch) for c in run.seeds.values()]
             ci = interval(at_best, level) if s.best_epoch is not None else None
             onsets = tuple(
-                (lambda o: None if o is None else o.epoch)(overfitting_onset(c.get("validation", {}), threshold, window))
+                (lambda o: None if o is None else o.epoch)(
+                    overfitting_onset(c.get("validation", {}), threshold, window)
+                )
                 for _, c in sorted(run.seeds.items())
             )
             if i != base and len(base_bests) >= 2:

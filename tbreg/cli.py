@@ -43,7 +43,8 @@ _SMOOTHING_STD = flags.DEFINE_integer(
     "smoothing_std", None, "plot: Gaussian smoothing width in epochs (tutorial: 10).", lower_bound=0
 )
 _KEEP_DAMAGED = flags.DEFINE_bool(
-    "keep_damaged", False,
+    "keep_damaged",
+    False,
     "share report/export, plot: warn about a damaged event file and use its records before the damage.",
 )
 _LOGX = flags.DEFINE_bool("logx", False, "plot: log-scale epoch axis, as in the tutorial.")

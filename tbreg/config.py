@@ -29,9 +29,13 @@ class TrainConfig:
     decay_epochs: float = 1_000  # InverseTimeDecay decay_steps = steps_per_epoch * decay_epochs
     seed: int = 0
     engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
-    checkpoint_secs: float | None = None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
+    checkpoint_secs: float | None = (
+        None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
+    )
     verbose: int = 1  # 0 silent, 1 progress (inside a tbreg.progress.FamilyProgress) and a line per run
-    dtype_policy: str = "float32"  # Keras' dtype policy of the hidden layers: float32 or mixed_bfloat16 (see DTYPE_POLICIES)
+    dtype_policy: str = (
+        "float32"  # Keras' dtype policy of the hidden layers: float32 or mixed_bfloat16 (see DTYPE_POLICIES)
+    )
 
     def __post_init__(self):
         # Values a flag, a sweep grid or a config file can give that no schedule can use.
@@ -86,13 +90,27 @@ PRESETS = {
     # Chollet's books: IMDB multi-hot (10,000 words), batch 512, 20 epochs, validation_split=0.4 of
     # the 25,000 training reviews (the last 10,000; 15,000 train). No early stopping (patience =
     # epochs), as in the books. decay_epochs = max_epochs / 10, the tutorial's ratio (1,000 / 10,000).
-    "imdb": {"n_train": 15_000, "n_validation": 10_000, "batch_size": 512, "buffer_size": 15_000,
-             "max_epochs": 20, "patience": 20, "decay_epochs": 2},
+    "imdb": {
+        "n_train": 15_000,
+        "n_validation": 10_000,
+        "batch_size": 512,
+        "buffer_size": 15_000,
+        "max_epochs": 20,
+        "patience": 20,
+        "decay_epochs": 2,
+    },
     # MNIST, 784 pixels in [0, 1]: validation_split=0.2 of the 60,000 training images (the last
     # 12,000; 48,000 train), batch 128, 20 epochs (Chollet's learning-rate example runs 10:
     # --max_epochs=10).
-    "mnist": {"n_train": 48_000, "n_validation": 12_000, "batch_size": 128, "buffer_size": 48_000,
-              "max_epochs": 20, "patience": 20, "decay_epochs": 2},
+    "mnist": {
+        "n_train": 48_000,
+        "n_validation": 12_000,
+        "batch_size": 128,
+        "buffer_size": 48_000,
+        "max_epochs": 20,
+        "patience": 20,
+        "decay_epochs": 2,
+    },
 }
 
 

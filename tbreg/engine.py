@@ -62,8 +62,18 @@ def _build(model, x, y):
     model.test_step((x[:1], y[:1]))  # eagerly: builds the compiled metrics (reset every epoch), no tracing
 
 
-def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbacks=(), seed: int = 0,
-             resume_dir: str | None = None, checkpoint_secs: float | None = None):
+def fast_fit(
+    model,
+    x,
+    y,
+    validation_data,
+    epochs: int,
+    batch_size: int,
+    callbacks=(),
+    seed: int = 0,
+    resume_dir: str | None = None,
+    checkpoint_secs: float | None = None,
+):
     """Trains `model` (compiled) for up to `epochs` epochs; returns the History.
 
     Stops when a callback sets `model.stop_training` (e.g. EarlyStopping) or the loss is not
@@ -79,8 +89,13 @@ def fast_fit(model, x, y, validation_data, epochs: int, batch_size: int, callbac
     _build(model, x, y)
     runner = _EpochRunner(model, x, y, x_val, y_val, batch_size, seed)
     callback_list = keras.callbacks.CallbackList(
-        list(callbacks), add_history=True, add_progbar=False, model=model,
-        epochs=epochs, steps=math.ceil(len(x) / batch_size), verbose=0,
+        list(callbacks),
+        add_history=True,
+        add_progbar=False,
+        model=model,
+        epochs=epochs,
+        steps=math.ceil(len(x) / batch_size),
+        verbose=0,
     )
     model.stop_training = False
     callback_list.on_train_begin()

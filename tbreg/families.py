@@ -42,8 +42,7 @@ class Family:
         unknown = [n for n in names if n not in by_name]
         if unknown:
             raise UserError(
-                f"unknown model(s) {', '.join(unknown)} in family {self.name}; "
-                f"choose from {', '.join(by_name)}"
+                f"unknown model(s) {', '.join(unknown)} in family {self.name}; choose from {', '.join(by_name)}"
             )
         return [by_name[n] for n in names]
 
@@ -51,8 +50,14 @@ class Family:
 # Baldi, Sadowski & Whiteson 2014, as in the tutorial's seed: 4x300 tanh, small normal inits,
 # L2 1e-5 on the hidden kernels after the first, Dropout 0.5 before the head, SGD with momentum.
 PAPER = ModelSpec(
-    "paper", (300, 300, 300, 300), activation="tanh", l2=1e-5, l2_first=False,
-    dropout_before_output=0.5, init_std=(0.1, 0.05, 0.001), optimizer="paper_sgd",
+    "paper",
+    (300, 300, 300, 300),
+    activation="tanh",
+    l2=1e-5,
+    l2_first=False,
+    dropout_before_output=0.5,
+    init_std=(0.1, 0.05, 0.001),
+    optimizer="paper_sgd",
 )
 
 SIZES = Family(
@@ -109,7 +114,9 @@ def schedules(base: ModelSpec, source: str) -> Family:
     """`base` trained with the tutorial's InverseTimeDecay, Géron's exponential decay and 1cycle."""
     return Family(
         "schedules",
-        tuple(dataclasses.replace(base, name=name, schedule=name) for name in ("inverse_time", "exponential", "one_cycle")),
+        tuple(
+            dataclasses.replace(base, name=name, schedule=name) for name in ("inverse_time", "exponential", "one_cycle")
+        ),
         source=f"{source}; {GERON_SOURCE}",
     )
 
@@ -136,6 +143,8 @@ IMDB_ORIGINAL = chollet("original", (16, 16))
 IMDB_SIZES = Family(
     "sizes", (chollet("smaller", (4, 4)), IMDB_ORIGINAL, chollet("bigger", (512, 512))), source=CHOLLET_SOURCE
 )
+
+
 def chollet_regularizers(base: ModelSpec, baseline_family: str) -> Family:
     """Chollet's L2 (0.002) and dropout (0.5) versions of `base`, with `base` as the baseline."""
     return Family(

@@ -39,11 +39,21 @@ from tbreg.status import Status
 
 PREFIX = analysis.END_PREFIX  # the metric tags' prefix
 SUFFIX = ".hparams-config"  # the experiment config's event file name ends with it (after a digest of it)
-STATUS_CODES = {Status.COMPLETED: 0, Status.EARLY_STOPPED: 1, Status.INTERRUPTED: 2, Status.DIVERGED: 3,
-                Status.FAILED: 4, Status.AGGREGATE: 5}
-_SESSION_STATUS = {Status.COMPLETED: api_pb2.STATUS_SUCCESS, Status.EARLY_STOPPED: api_pb2.STATUS_SUCCESS,
-                   Status.AGGREGATE: api_pb2.STATUS_SUCCESS, Status.DIVERGED: api_pb2.STATUS_FAILURE,
-                   Status.FAILED: api_pb2.STATUS_FAILURE}
+STATUS_CODES = {
+    Status.COMPLETED: 0,
+    Status.EARLY_STOPPED: 1,
+    Status.INTERRUPTED: 2,
+    Status.DIVERGED: 3,
+    Status.FAILED: 4,
+    Status.AGGREGATE: 5,
+}
+_SESSION_STATUS = {
+    Status.COMPLETED: api_pb2.STATUS_SUCCESS,
+    Status.EARLY_STOPPED: api_pb2.STATUS_SUCCESS,
+    Status.AGGREGATE: api_pb2.STATUS_SUCCESS,
+    Status.DIVERGED: api_pb2.STATUS_FAILURE,
+    Status.FAILED: api_pb2.STATUS_FAILURE,
+}
 GROUP = "validation"  # the split dir the metrics are written to
 # (tag, display name, description), in the dashboard's order
 METRICS = (
@@ -52,8 +62,11 @@ METRICS = (
     ("end/best_gap", "gap at best", "validation − training data loss at the best epoch"),
     ("end/best_accuracy", "val accuracy at best", "validation accuracy at the best epoch"),
     ("end/stop_epoch", "stop epoch", "last epoch trained"),
-    ("end/status", "status (0 completed, 1 early stopped, 2 interrupted, 3 diverged, 4 failed, 5 mean)",
-     "how the run ended, as run.json's status"),
+    (
+        "end/status",
+        "status (0 completed, 1 early stopped, 2 interrupted, 3 diverged, 4 failed, 5 mean)",
+        "how the run ended, as run.json's status",
+    ),
 )
 _DISCRETE_NUMBERS = 12  # numeric hparams with at most this many values get a checkbox filter
 
@@ -85,8 +98,13 @@ def run_metrics(record: dict, train: dict, validation: dict) -> dict:
             inference = _finite(onset.get("train"))
     if inference is not None and s.best_value is not None:
         gap = s.best_value - inference
-    out = {"end/best_data_loss": s.best_value, "end/best_epoch": s.best_epoch, "end/best_gap": gap,
-           "end/stop_epoch": s.stop_epoch, "end/status": STATUS_CODES.get(s.status)}
+    out = {
+        "end/best_data_loss": s.best_value,
+        "end/best_epoch": s.best_epoch,
+        "end/best_gap": gap,
+        "end/stop_epoch": s.stop_epoch,
+        "end/status": STATUS_CODES.get(s.status),
+    }
     if s.best_epoch is not None:
         out["end/best_accuracy"] = _at(validation.get("accuracy", {}), s.best_epoch)
     return {tag: float(v) for tag, v in out.items() if _finite(v) is not None}
@@ -96,8 +114,10 @@ def _from_history(history: dict, data_loss: str) -> tuple[dict, dict]:
     def curve(name):
         return dict(enumerate(history.get(name, [])))
 
-    return ({"data_loss": curve(data_loss), "accuracy": curve("accuracy")},
-            {"data_loss": curve("val_" + data_loss), "accuracy": curve("val_accuracy")})
+    return (
+        {"data_loss": curve(data_loss), "accuracy": curve("accuracy")},
+        {"data_loss": curve("val_" + data_loss), "accuracy": curve("val_accuracy")},
+    )
 
 
 def _from_events(run_dir: str, data_loss: str) -> tuple[dict, dict]:
@@ -105,8 +125,10 @@ def _from_events(run_dir: str, data_loss: str) -> tuple[dict, dict]:
 
     def curves(split):
         tags = scalars.get(split, {})
-        return {name: {p.step: p.value for p in tags.get(tag, [])}
-                for name, tag in (("data_loss", f"epoch_{data_loss}"), ("accuracy", "epoch_accuracy"))}
+        return {
+            name: {p.step: p.value for p in tags.get(tag, [])}
+            for name, tag in (("data_loss", f"epoch_{data_loss}"), ("accuracy", "epoch_accuracy"))
+        }
 
     train = curves("train")
     train["eval_data_loss"] = curves(analysis.TRAIN_EVAL)["data_loss"]
@@ -167,9 +189,15 @@ def experiment(records: list[dict]) -> api_pb2.Experiment:
             values.setdefault(name, []).append(value)
     infos = [_hparam_info(name, values[name]) for name in run_summary.HPARAM_NAMES if name in values]
     infos.sort(key=lambda info: not info.differs)  # stable: tbreg's order within each group
-    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(group=GROUP, tag=tag), display_name=display,
-                                  description=description, dataset_type=api_pb2.DATASET_VALIDATION)
-               for tag, display, description in METRICS]
+    metrics = [
+        api_pb2.MetricInfo(
+            name=api_pb2.MetricName(group=GROUP, tag=tag),
+            display_name=display,
+            description=description,
+            dataset_type=api_pb2.DATASET_VALIDATION,
+        )
+        for tag, display, description in METRICS
+    ]
     return api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics, time_created_secs=time.time())
 
 

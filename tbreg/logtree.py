@@ -326,8 +326,10 @@ RUN_JSON_FIELDS = {
     "seed": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "a whole number or null"),
     "resumable": (lambda v: isinstance(v, bool), "true or false"),
     "overfitting_onset": (lambda v: v is None or isinstance(v, dict), "an object or null"),
-    **{name: (lambda v: isinstance(v, dict), "an object")
-       for name in ("spec", "hparams", "config", "versions", "flags", "sweep", "aggregate", "member_status")},
+    **{
+        name: (lambda v: isinstance(v, dict), "an object")
+        for name in ("spec", "hparams", "config", "versions", "flags", "sweep", "aggregate", "member_status")
+    },
     **{name: (lambda v: isinstance(v, list), "a list") for name in ("resumed", "members", "seeds")},
 }
 
@@ -626,7 +628,9 @@ def copy_run(src: str, dst: str, overwrite: bool = False) -> str:
             gfile.copy(os.path.join(src, rel), target)
         for rel in files:
             if sha256(os.path.join(src, rel)) != sha256(os.path.join(tmp, hidden[rel])):
-                raise UserError(f"copy of {os.path.join(src, rel)} differs from the original; nothing was changed at {dst}")
+                raise UserError(
+                    f"copy of {os.path.join(src, rel)} differs from the original; nothing was changed at {dst}"
+                )
         for rel in files:
             if hidden[rel] != rel:
                 gfile.rename(os.path.join(tmp, hidden[rel]), os.path.join(tmp, rel))

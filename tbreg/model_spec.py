@@ -24,7 +24,9 @@ class ModelSpec:
     max_norm: float = 0.0  # > 0: MaxNorm constraint on each hidden unit's incoming weights (Géron)
     batch_norm: bool = False  # BatchNormalization after every hidden layer (Géron)
     learning_rate: float | None = None  # this model's own (initial) rate; None = the config's
-    schedule: str = "inverse_time"  # one of tbreg.models.SCHEDULES: inverse_time (the tutorial's), constant, exponential, one_cycle
+    schedule: str = (
+        "inverse_time"  # one of tbreg.models.SCHEDULES: inverse_time (the tutorial's), constant, exponential, one_cycle
+    )
     mc_samples: int = 0  # > 0: Monte-Carlo dropout evaluation of the validation data with this many passes
 
     def hparams(self) -> dict:
@@ -45,11 +47,18 @@ class ModelSpec:
 
     def describe(self) -> str:
         """One line: architecture, regularization and optimizer (for `tbreg-train --list`)."""
-        layers = "-".join(map(str, self.units)) + f" {self.activation}" if self.units else "head only (logistic regression)"
+        layers = (
+            "-".join(map(str, self.units)) + f" {self.activation}" if self.units else "head only (logistic regression)"
+        )
         extras = [
             f"{name} {value:g}"
-            for name, value in (("l1", self.l1), ("l2", self.l2), ("dropout", self.dropout),
-                                ("dropout before head", self.dropout_before_output), ("max-norm", self.max_norm))
+            for name, value in (
+                ("l1", self.l1),
+                ("l2", self.l2),
+                ("dropout", self.dropout),
+                ("dropout before head", self.dropout_before_output),
+                ("max-norm", self.max_norm),
+            )
             if value
         ]
         if self.batch_norm:

@@ -31,8 +31,9 @@ def _regularizer(spec: ModelSpec, first: bool):
     return keras.regularizers.L2(spec.l2) if spec.l2 else None
 
 
-def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int | None = None,
-                dtype_policy: str = "float32") -> keras.Model:
+def build_model(
+    spec: ModelSpec, num_features: int, num_classes: int, seed: int | None = None, dtype_policy: str = "float32"
+) -> keras.Model:
     """The Keras model for `spec` (uncompiled); `seed` makes the initial weights reproducible.
 
     `dtype_policy` (Keras' name, e.g. "mixed_bfloat16") applies to the hidden layers; the logits
@@ -57,9 +58,13 @@ def build_model(spec: ModelSpec, num_features: int, num_classes: int, seed: int 
         if spec.batch_norm:
             stack.append(keras.layers.BatchNormalization(name=f"batch_norm_{i + 1}", dtype=dtype))
         if spec.dropout:
-            stack.append(keras.layers.Dropout(spec.dropout, seed=layer_seed(100 + i), name=f"dropout_{i + 1}", dtype=dtype))
+            stack.append(
+                keras.layers.Dropout(spec.dropout, seed=layer_seed(100 + i), name=f"dropout_{i + 1}", dtype=dtype)
+            )
     if spec.dropout_before_output:
-        stack.append(keras.layers.Dropout(spec.dropout_before_output, seed=layer_seed(200), name="dropout_out", dtype=dtype))
+        stack.append(
+            keras.layers.Dropout(spec.dropout_before_output, seed=layer_seed(200), name="dropout_out", dtype=dtype)
+        )
     outputs = 1 if num_classes == 2 else num_classes
     stack.append(
         keras.layers.Dense(outputs, kernel_initializer=_initializer(spec, "output", layer_seed(300)), name="logits")

@@ -115,12 +115,14 @@ def _draw_bands(plotter, members: list[reader.Member], found: dict, tag: str, sm
             if smoothing_std and known.all():  # as the plotter smooths the line
                 low, high = tfdocs_plots._smooth(low, smoothing_std), tfdocs_plots._smooth(high, smoothing_std)
             # where fewer than 2 seeds logged an epoch the band stops (n per step: see the tab)
-            plt.fill_between(history.epoch, low, high, where=known, color=plotter.color_table[name], alpha=0.15,
-                             linewidth=0)
+            plt.fill_between(
+                history.epoch, low, high, where=known, color=plotter.color_table[name], alpha=0.15, linewidth=0
+            )
 
 
-def _draw_markers(plotter, members: list[reader.Member], rows: dict, found: dict, tag: str,
-                  smoothing_std: int | None) -> dict:
+def _draw_markers(
+    plotter, members: list[reader.Member], rows: dict, found: dict, tag: str, smoothing_std: int | None
+) -> dict:
     """On each run's validation line (of its data loss): ● the best epoch, ◆ the overfitting onset,
     ✕ where early stopping fired; returns {name: [(what, epoch, value)]}."""
     names, out = _by_label(members), {}
@@ -139,10 +141,20 @@ def _draw_markers(plotter, members: list[reader.Member], rows: dict, found: dict
         for what, epoch, symbol in marks:
             if epoch in history.epoch:
                 i = history.epoch.index(epoch)
-                style = (dict(markerfacecolor="none", markersize=12, markeredgewidth=1.5) if symbol == "D"
-                         else dict(markersize=7))
-                plt.plot([epoch], [shown[i]], symbol, color=plotter.color_table[name], markeredgecolor="#202124",
-                         zorder=5, **style)
+                style = (
+                    dict(markerfacecolor="none", markersize=12, markeredgewidth=1.5)
+                    if symbol == "D"
+                    else dict(markersize=7)
+                )
+                plt.plot(
+                    [epoch],
+                    [shown[i]],
+                    symbol,
+                    color=plotter.color_table[name],
+                    markeredgecolor="#202124",
+                    zorder=5,
+                    **style,
+                )
                 out.setdefault(name.replace(r"\$", "$"), []).append((what, epoch, float(values[i])))
     return out
 

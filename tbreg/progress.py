@@ -116,11 +116,19 @@ class FamilyProgress:
             if model.rate is None:
                 return "family ETA after the first epoch"
             left_now = (model.max_epochs - model.done_epochs()) / model.rate
-        per_model = (sum(self.durations) / len(self.durations) if self.durations
-                     else model.max_epochs / model.rate if model is not None and model.rate else 0.0)
+        per_model = (
+            sum(self.durations) / len(self.durations)
+            if self.durations
+            else model.max_epochs / model.rate
+            if model is not None and model.rate
+            else 0.0
+        )
         left = left_now + (self.total - self.started) * per_model
-        return "family done" if model is not None and model.ended and self.started >= self.total else \
-            f"family ETA ≤{duration(left)}"
+        return (
+            "family done"
+            if model is not None and model.ended and self.started >= self.total
+            else f"family ETA ≤{duration(left)}"
+        )
 
     def _fields(self, model: ModelProgress) -> dict:
         rate = "-" if model.rate is None else f"{model.rate:.1f}"
@@ -130,7 +138,9 @@ class FamilyProgress:
     def plain_line(self, model: ModelProgress, end: bool = False) -> str:
         fields = self._fields(model)
         what = f"ended after {model.done_epochs()} epochs" if end else f"epoch {model.done_epochs()}/{model.max_epochs}"
-        return f"{model.label}: {what} · {fields['best']} · {fields['rate']} · {duration(model.elapsed)} · {fields['eta']}"
+        return (
+            f"{model.label}: {what} · {fields['best']} · {fields['rate']} · {duration(model.elapsed)} · {fields['eta']}"
+        )
 
     def begin(self, name: str, max_epochs: int) -> ModelProgress:
         self.started += 1
@@ -276,9 +286,13 @@ def guard_streams(prog: str | None = None) -> None:
     if not isinstance(sys.stderr, _PipeSafe) and sys.stderr is not None:
         sys.stderr = _PipeSafe(sys.stderr)
     if not isinstance(sys.stdout, _PipeSafe) and sys.stdout is not None:
+
         def note():
             name = prog or os.path.basename(sys.argv[0])
-            print(f"{name}: stdout was closed (its reader stopped); training goes on, that output is dropped",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{name}: stdout was closed (its reader stopped); training goes on, that output is dropped",
+                file=sys.stderr,
+                flush=True,
+            )
 
         sys.stdout = _PipeSafe(sys.stdout, note)

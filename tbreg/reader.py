@@ -62,8 +62,11 @@ def warn_if_damaged(event_dir: str) -> list["EventFileCheck"]:
             continue
         if not check.ok:
             damaged.append(check)
-            warnings.warn(f"{check.describe()}; the {check.events} events before it are read",
-                          DamagedEventFileWarning, stacklevel=3)
+            warnings.warn(
+                f"{check.describe()}; the {check.events} events before it are read",
+                DamagedEventFileWarning,
+                stacklevel=3,
+            )
     return damaged
 
 
@@ -80,7 +83,8 @@ def load(event_dir: str) -> event_accumulator.EventAccumulator:
         # TensorBoard's loader would open a FIFO named like an event file and wait forever: read the
         # dir with its own DirectoryWatcher (what EventAccumulator builds), regular files only.
         acc._generator = directory_watcher.DirectoryWatcher(
-            event_dir, event_file_loader.LegacyEventFileLoader,
+            event_dir,
+            event_file_loader.LegacyEventFileLoader,
             lambda path: io_wrapper.IsSummaryEventsFile(path) and not logtree.unreadable_reason(path),
         )
     acc.Reload()
@@ -102,8 +106,10 @@ def scalars(event_dir: str) -> dict[str, list[Point]]:
     """Every scalar in `event_dir` by tag: Keras 3's tensor summaries and legacy scalar events."""
     return _series(
         load(event_dir),
-        event_accumulator.SCALARS, lambda e: Point(e.step, e.wall_time, float(e.value)),
-        "scalars", lambda e: Point(e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto))),
+        event_accumulator.SCALARS,
+        lambda e: Point(e.step, e.wall_time, float(e.value)),
+        "scalars",
+        lambda e: Point(e.step, e.wall_time, float(tensor_util.make_ndarray(e.tensor_proto))),
     )
 
 
@@ -140,8 +146,10 @@ def histograms(event_dir: str) -> dict[str, list[HistogramPoint]]:
     """Every histogram in `event_dir` by tag: Keras 3's / tf.summary's tensor summaries and legacy ones."""
     return _series(
         load(event_dir),
-        event_accumulator.HISTOGRAMS, lambda e: HistogramPoint(e.step, e.wall_time, _legacy_buckets(e.histogram_value)),
-        "histograms", lambda e: HistogramPoint(e.step, e.wall_time, _tensor_buckets(e.tensor_proto)),
+        event_accumulator.HISTOGRAMS,
+        lambda e: HistogramPoint(e.step, e.wall_time, _legacy_buckets(e.histogram_value)),
+        "histograms",
+        lambda e: HistogramPoint(e.step, e.wall_time, _tensor_buckets(e.tensor_proto)),
     )
 
 
@@ -337,8 +345,10 @@ def check_run_files(run_dir: str, live: bool = False, keep_damaged: bool = False
                             f"{check.describe()}; restore it from a copy, or pass --keep_damaged to use "
                             "the records before the damage"
                         )
-                    print(f"tbreg: warning: {check.describe()}; using the {check.events} events before it",
-                          file=sys.stderr)
+                    print(
+                        f"tbreg: warning: {check.describe()}; using the {check.events} events before it",
+                        file=sys.stderr,
+                    )
                 checks[check.path] = check
     return checks
 

@@ -244,7 +244,9 @@ def rewind_events(resume_dir: str, attempt: str) -> int:
         if size <= keep:
             continue
         path = os.path.join(run_dir, rel)
-        aside = os.path.join(run_dir, ATTEMPTS_DIR, attempt, rel.replace("tfevents", "set-aside-events") + f".from-{keep}")
+        aside = os.path.join(
+            run_dir, ATTEMPTS_DIR, attempt, rel.replace("tfevents", "set-aside-events") + f".from-{keep}"
+        )
         tf.io.gfile.makedirs(os.path.dirname(aside))
         _write(aside, _read(path, keep))
         _truncate(path, keep)

@@ -33,23 +33,34 @@ from tbreg.errors import UserError
 from tbreg.status import Status
 
 flags.FLAGS.set_default("logdir", "runs/sweep")
-_CONFIG = flags.DEFINE_string("config", None, "A TOML file with the sweep's settings (flag names as keys, [grid] table).")
-_FAMILIES = flags.DEFINE_list("families", ["sizes"], "Comma list of families of --dataset to sweep (see tbreg-train --list).")
+_CONFIG = flags.DEFINE_string(
+    "config", None, "A TOML file with the sweep's settings (flag names as keys, [grid] table)."
+)
+_FAMILIES = flags.DEFINE_list(
+    "families", ["sizes"], "Comma list of families of --dataset to sweep (see tbreg-train --list)."
+)
 _GRID = flags.DEFINE_multi_string(
-    "grid", [],
+    "grid",
+    [],
     "Hyperparameter axes name=v1,v2 (repeat the flag, or list several after it: --grid l2=1e-4,1e-3 dropout=0.2,0.5). "
     "Names: l1, l2, dropout, max_norm, batch_norm, activation, optimizer, schedule, learning_rate, units (e.g. 64x64), "
     "batch_size, patience, max_epochs, decay_epochs, n_train.",
 )
-_ENGINE = flags.DEFINE_enum("engine", "local", ["local", "ray"], "local: worker processes on this machine; ray: Ray tasks.")
+_ENGINE = flags.DEFINE_enum(
+    "engine", "local", ["local", "ray"], "local: worker processes on this machine; ray: Ray tasks."
+)
 _JOBS = flags.DEFINE_integer(
     "jobs", None, "Trials at once (local default 1; ray: default the cluster's CPUs, 1 CPU per trial).", lower_bound=1
 )
-_ADDRESS = flags.DEFINE_string("address", None, "--engine=ray: the cluster (auto, ray://head:10001, …); none: a local one.")
+_ADDRESS = flags.DEFINE_string(
+    "address", None, "--engine=ray: the cluster (auto, ray://head:10001, …); none: a local one."
+)
 _MAX_TRIALS = flags.DEFINE_integer(
     "max_trials", 10_000, "Refuse a sweep of more trials than this (counted before planning).", lower_bound=1
 )
-_RETRIES = flags.DEFINE_integer("retries", 2, "Attempts after a trial's first one fails (its training or its worker).", lower_bound=0)
+_RETRIES = flags.DEFINE_integer(
+    "retries", 2, "Attempts after a trial's first one fails (its training or its worker).", lower_bound=0
+)
 
 _NOT_FOR_SWEEPS = ("mc_samples",)
 
@@ -71,7 +82,9 @@ def _apply_config_file(path: str) -> dict:
     except UnicodeDecodeError:
         raise UserError(f"--config={path}: not UTF-8 text; save it as UTF-8 (TOML files are)") from None
     except RecursionError:
-        raise UserError(f"--config={path}: nested too deeply to read; a sweep file is flat settings and [grid]") from None
+        raise UserError(
+            f"--config={path}: nested too deeply to read; a sweep file is flat settings and [grid]"
+        ) from None
     grid = content.pop("grid", {})
     if not isinstance(grid, dict):
         raise UserError(f"--config={path}: grid must be a table, e.g. [grid] then l2 = [1e-4, 1e-3]")
@@ -100,8 +113,13 @@ def _sweep_flag_names() -> set:
 
 def _check_stray_flags() -> None:
     own = _sweep_flag_names()
-    stray = sorted(name for name in flags.FLAGS if flags.FLAGS[name].present and name not in own
-                   and flags.FLAGS.find_module_defining_flag(name, "").startswith("tbreg"))
+    stray = sorted(
+        name
+        for name in flags.FLAGS
+        if flags.FLAGS[name].present
+        and name not in own
+        and flags.FLAGS.find_module_defining_flag(name, "").startswith("tbreg")
+    )
     stray += [name for name in _NOT_FOR_SWEEPS if flags.FLAGS[name].present]
     if stray:
         raise UserError(f"tbreg sweep does not take --{', --'.join(stray)} (see tbreg sweep --help)")
@@ -111,15 +129,17 @@ def _format_table(result) -> str:
     header = ("run", "status", "attempts", "epochs", "best epoch", "best val data loss", "time")
     rows = []
     for r in result.results:
-        rows.append((
-            r.trial.label,
-            r.status + (" (earlier)" if r.skipped else ""),
-            str(r.attempts) if not r.skipped else "-",
-            str(r.epochs),
-            "-" if r.best_epoch is None else str(r.best_epoch),
-            "-" if r.best_value is None else f"{r.best_value:.4f}",
-            "-" if r.skipped else f"{r.seconds:.0f}s",
-        ))
+        rows.append(
+            (
+                r.trial.label,
+                r.status + (" (earlier)" if r.skipped else ""),
+                str(r.attempts) if not r.skipped else "-",
+                str(r.epochs),
+                "-" if r.best_epoch is None else str(r.best_epoch),
+                "-" if r.best_value is None else f"{r.best_value:.4f}",
+                "-" if r.skipped else f"{r.seconds:.0f}s",
+            )
+        )
     return text.table(header, rows)
 
 
@@ -181,18 +201,25 @@ def sweep_main(argv) -> int:
     if note:
         print(note)
     if result.interrupted:
-        print("tbreg sweep: interrupted; run the same command again to continue (finished trials are skipped)",
-              file=sys.stderr)
+        print(
+            "tbreg sweep: interrupted; run the same command again to continue (finished trials are skipped)",
+            file=sys.stderr,
+        )
         return 130
     failed = [r for r in result.results if r.status == Status.FAILED]
     diverged = [r for r in result.results if r.status == Status.DIVERGED]
     if diverged:
         print(f"diverged (a result, not retried): {', '.join(r.trial.label for r in diverged)}", file=sys.stderr)
     if failed:
-        print(f"tbreg sweep: {len(failed)} of {len(result.results)} trials failed after every attempt: "
-              + "; ".join(f"{r.trial.label}: {r.errors[-1] if r.errors else 'failed'}" for r in failed), file=sys.stderr)
-        print(f"run the same command again to retry them; attempts are in {os.path.join(logdir, sweep.SWEEP_JSON)}",
-              file=sys.stderr)
+        print(
+            f"tbreg sweep: {len(failed)} of {len(result.results)} trials failed after every attempt: "
+            + "; ".join(f"{r.trial.label}: {r.errors[-1] if r.errors else 'failed'}" for r in failed),
+            file=sys.stderr,
+        )
+        print(
+            f"run the same command again to retry them; attempts are in {os.path.join(logdir, sweep.SWEEP_JSON)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -219,7 +246,10 @@ def run() -> None:
     """`tbreg sweep …` (sys.argv[1] is "sweep"). Without arguments it says what to pass and exits 2."""
     if len(sys.argv) == 2:
         print(__doc__.strip(), file=sys.stderr)
-        print("\ntbreg sweep: error: say what to sweep: --families=… (with --grid, --seeds, …) or --config=FILE; "
-              "every flag: tbreg sweep --help", file=sys.stderr)
+        print(
+            "\ntbreg sweep: error: say what to sweep: --families=… (with --grid, --seeds, …) or --config=FILE; "
+            "every flag: tbreg sweep --help",
+            file=sys.stderr,
+        )
         sys.exit(2)
     _app.run(main, help_text, prog="tbreg sweep")

@@ -1,8 +1,8 @@
 """Trains the `sizes` family (tiny, small, medium, large, paper) into <logdir>/sizes/<model>.
 
-    python -m tbreg.train_sizes                       # offline default: mnist1d, a few minutes
-    python -m tbreg.train_sizes --dataset=higgs       # the tutorial (downloads 11,000 rows)
-    python -m tbreg.train_sizes --models=tiny,large --max_epochs=50
+python -m tbreg.train_sizes                       # offline default: mnist1d, a few minutes
+python -m tbreg.train_sizes --dataset=higgs       # the tutorial (downloads 11,000 rows)
+python -m tbreg.train_sizes --models=tiny,large --max_epochs=50
 """
 
 import sys

@@ -76,20 +76,32 @@ def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
     (tbreg.resume), and every `config.checkpoint_secs` too; the keras engine is not resumable.
     """
     if config.engine == "fast":
-        engine.fast_fit(model, data.x_train, data.y_train, (data.x_val, data.y_val), config.max_epochs,
-                        config.batch_size, callbacks, seed=config.seed, resume_dir=resume_dir,
-                        checkpoint_secs=config.checkpoint_secs)
+        engine.fast_fit(
+            model,
+            data.x_train,
+            data.y_train,
+            (data.x_val, data.y_val),
+            config.max_epochs,
+            config.batch_size,
+            callbacks,
+            seed=config.seed,
+            resume_dir=resume_dir,
+            checkpoint_secs=config.checkpoint_secs,
+        )
     elif config.engine == "keras":
         train_ds, val_ds = make_datasets(data, config)
-        model.fit(train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=callbacks, verbose=0, shuffle=False)
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=config.max_epochs, callbacks=callbacks, verbose=0, shuffle=False
+        )
     else:
         raise ValueError(f"unknown engine {config.engine!r}; use fast or keras")
 
 
 def compile_model(spec, data, config) -> keras.Model:
     """Builds and compiles `spec` for `data` with the config's optimizer, loss and metrics."""
-    model = models.build_model(spec, data.num_features, data.num_classes, seed=config.seed,
-                               dtype_policy=config.dtype_policy)
+    model = models.build_model(
+        spec, data.num_features, data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy
+    )
     loss, metrics = models.loss_and_metrics(data.num_classes)
     steps = config.steps_per_epoch()
     optimizer = models.make_optimizer(spec, config.learning_rate, steps * config.decay_epochs, steps, config.max_epochs)
@@ -274,7 +286,11 @@ def _all_callbacks(spec, data, config, run_dir: str, callbacks, history, early_s
     epoch scalars with `EpochTensorBoard` (the same events, no eager summary ops)."""
     from tbreg.callbacks.epoch_tensorboard import EpochTensorBoard
 
-    tensorboard = EpochTensorBoard if config.engine == "fast" else functools.partial(keras.callbacks.TensorBoard, write_graph=False)
+    tensorboard = (
+        EpochTensorBoard
+        if config.engine == "fast"
+        else functools.partial(keras.callbacks.TensorBoard, write_graph=False)
+    )
     out = [
         history,
         early_stopping,
@@ -304,8 +320,9 @@ def _fit_outcome(model, data, config, run_dir: str, all_callbacks, history, earl
         _close_writers(all_callbacks)
         diverged_at = diverged_epoch(history.history, data.num_classes)
         if diverged_at is not None:  # it blew up first; what broke afterwards (NaN weights) stays in run.json
-            print(f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {first_line(e)}",
-                  file=sys.stderr)
+            print(
+                f"{run_dir}: diverged at epoch {diverged_at}, then {type(e).__name__}: {first_line(e)}", file=sys.stderr
+            )
             record["error"], result.status, result.error = result.error, Status.DIVERGED, None
             resume.clear(resume_dir)  # like any diverged run: nothing to continue
     return None

@@ -19,6 +19,7 @@ def pytest_configure(config):
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

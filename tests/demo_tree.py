@@ -32,11 +32,22 @@ def write_run(run_dir, family, model, splits: dict, status="completed", hparams=
         writer.close()
     best_epoch, best_value = analysis.lowest(dict(enumerate(map(float, splits["validation"]))))
     epochs = len(splits["validation"])
-    logtree.write_record(str(run_dir), {
-        "family": family, "model": model, "status": status, "epochs": epochs, "stopped_epoch": epochs - 1,
-        "best_epoch": best_epoch, "best_value": best_value, "monitor": "val_binary_crossentropy", "params": 1000,
-        "hparams": {"model": model, "dropout": 0.0, "l2": 0.0, **(hparams or {})}, "seed": seed,
-    })
+    logtree.write_record(
+        str(run_dir),
+        {
+            "family": family,
+            "model": model,
+            "status": status,
+            "epochs": epochs,
+            "stopped_epoch": epochs - 1,
+            "best_epoch": best_epoch,
+            "best_value": best_value,
+            "monitor": "val_binary_crossentropy",
+            "params": 1000,
+            "hparams": {"model": model, "dropout": 0.0, "l2": 0.0, **(hparams or {})},
+            "seed": seed,
+        },
+    )
 
 
 def write_demo(root):
@@ -53,11 +64,17 @@ def write_demo(root):
         val = turning(turn, epochs, 0.42, rise=0.01, noise=0.004, seed=20 + k)
         train = turning(turn, epochs, 0.40, rise=-0.002, noise=0.002, seed=30 + k)
         status = "early_stopped" if epochs < 60 else "completed"
-        write_run(family / "l2" / f"seed_{k}", "demo", "l2", {"train": train, "validation": val}, status,
-                  {"l2": 1e-3}, seed=k)
+        write_run(
+            family / "l2" / f"seed_{k}", "demo", "l2", {"train": train, "validation": val}, status, {"l2": 1e-3}, seed=k
+        )
     aggregate.write_mean(str(family / "l2"))
     e = np.arange(30)
     val = 0.45 + 0.5 / (1 + 0.2 * e)
-    write_run(family / "dropout", "demo", "dropout",
-              {"train": val + 0.08, "validation": val, "train_eval": val - 0.05}, hparams={"dropout": 0.5})
+    write_run(
+        family / "dropout",
+        "demo",
+        "dropout",
+        {"train": val + 0.08, "validation": val, "train_eval": val - 0.05},
+        hparams={"dropout": 0.5},
+    )
     return family

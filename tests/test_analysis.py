@@ -114,8 +114,9 @@ def test_seed_group_row_has_ci_onset_spread_and_paired_comparison():
     def group(offset, turns, baseline=False):
         seeds = {k: {"validation": {e: v + offset for e, v in turning(t).items()}} for k, t in enumerate(turns)}
         mean = {e: np.mean([c["validation"][e] for c in seeds.values()]) for e in range(60)}
-        return analysis.RunCurves({"status": "aggregate"}, "x", mean, {e: 0.3 for e in range(60)},
-                                  baseline=baseline, seeds=seeds)
+        return analysis.RunCurves(
+            {"status": "aggregate"}, "x", mean, {e: 0.3 for e in range(60)}, baseline=baseline, seeds=seeds
+        )
 
     base, l2 = group(0.0, [24, 25, 26], baseline=True), group(-0.05, [30, 25, 28])
     rows = analysis.summarize_family([base, l2])

@@ -536,8 +536,9 @@ def test_gap_and_onset_are_against_train_eval_for_a_dropout_model(tmp_path):
     """With TrainEval the gap is validation − training data in inference mode (dropout off)."""
     keras.utils.set_random_seed(2)
     x, y = data(n=160, features=20)
-    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(128, "elu"), keras.layers.Dropout(0.5),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((20,)), keras.layers.Dense(128, "elu"), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+    )
     model.compile(keras.optimizers.Adam(0.01), keras.losses.BinaryCrossentropy(from_logits=True), metrics=bce_metrics())
     made = cbs.make(str(tmp_path), ["gap", "train_eval"], train_data=(x[:80], y[:80]), train_eval_examples=None)
     gap = made[1]

@@ -58,47 +58,110 @@ def one_error_line(proc, prog: str, code: int = 1) -> str:
 
 
 HELP_CASES = [
-    (["tbreg", "--help"],
-     ["tbreg baseline copy SRC_RUN DST_RUN", "tbreg share upload LOGDIR URI", "tbreg sweep ", "tbreg plot FAMILY_DIR",
-      "--[no]overwrite: baseline copy: replace DST_RUN if it exists.", "--interval: share upload --watch: seconds",
-      "(default: '30.0'; a non-negative number)", "-o,--output: share report/export/bundle, plot"],
-     ["USAGE:", "Try --helpfull", "--max_epochs"]),
-    (["tbreg", "share", "report", "--help"],
-     ["usage: tbreg share report LOGDIR -o REPORT.html", "-o,--output: ", "--[no]keep_damaged: ", "(default: 'false')"],
-     ["--watch", "--overwrite", "--ylim", "tbreg plot"]),
-    (["tbreg", "share", "upload", "LOGDIR", "-h"],
-     ["usage: tbreg share upload LOGDIR URI", "--[no]watch: ", "--interval: ", "(default: '30.0'", "--max_cycles: "],
-     ["--output", "--keep_damaged"]),
-    (["tbreg", "plot", "--helpshort"],
-     ["usage: tbreg plot FAMILY_DIR -o", "--ylim: plot: y-axis limits LOW,HIGH", "--smoothing_std: ", "--[no]logx: "],
-     ["--overwrite", "--watch"]),
-    (["tbreg", "baseline", "copy", "--help"],
-     ["usage: tbreg baseline copy SRC_RUN DST_RUN [--overwrite]", "--[no]overwrite: ", "(default: 'false')"],
-     ["--output", "--dest"]),
-    (["tbreg", "sweep", "--help"],
-     ["usage: tbreg sweep --families=", "--config=SWEEP.toml", "--families: Comma list of families",
-      "(default: 'sizes'; a comma separated list)", "--grid: ", "--logdir: ", "(default: 'runs/sweep')",
-      "--engine: <local|ray>: ", "--retries: "],
-     ["--mc_samples", "--output", "--if_exists", "Try --helpfull"]),
-    (["tbreg-train-sizes", "--help"],
-     ["usage: tbreg-train-sizes ", "Trains the `sizes` family", "--max_epochs: Most epochs per model",
-      "--if_exists: <new|error|overwrite>: ", "(default: 'new')", "--dataset: <mnist1d|higgs|imdb|mnist>",
-      "(default: 'mnist1d')", "--callbacks: ", "(default: 'all'; a comma separated list)"],
-     ["--family:", "--list", "--output", "--grid", "Try --helpfull"]),
-    (["tbreg-train-regularizers", "-h"],
-     ["usage: tbreg-train-regularizers ", "--baseline: Families with a baseline", "--mc_samples: "],
-     ["--family:", "--output"]),
-    (["tbreg-train", "--help"],
-     ["usage: tbreg-train ", "--family: <sizes|regularizers|schedules|learning_rate|capacity>:",
-      "--[no]list: Print every family", "--seeds: "],
-     ["--output", "--grid"]),
-    (["python", "-m", "tbreg.train_sizes", "--help"],
-     ["usage: tbreg-train-sizes ", "(or: python -m tbreg.train_sizes", "--logdir: Root of the log tree",
-      "(default: 'runs')"],
-     ["--family:"]),
-    (["python", "-m", "tbreg.cli", "share", "export", "--help"],
-     ["usage: tbreg share export LOGDIR -o SCALARS.csv|SCALARS.json", "-o,--output: "],
-     ["--watch"]),
+    (
+        ["tbreg", "--help"],
+        [
+            "tbreg baseline copy SRC_RUN DST_RUN",
+            "tbreg share upload LOGDIR URI",
+            "tbreg sweep ",
+            "tbreg plot FAMILY_DIR",
+            "--[no]overwrite: baseline copy: replace DST_RUN if it exists.",
+            "--interval: share upload --watch: seconds",
+            "(default: '30.0'; a non-negative number)",
+            "-o,--output: share report/export/bundle, plot",
+        ],
+        ["USAGE:", "Try --helpfull", "--max_epochs"],
+    ),
+    (
+        ["tbreg", "share", "report", "--help"],
+        [
+            "usage: tbreg share report LOGDIR -o REPORT.html",
+            "-o,--output: ",
+            "--[no]keep_damaged: ",
+            "(default: 'false')",
+        ],
+        ["--watch", "--overwrite", "--ylim", "tbreg plot"],
+    ),
+    (
+        ["tbreg", "share", "upload", "LOGDIR", "-h"],
+        ["usage: tbreg share upload LOGDIR URI", "--[no]watch: ", "--interval: ", "(default: '30.0'", "--max_cycles: "],
+        ["--output", "--keep_damaged"],
+    ),
+    (
+        ["tbreg", "plot", "--helpshort"],
+        [
+            "usage: tbreg plot FAMILY_DIR -o",
+            "--ylim: plot: y-axis limits LOW,HIGH",
+            "--smoothing_std: ",
+            "--[no]logx: ",
+        ],
+        ["--overwrite", "--watch"],
+    ),
+    (
+        ["tbreg", "baseline", "copy", "--help"],
+        ["usage: tbreg baseline copy SRC_RUN DST_RUN [--overwrite]", "--[no]overwrite: ", "(default: 'false')"],
+        ["--output", "--dest"],
+    ),
+    (
+        ["tbreg", "sweep", "--help"],
+        [
+            "usage: tbreg sweep --families=",
+            "--config=SWEEP.toml",
+            "--families: Comma list of families",
+            "(default: 'sizes'; a comma separated list)",
+            "--grid: ",
+            "--logdir: ",
+            "(default: 'runs/sweep')",
+            "--engine: <local|ray>: ",
+            "--retries: ",
+        ],
+        ["--mc_samples", "--output", "--if_exists", "Try --helpfull"],
+    ),
+    (
+        ["tbreg-train-sizes", "--help"],
+        [
+            "usage: tbreg-train-sizes ",
+            "Trains the `sizes` family",
+            "--max_epochs: Most epochs per model",
+            "--if_exists: <new|error|overwrite>: ",
+            "(default: 'new')",
+            "--dataset: <mnist1d|higgs|imdb|mnist>",
+            "(default: 'mnist1d')",
+            "--callbacks: ",
+            "(default: 'all'; a comma separated list)",
+        ],
+        ["--family:", "--list", "--output", "--grid", "Try --helpfull"],
+    ),
+    (
+        ["tbreg-train-regularizers", "-h"],
+        ["usage: tbreg-train-regularizers ", "--baseline: Families with a baseline", "--mc_samples: "],
+        ["--family:", "--output"],
+    ),
+    (
+        ["tbreg-train", "--help"],
+        [
+            "usage: tbreg-train ",
+            "--family: <sizes|regularizers|schedules|learning_rate|capacity>:",
+            "--[no]list: Print every family",
+            "--seeds: ",
+        ],
+        ["--output", "--grid"],
+    ),
+    (
+        ["python", "-m", "tbreg.train_sizes", "--help"],
+        [
+            "usage: tbreg-train-sizes ",
+            "(or: python -m tbreg.train_sizes",
+            "--logdir: Root of the log tree",
+            "(default: 'runs')",
+        ],
+        ["--family:"],
+    ),
+    (
+        ["python", "-m", "tbreg.cli", "share", "export", "--help"],
+        ["usage: tbreg share export LOGDIR -o SCALARS.csv|SCALARS.json", "-o,--output: "],
+        ["--watch"],
+    ),
 ]
 
 
@@ -150,8 +213,15 @@ def test_usage_errors_are_one_line(argv, prog, fragment, no_tensorflow):
 def trained(tmp_path_factory, tbreg_cache):
     """sizes/{tiny,small} trained by the console script with --jobs=2 (spawned workers); TF_CPP_MIN_LOG_LEVEL unset."""
     logdir = tmp_path_factory.mktemp("quiet") / "runs"
-    proc = command("tbreg-train-sizes", "--models=tiny,small", "--max_epochs=2", f"--logdir={logdir}", "--jobs=2",
-                   "--quiet", cache_dir=tbreg_cache)
+    proc = command(
+        "tbreg-train-sizes",
+        "--models=tiny,small",
+        "--max_epochs=2",
+        f"--logdir={logdir}",
+        "--jobs=2",
+        "--quiet",
+        cache_dir=tbreg_cache,
+    )
     return logdir, proc
 
 
@@ -173,13 +243,28 @@ def test_share_and_plot_print_no_tensorflow_startup_lines(trained, tmp_path):
 
 
 def test_sweep_and_its_workers_print_no_tensorflow_startup_lines(tmp_path, tbreg_cache):
-    proc = command("tbreg", "sweep", f"--logdir={tmp_path}", "--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3",
-                   "--max_epochs=2", "--jobs=2", "--callbacks=none", cache_dir=tbreg_cache)
+    proc = command(
+        "tbreg",
+        "sweep",
+        f"--logdir={tmp_path}",
+        "--families=sizes",
+        "--models=tiny",
+        "--grid",
+        "l2=0,1e-3",
+        "--max_epochs=2",
+        "--jobs=2",
+        "--callbacks=none",
+        cache_dir=tbreg_cache,
+    )
     assert proc.returncode == 0, proc.stderr
     assert startup_lines(proc.stderr) == [], proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("sweep: 2 trials") and sorted(line.split()[0] for line in lines[1:]) == [
-        "done", "done", "start", "start"], proc.stderr
+        "done",
+        "done",
+        "start",
+        "start",
+    ], proc.stderr
 
 
 def test_user_set_log_level_is_left_alone(trained, tmp_path):
@@ -263,7 +348,8 @@ def test_cache_dir_that_is_a_file_is_one_line(given, tmp_path):
 
 @pytest.mark.parametrize("ylim", ["0,inf", "nan,1", "-inf,0.7", "0.5,nan"])
 def test_plot_ylim_must_be_finite(ylim, tmp_path, no_tensorflow):
-    proc = command("tbreg", "plot", str(tmp_path), "-o", str(tmp_path / "p.png"), f"--ylim={ylim}",
-                   pythonpath=no_tensorflow)
+    proc = command(
+        "tbreg", "plot", str(tmp_path), "-o", str(tmp_path / "p.png"), f"--ylim={ylim}", pythonpath=no_tensorflow
+    )
     assert f"--ylim={ylim}: the limits must be finite numbers" in one_error_line(proc, "tbreg")
     assert not (tmp_path / "p.png").exists()

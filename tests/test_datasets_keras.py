@@ -135,6 +135,16 @@ def test_asking_for_more_examples_than_the_file_has(tmp_path):
 
 def test_presets_follow_the_books():
     imdb_cfg, mnist_cfg = config_lib.for_dataset("imdb"), config_lib.for_dataset("mnist")
-    assert (imdb_cfg.n_train, imdb_cfg.n_validation, imdb_cfg.batch_size, imdb_cfg.max_epochs) == (15_000, 10_000, 512, 20)
-    assert (mnist_cfg.n_train, mnist_cfg.n_validation, mnist_cfg.batch_size, mnist_cfg.max_epochs) == (48_000, 12_000, 128, 20)
+    assert (imdb_cfg.n_train, imdb_cfg.n_validation, imdb_cfg.batch_size, imdb_cfg.max_epochs) == (
+        15_000,
+        10_000,
+        512,
+        20,
+    )
+    assert (mnist_cfg.n_train, mnist_cfg.n_validation, mnist_cfg.batch_size, mnist_cfg.max_epochs) == (
+        48_000,
+        12_000,
+        128,
+        20,
+    )
     assert imdb_cfg.n_validation / 25_000 == 0.4 and mnist_cfg.n_validation / 60_000 == 0.2

@@ -14,8 +14,14 @@ _data = functools.partial(synthetic_data, n_train=256, n_val=256, features=10, s
 
 
 def _train(tmp_path, engine, spec, data, **overrides):
-    cfg = config.TrainConfig(dataset="synthetic", n_train=len(data.x_train), n_validation=len(data.x_val),
-                             verbose=0, engine=engine, **overrides)
+    cfg = config.TrainConfig(
+        dataset="synthetic",
+        n_train=len(data.x_train),
+        n_validation=len(data.x_val),
+        verbose=0,
+        engine=engine,
+        **overrides,
+    )
     run_dir = logtree.claim_run_dir(str(tmp_path), engine, spec.name)
     return training.train_run(spec, data, cfg, run_dir, engine)
 
@@ -38,7 +44,9 @@ def test_minibatch_training_agrees_within_tolerance(tmp_path):
     spec = models.ModelSpec("m", (32, 32))
     kw = dict(batch_size=100, max_epochs=15, patience=100)
     fast, keras_ = (_train(tmp_path, e, spec, data, **kw) for e in ("fast", "keras"))
-    assert fast.history["val_binary_crossentropy"][-1] == pytest.approx(keras_.history["val_binary_crossentropy"][-1], rel=0.03)
+    assert fast.history["val_binary_crossentropy"][-1] == pytest.approx(
+        keras_.history["val_binary_crossentropy"][-1], rel=0.03
+    )
     assert fast.history["accuracy"][-1] == pytest.approx(keras_.history["accuracy"][-1], abs=0.03)
 
 
@@ -46,7 +54,9 @@ def test_both_engines_write_the_same_tags(tmp_path):
     data = _data()
     spec = models.ModelSpec("d", (16,), dropout=0.2)
     runs = {e: _train(tmp_path, e, spec, data, batch_size=64, max_epochs=3) for e in ("fast", "keras")}
-    tags = {e: {(split, tag) for split, t in reader.run_scalars(r.run_dir).items() for tag in t} for e, r in runs.items()}
+    tags = {
+        e: {(split, tag) for split, t in reader.run_scalars(r.run_dir).items() for tag in t} for e, r in runs.items()
+    }
     assert tags["fast"] == tags["keras"]
     assert ("train", "epoch_learning_rate") in tags["fast"]
     steps = [p.step for p in reader.scalars(runs["fast"].run_dir + "/validation")["epoch_binary_crossentropy"]]
@@ -66,7 +76,9 @@ def test_jobs_give_the_same_tree_as_a_sequential_run(tmp_path):
     from tbreg import families
 
     data = _data()
-    fam = families.Family("fam", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (16, 16)), models.ModelSpec("c", (4,))))
+    fam = families.Family(
+        "fam", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (16, 16)), models.ModelSpec("c", (4,)))
+    )
     cfg = config.TrainConfig(dataset="synthetic", n_train=256, n_validation=256, batch_size=64, max_epochs=4, verbose=0)
     seq = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "seq"))
     par = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "par"), jobs=2)
@@ -78,4 +90,6 @@ def test_jobs_give_the_same_tree_as_a_sequential_run(tmp_path):
         for split in a:
             for tag in a[split]:
                 assert [x.step for x in a[split][tag]] == [x.step for x in b[split][tag]]
-                np.testing.assert_allclose([x.value for x in a[split][tag]], [x.value for x in b[split][tag]], rtol=1e-5)
+                np.testing.assert_allclose(
+                    [x.value for x in a[split][tag]], [x.value for x in b[split][tag]], rtol=1e-5
+                )

@@ -78,8 +78,16 @@ def _fit(fit, tmp_path, epochs=4):
 def test_epoch_tensorboard_writes_what_keras_tensorboard_writes(tmp_path, engine_name):
     def fit(model, data, cfg, callbacks):
         if engine_name == "fast":
-            engine.fast_fit(model, data.x_train, data.y_train, (data.x_val, data.y_val), cfg.max_epochs,
-                            cfg.batch_size, callbacks, seed=1)
+            engine.fast_fit(
+                model,
+                data.x_train,
+                data.y_train,
+                (data.x_val, data.y_val),
+                cfg.max_epochs,
+                cfg.batch_size,
+                callbacks,
+                seed=1,
+            )
         else:
             train, val = training.make_datasets(data, cfg)
             model.fit(train, validation_data=val, epochs=cfg.max_epochs, callbacks=callbacks, verbose=0)
@@ -102,15 +110,20 @@ def test_fast_engine_run_has_the_keras_engine_runs_tags_and_steps(tmp_path):
     data = synthetic_data(n_train=256, n_val=128, seed=4)
     trees = {}
     for name in ("fast", "keras"):
-        cfg = config.TrainConfig(dataset="synthetic", n_train=256, n_validation=128, batch_size=256, max_epochs=5,
-                                 verbose=0, engine=name)
+        cfg = config.TrainConfig(
+            dataset="synthetic", n_train=256, n_validation=128, batch_size=256, max_epochs=5, verbose=0, engine=name
+        )
         run_dir = logtree.claim_run_dir(str(tmp_path), name, "m")
         extra = callbacks.make(run_dir, callbacks.NAMES, train_data=(data.x_train, data.y_train))
         training.train_run(models.ModelSpec("m", (16,), l2=1e-3), data, cfg, run_dir, name, extra)
-        trees[name] = {(split, tag): [(p.step, p.value) for p in points]
-                       for split, tags in reader.run_scalars(run_dir).items() for tag, points in tags.items()}
+        trees[name] = {
+            (split, tag): [(p.step, p.value) for p in points]
+            for split, tags in reader.run_scalars(run_dir).items()
+            for tag, points in tags.items()
+        }
     assert trees["fast"].keys() == trees["keras"].keys()
     for key, points in trees["keras"].items():
         assert [s for s, _ in trees["fast"][key]] == [s for s, _ in points], key
-        np.testing.assert_allclose([v for _, v in trees["fast"][key]], [v for _, v in points], rtol=1e-3, atol=1e-6,
-                                   err_msg=str(key))
+        np.testing.assert_allclose(
+            [v for _, v in trees["fast"][key]], [v for _, v in points], rtol=1e-3, atol=1e-6, err_msg=str(key)
+        )

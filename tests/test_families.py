@@ -102,7 +102,9 @@ def test_schedules():
     steps, epochs = 30, 20
     rates = {}
     for spec in fam.models:
-        schedule = models.make_optimizer(spec, 1e-3, decay_steps=2 * steps, steps_per_epoch=steps, epochs=epochs)._learning_rate
+        schedule = models.make_optimizer(
+            spec, 1e-3, decay_steps=2 * steps, steps_per_epoch=steps, epochs=epochs
+        )._learning_rate
         rates[spec.name] = [float(schedule(s)) for s in range(steps * epochs + 1)]
     assert rates["inverse_time"][0] == pytest.approx(1e-3) and rates["inverse_time"][2 * steps] == pytest.approx(5e-4)
     # Géron's exponential decay: 10x lower after s = 0.8 x the run's epochs
@@ -113,9 +115,10 @@ def test_schedules():
     assert one[0] == pytest.approx(1e-3) and one[peak] == pytest.approx(1e-2, rel=1e-3)
     assert np.all(np.diff(one[: peak + 1]) > 0) and np.all(np.diff(one[peak:]) <= 1e-12)
     assert one[-1] == pytest.approx(1e-6, rel=1e-3)
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
-        models.OneCycle(0.05, 1000)))
-    assert isinstance(restored, models.OneCycle) and float(restored(500)) == pytest.approx(float(models.OneCycle(0.05, 1000)(500)))
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(models.OneCycle(0.05, 1000)))
+    assert isinstance(restored, models.OneCycle) and float(restored(500)) == pytest.approx(
+        float(models.OneCycle(0.05, 1000)(500))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,8 +133,9 @@ def fixture_data(tmp_path_factory):
     sizes = {"mnist": (500, 100), "imdb": (200, 100)}
     out = {}
     for dataset, (n_train, n_val) in sizes.items():
-        cfg = config_lib.for_dataset(dataset, data_path=str(tmp / f"{dataset}.npz"), n_train=n_train,
-                                     n_validation=n_val, max_epochs=2, verbose=0)
+        cfg = config_lib.for_dataset(
+            dataset, data_path=str(tmp / f"{dataset}.npz"), n_train=n_train, n_validation=n_val, max_epochs=2, verbose=0
+        )
         out[dataset] = (datasets.load(cfg), cfg)
     return out
 
@@ -150,7 +154,9 @@ def test_every_family_trains_a_couple_of_epochs(dataset, fixture_data, tmp_path)
             train = reader.scalars(str(tmp_path / name / spec.name / "train"))
             assert [p.step for p in train["epoch_learning_rate"]] == [0, 1]  # logged per epoch, for every schedule
         if name == "schedules":
-            lr = {r.model: [p.value for p in reader.scalars(r.run_dir + "/train")["epoch_learning_rate"]] for r in results}
+            lr = {
+                r.model: [p.value for p in reader.scalars(r.run_dir + "/train")["epoch_learning_rate"]] for r in results
+            }
             assert lr["one_cycle"][0] > lr["one_cycle"][1]  # a 2-epoch cycle peaks within the first epoch
             assert lr["exponential"][0] > lr["exponential"][1]
 
@@ -166,11 +172,15 @@ def test_the_tutorial_datasets_new_models_train_with_every_callback(tmp_path):
     make = functools.partial(callbacks_lib.make, train_data=(data.x_train, data.y_train))
     regs = families.get("regularizers", "mnist1d")
     schedules = families.get("schedules", "mnist1d")
-    for fam, specs, callbacks_for in ((regs, regs.select(["combined", "batch_norm"]), make),
-                                      (regs, regs.select(["max_norm"]), None),
-                                      (schedules, schedules.select(["exponential", "one_cycle"]), None)):
+    for fam, specs, callbacks_for in (
+        (regs, regs.select(["combined", "batch_norm"]), make),
+        (regs, regs.select(["max_norm"]), None),
+        (schedules, schedules.select(["exponential", "one_cycle"]), None),
+    ):
         results = sweep.train_family(fam, specs, data, cfg, str(tmp_path), callbacks_for=callbacks_for)
-        assert all(r.status == "completed" and r.epochs == 2 for r in results), [(r.model, r.status, r.error) for r in results]
+        assert all(r.status == "completed" and r.epochs == 2 for r in results), [
+            (r.model, r.status, r.error) for r in results
+        ]
     splits = reader.run_scalars(str(tmp_path / "regularizers" / "combined"))
     assert {"train", "validation", "train_eval", "validation_mc"} <= set(splits)
     assert "regularization/hidden_1" in splits["train"]
@@ -205,8 +215,9 @@ def test_mc_dropout_line_beside_validation(fixture_data, tmp_path):
     data, cfg = fixture_data["imdb"]
     (spec,) = families.get("regularizers", "imdb").select(["dropout"])
     run_dir = logtree.claim_run_dir(str(tmp_path), "regularizers", "dropout")
-    result = training.train_run(spec, data, cfg, run_dir, "regularizers",
-                                callbacks_lib.make(run_dir, train_data=(data.x_train, data.y_train)))
+    result = training.train_run(
+        spec, data, cfg, run_dir, "regularizers", callbacks_lib.make(run_dir, train_data=(data.x_train, data.y_train))
+    )
     scalars = reader.run_scalars(result.run_dir)
     assert set(scalars["validation_mc"]) == {"epoch_binary_crossentropy", "epoch_accuracy"}
     assert [p.step for p in scalars["validation_mc"]["epoch_accuracy"]] == [0, 1]
@@ -216,12 +227,20 @@ def test_mc_dropout_line_beside_validation(fixture_data, tmp_path):
 
 def _dropout_model(rate, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((20,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dropout(rate),
-        keras.layers.BatchNormalization(), keras.layers.Dense(3),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True), "accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((20,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dropout(rate),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True), "accuracy"],
+    )
     return model
 
 
@@ -233,7 +252,9 @@ def test_mc_dropout_is_keras_evaluation_when_nothing_is_dropped_and_leaves_train
     mc = callbacks_lib.MCDropout(str(tmp_path / "a"), x[200:], y[200:], samples=5, batch_size=64)
     model.fit(x[:200], y[:200], epochs=2, batch_size=50, verbose=0, callbacks=[mc])
     evaluated = model.evaluate(x[200:], y[200:], verbose=0, return_dict=True)
-    assert mc.last["epoch_sparse_categorical_crossentropy"] == pytest.approx(evaluated["sparse_categorical_crossentropy"], rel=1e-5)
+    assert mc.last["epoch_sparse_categorical_crossentropy"] == pytest.approx(
+        evaluated["sparse_categorical_crossentropy"], rel=1e-5
+    )
     assert mc.last["epoch_accuracy"] == pytest.approx(evaluated["accuracy"])
     # With real dropout: stochastic, but training draws the same masks with or without the callback.
     histories = []

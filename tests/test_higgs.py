@@ -501,6 +501,7 @@ def test_connection_dropped_mid_body(gz, tmp_path, server):
 # ---------------------------------------------------------------------------------------------------
 # End to end, as a user runs the script (subprocesses run in parallel: each imports TensorFlow)
 
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
@@ -588,11 +589,14 @@ def test_a_500_mb_line_is_refused_in_one_line_with_bounded_memory(tmp_path):
         "    print(e)\n"
         "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) // 1024)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO)
+    )
     message, peak_mb = proc.stdout.strip().splitlines()
-    assert message == (f"{path}: line 4 is longer than 65,536 bytes (a HIGGS row is ~600); not a HIGGS CSV file? "
-                       "pass --data_path=<HIGGS .csv or .csv.gz>"), proc.stderr
+    assert message == (
+        f"{path}: line 4 is longer than 65,536 bytes (a HIGGS row is ~600); not a HIGGS CSV file? "
+        "pass --data_path=<HIGGS .csv or .csv.gz>"
+    ), proc.stderr
     assert int(peak_mb) < 400, peak_mb  # this process's peak (VmHWM; ru_maxrss survives exec): it took 2.7 GB
 
 

@@ -39,8 +39,9 @@ def test_experiment_lists_the_curated_metrics_and_differing_hparams_first(server
 
 
 def test_sessions_carry_the_best_values_not_the_last(server, script_tree):
-    groups = _post(server, "session_groups",
-                   {"allowedStatuses": STATUSES, "colParams": [], "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+    groups = _post(
+        server, "session_groups", {"allowedStatuses": STATUSES, "colParams": [], "startIndex": 0, "sliceSize": 100}
+    )["sessionGroups"]
     sessions = {s["name"]: (g["hparams"], s) for g in groups for s in g["sessions"]}
     assert sorted(sessions) == ["regularizers/l2", "regularizers/tiny", "sizes/small", "sizes/tiny"]
     for name, (hp, session) in sessions.items():
@@ -67,10 +68,16 @@ def test_run_metrics_take_the_best_epoch_of_an_early_stopped_run():
     record = {"status": "early_stopped", "best_epoch": 1, "best_value": 0.5, "stopped_epoch": 4}
     train = {"data_loss": {0: 0.9, 1: 0.4, 2: 0.2, 3: 0.1, 4: 0.05}}
     validation = {"data_loss": {0: 0.8, 1: 0.5, 2: 0.7, 3: 0.9, 4: 1.2}, "accuracy": {1: 0.75, 4: 0.6}}
-    assert hparams.run_metrics(record, train, validation) == pytest.approx({
-        "end/best_data_loss": 0.5, "end/best_epoch": 1, "end/best_gap": 0.1, "end/best_accuracy": 0.75,
-        "end/stop_epoch": 4, "end/status": 1,
-    })
+    assert hparams.run_metrics(record, train, validation) == pytest.approx(
+        {
+            "end/best_data_loss": 0.5,
+            "end/best_epoch": 1,
+            "end/best_gap": 0.1,
+            "end/best_accuracy": 0.75,
+            "end/stop_epoch": 4,
+            "end/status": 1,
+        }
+    )
     assert hparams.run_metrics({"status": "failed"}, {}, {}) == {"end/status": 4}  # nothing else known
     # with an inference-mode training curve, or the onset GeneralizationGap measured against it
     evaluated = {**train, "eval_data_loss": {1: 0.3}}

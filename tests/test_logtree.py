@@ -15,8 +15,12 @@ from tbreg.errors import UserError
 
 
 def _make_run(root, files=None):
-    files = files or {"run.json": b'{"status": "completed"}', "train/events.out.tfevents.1": b"\x00" * 100 + b"abc",
-                      "validation/events.out.tfevents.2": b"xyz" * 50, "train_eval/events.out.tfevents.3": b"e"}
+    files = files or {
+        "run.json": b'{"status": "completed"}',
+        "train/events.out.tfevents.1": b"\x00" * 100 + b"abc",
+        "validation/events.out.tfevents.2": b"xyz" * 50,
+        "train_eval/events.out.tfevents.3": b"e",
+    }
     for rel, data in files.items():
         path = os.path.join(root, rel)
         tf.io.gfile.makedirs(os.path.dirname(path))
@@ -68,9 +72,11 @@ def test_a_claimed_dir_is_taken_until_its_claimant_is_gone(tmp_path):
 
 
 def _claim_from_another_process(tmp_path, if_exists, model="tiny"):
-    code = (f"from tbreg import logtree; from tbreg.errors import UserError\n"
-            f"try: print(logtree.claim_run_dir({str(tmp_path)!r}, 'sizes', {model!r}, {if_exists!r}))\n"
-            f"except UserError as e: print('UserError', e)")
+    code = (
+        f"from tbreg import logtree; from tbreg.errors import UserError\n"
+        f"try: print(logtree.claim_run_dir({str(tmp_path)!r}, 'sizes', {model!r}, {if_exists!r}))\n"
+        f"except UserError as e: print('UserError', e)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     if out.startswith("UserError"):
         raise UserError(out.removeprefix("UserError "))
@@ -78,13 +84,17 @@ def _claim_from_another_process(tmp_path, if_exists, model="tiny"):
 
 
 def test_two_processes_racing_for_run_dirs_never_share_one(tmp_path):
-    code = ("import os, sys; from tbreg import logtree\n"
-            "for _ in range(25):\n"
-            "    run = logtree.claim_run_dir(sys.argv[1], 'sizes', 'tiny')\n"
-            "    open(os.path.join(run, 'run.json'), 'w').close()  # as a training starts writing\n"
-            "    print(run)")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    code = (
+        "import os, sys; from tbreg import logtree\n"
+        "for _ in range(25):\n"
+        "    run = logtree.claim_run_dir(sys.argv[1], 'sizes', 'tiny')\n"
+        "    open(os.path.join(run, 'run.json'), 'w').close()  # as a training starts writing\n"
+        "    print(run)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     claimed = [line for p in procs for line in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs)
     assert len(claimed) == 50 and len(set(claimed)) == 50
@@ -113,7 +123,9 @@ def test_copy_between_two_trees_and_overwrite(tmp_path):
 
 
 def test_missing_or_empty_source_names_the_command_that_makes_it(tmp_path):
-    with pytest.raises(UserError, match=r"no such run dir; train it first: tbreg-train-sizes --logdir=.* --models=tiny"):
+    with pytest.raises(
+        UserError, match=r"no such run dir; train it first: tbreg-train-sizes --logdir=.* --models=tiny"
+    ):
         logtree.copy_run(str(tmp_path / "sizes" / "tiny"), str(tmp_path / "regularizers" / "tiny"))
     os.makedirs(tmp_path / "sizes" / "tiny" / "train")
     with pytest.raises(UserError, match="run dir is empty; train it first"):
@@ -219,20 +231,35 @@ def test_read_run_json_checks_the_record(tmp_path, capsys, kind):
     check_bad_run_json_warnings(capsys.readouterr().err, path, kind)
     assert logtree.read_run_json(str(tmp_path)) == record
     assert capsys.readouterr().err == ""  # read twice, warned once
-    reason = {"invalid json": "not valid JSON (Expecting ',' delimiter at line 1 column 36)", "empty": "empty file",
-              "not text": "not text", "list": "holds a JSON list, not an object", "directory": "is a directory"}
+    reason = {
+        "invalid json": "not valid JSON (Expecting ',' delimiter at line 1 column 36)",
+        "empty": "empty file",
+        "not text": "not text",
+        "list": "holds a JSON list, not an object",
+        "directory": "is a directory",
+    }
     problems = logtree.load_run_json(str(tmp_path))[1]
     if kind in reason:
         assert problems[0].startswith(reason[kind])
     else:
-        assert problems[:2] == ["field 'best_epoch' is \"x\", not a whole number >= 0 or null; ignoring that field",
-                                "field 'params' is \"many\", not a whole number >= 0; ignoring that field"]
+        assert problems[:2] == [
+            "field 'best_epoch' is \"x\", not a whole number >= 0 or null; ignoring that field",
+            "field 'params' is \"many\", not a whole number >= 0; ignoring that field",
+        ]
         assert "field 'epochs' is nan" in problems[3]
 
 
 def test_read_run_json_keeps_good_records_and_unknown_fields(tmp_path, capsys):
-    record = {"status": "aggregate", "seed": None, "best_epoch": 0, "best_value": 0.25, "resumable": False,
-              "members": ["seed_1"], "overfitting_onset": None, "something_new": [1, {"a": 2}]}
+    record = {
+        "status": "aggregate",
+        "seed": None,
+        "best_epoch": 0,
+        "best_value": 0.25,
+        "resumable": False,
+        "members": ["seed_1"],
+        "overfitting_onset": None,
+        "something_new": [1, {"a": 2}],
+    }
     logtree.write_run_json(str(tmp_path), record)
     assert logtree.read_run_json(str(tmp_path)) == {"schema_version": 1, **record}
     assert capsys.readouterr().err == ""

@@ -22,9 +22,17 @@ def test_regularizers_are_the_large_model_with_the_same_parameter_count():
         hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
         assert [layer.units for layer in hidden] == [512] * 4
     l2, dropout, combined = (models.build_model(s, HIGGS_FEATURES, 2) for s in families.REGULARIZERS.models)
-    assert all(float(layer.kernel_regularizer.l2) == pytest.approx(1e-3) for layer in l2.layers if layer.name.startswith("hidden_"))
+    assert all(
+        float(layer.kernel_regularizer.l2) == pytest.approx(1e-3)
+        for layer in l2.layers
+        if layer.name.startswith("hidden_")
+    )
     assert [layer.rate for layer in dropout.layers if isinstance(layer, keras.layers.Dropout)] == [0.5] * 4
-    assert all(float(layer.kernel_regularizer.l2) == pytest.approx(1e-4) for layer in combined.layers if layer.name.startswith("hidden_"))
+    assert all(
+        float(layer.kernel_regularizer.l2) == pytest.approx(1e-4)
+        for layer in combined.layers
+        if layer.name.startswith("hidden_")
+    )
     assert len([layer for layer in combined.layers if isinstance(layer, keras.layers.Dropout)]) == 4
 
 

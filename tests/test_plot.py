@@ -13,7 +13,6 @@ from conftest import assert_one_line_error, tbreg
 from tbreg import plot, reader, share
 
 
-
 def test_png_of_a_family(script_tree, tmp_path, capsys):
     out = tmp_path / "sizes.png"
     family = script_tree["logdir"] / "sizes"

@@ -130,8 +130,9 @@ def test_tab_is_active_on_a_plain_keras_log(tmp_path):
     x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)])
     model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x, y, validation_split=0.25, epochs=3, verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(str(logdir / "run1"))])
+    model.fit(
+        x, y, validation_split=0.25, epochs=3, verbose=0, callbacks=[keras.callbacks.TensorBoard(str(logdir / "run1"))]
+    )
     server = Server(logdir)
     listing = json.loads(server.client.get("/data/plugins_listing").get_data(as_text=True))["overfitting"]
     assert listing["enabled"] is True
@@ -214,7 +215,8 @@ def test_summary_table(scripts, script_tree):
         dirs = run_dirs(logdir, family)
         answer = scripts.json("summary", family=family)
         assert [{k: row[k] for k in expected_row(d)} for row, d in zip(answer["rows"], dirs)] == [
-            expected_row(d) for d in dirs]
+            expected_row(d) for d in dirs
+        ]
         assert all(row["gap_split"] == "train_eval" and row["verdict"] for row in answer["rows"])
         for row, d in zip(answer["rows"], dirs):  # agrees with what training recorded
             record = logtree.read_run_json(str(d))
@@ -644,9 +646,16 @@ def test_seed_group_curves_are_the_mean_with_a_confidence_band(seeded):
         assert runs[name]["series"] == {s: series(mean[s][tag]) for s in metadata.SPLITS if s in mean}
         assert set(runs[name]["band"]) == set(runs[name]["series"])
     # The dropout model's MC-dropout line, mean and band like the others.
-    assert list(runs["dropout"]["series"]) == list(runs["dropout"]["band"]) == [
-        "train", "validation", "train_eval", "validation_mc",
-    ]
+    assert (
+        list(runs["dropout"]["series"])
+        == list(runs["dropout"]["band"])
+        == [
+            "train",
+            "validation",
+            "train_eval",
+            "validation_mc",
+        ]
+    )
     assert list(runs["tiny"]["series"]) == ["train", "validation", "train_eval"]
     # The band is computed from the seed runs: the 95 % t CI of the mean (ddof=1), n per step;
     # with band=std, ± their std (ddof=1), not the mean run's ddof=0 `/std`.
@@ -658,7 +667,8 @@ def test_seed_group_curves_are_the_mean_with_a_confidence_band(seeded):
         assert runs["dropout"]["series"][split]["steps"] == band["steps"] == [0, 1, 2] and band["n"] == [2, 2, 2]
         assert runs["dropout"]["series"][split]["values"] == pytest.approx(values.mean(axis=0).tolist(), rel=1e-6)
         assert band["kind"] == "ci" and band["half"] == pytest.approx(
-            (stats.t.ppf(0.975, 1) * stats.sem(values, axis=0)).tolist(), rel=1e-6)
+            (stats.t.ppf(0.975, 1) * stats.sem(values, axis=0)).tolist(), rel=1e-6
+        )
         assert as_std["dropout"]["band"][split]["half"] == pytest.approx(values.std(axis=0, ddof=1).tolist(), rel=1e-6)
         assert min(band["half"]) > 0  # two seeds, two different runs
     assert seeded.get("family", family="regularizers", metric=tag, band="sem").status_code == 400
@@ -684,8 +694,21 @@ def test_seed_group_summary_row_is_its_means(seeded):
     record = logtree.read_run_json(str(logdir / "sizes" / "tiny" / "mean"))
     train = {p.step: p.value for p in split_scalars(logdir / "sizes" / "tiny" / "mean")["train_eval"][tag]}
     row = rows["sizes/tiny/mean"]
-    assert {k: row[k] for k in (*group("sizes", "tiny"), "params", "data_loss", "best_epoch", "best_value",
-                                "train_value", "gap", "stop_epoch", "status", "penalty_share")} == {
+    assert {
+        k: row[k]
+        for k in (
+            *group("sizes", "tiny"),
+            "params",
+            "data_loss",
+            "best_epoch",
+            "best_value",
+            "train_value",
+            "gap",
+            "stop_epoch",
+            "status",
+            "penalty_share",
+        )
+    } == {
         **group("sizes", "tiny"),
         "params": record["params"],
         "data_loss": tag,
@@ -703,7 +726,10 @@ def test_seed_group_summary_row_is_its_means(seeded):
         row = rows[f"sizes/pending/seed_{k}"]
         assert (row["name"], row["seeds"], row["baseline"]) == (f"pending/seed_{k}", None, False)
         assert (row["status"], row["best_epoch"], row["best_value"], row["stop_epoch"]) == (
-            seed_record["status"], seed_record["best_epoch"], seed_record["best_value"], seed_record["stopped_epoch"],
+            seed_record["status"],
+            seed_record["best_epoch"],
+            seed_record["best_value"],
+            seed_record["stopped_epoch"],
         )
     rows = seeded.json("summary", family="regularizers")["rows"]
     assert [(r["name"], r["baseline"], r["seeds"], r["status"]) for r in rows] == [
@@ -755,22 +781,45 @@ def test_stop_epoch_counts_epochs_not_optimizer_steps(seeded):
 NAN, INF = float("nan"), float("inf")
 BAD_RECORDS = {
     "nan": {
-        "params": NAN, "best_epoch": 2, "best_value": NAN, "epochs": NAN, "stopped_epoch": INF,
-        "overfitting_onset": {"epoch": 1, "train": NAN}, "hparams": {"l2": NAN, "units": INF},
+        "params": NAN,
+        "best_epoch": 2,
+        "best_value": NAN,
+        "epochs": NAN,
+        "stopped_epoch": INF,
+        "overfitting_onset": {"epoch": 1, "train": NAN},
+        "hparams": {"l2": NAN, "units": INF},
         "config": {"learning_rate": -INF},
     },
     "types": {
-        "params": "10", "best_epoch": "2", "best_value": "0.5", "epochs": "3", "stopped_epoch": [2],
-        "status": ["completed"], "family": ["bad"], "monitor": 7, "hparams": [1], "config": "lr=1",
-        "overfitting_onset": [1, 0.5], "started": 5,
+        "params": "10",
+        "best_epoch": "2",
+        "best_value": "0.5",
+        "epochs": "3",
+        "stopped_epoch": [2],
+        "status": ["completed"],
+        "family": ["bad"],
+        "monitor": 7,
+        "hparams": [1],
+        "config": "lr=1",
+        "overfitting_onset": [1, 0.5],
+        "started": 5,
     },
     "bools": {
-        "params": True, "best_epoch": True, "best_value": 0.5, "epochs": True, "stopped_epoch": False,
+        "params": True,
+        "best_epoch": True,
+        "best_value": 0.5,
+        "epochs": True,
+        "stopped_epoch": False,
         "family": {"name": "other"},
     },
     "huge": {
-        "params": 10**400, "best_epoch": 2**60, "best_value": 1e308, "epochs": 10**400, "stopped_epoch": -1,
-        "status": "early_stopped", "overfitting_onset": {"epoch": 2**60, "train": -1e308},
+        "params": 10**400,
+        "best_epoch": 2**60,
+        "best_value": 1e308,
+        "epochs": 10**400,
+        "stopped_epoch": -1,
+        "status": "early_stopped",
+        "overfitting_onset": {"epoch": 2**60, "train": -1e308},
     },
 }
 
@@ -788,8 +837,13 @@ def bad(tmp_path_factory):
         write_run(logdir / "bad" / name, {**record("bad", name), **bad_values}, **curves)
     # A seed group whose mean's record lists its members as a string, not a list.
     write_run(logdir / "bad" / "grp" / "seed_0", record("bad", "grp"), **curves)
-    mean = {**record("bad", "grp", status="aggregate"), "members": "seed_0", "best_epoch": None, "params": [10],
-            "stopped_epoch": NAN}
+    mean = {
+        **record("bad", "grp", status="aggregate"),
+        "members": "seed_0",
+        "best_epoch": None,
+        "params": [10],
+        "stopped_epoch": NAN,
+    }
     write_run(logdir / "bad" / "grp" / "mean", mean, **curves)
     return Server(logdir)
 
@@ -799,8 +853,14 @@ def test_bad_record_values_are_ignored(bad):
     assert all(isinstance(r["verdict"], str) for r in answer)  # bad records still get a verdict
     rows = {r["name"]: summary_fields(r) for r in answer}
     from_curves = {
-        "params": None, "data_loss": "epoch_binary_crossentropy", "best_epoch": 1, "best_value": 1.0,
-        "train_value": 0.5, "gap": 0.5, "stop_epoch": 2, "penalty_share": 0.0,
+        "params": None,
+        "data_loss": "epoch_binary_crossentropy",
+        "best_epoch": 1,
+        "best_value": 1.0,
+        "train_value": 0.5,
+        "gap": 0.5,
+        "stop_epoch": 2,
+        "penalty_share": 0.0,
     }
     plain = {"baseline": False, "seeds": None, **from_curves}
     assert rows == {
@@ -827,8 +887,15 @@ def test_bad_record_values_stay_out_of_hparams():
     assert summary.hparams_of(types) == {"l1": 0.0, "dataset": "higgs", "params": "10"}
     assert summary.hparams_of(BAD_RECORDS["huge"]) == {"l1": 0.0}
     assert summary.hparams_of(record("fam", "a")) == {
-        "family": "fam", "model": "a", "units": "4", "depth": 1, "l1": 0.0, "learning_rate": 0.001,
-        "batch_size": 500, "dataset": "higgs", "params": 10,
+        "family": "fam",
+        "model": "a",
+        "units": "4",
+        "depth": 1,
+        "l1": 0.0,
+        "learning_rate": 0.001,
+        "batch_size": 500,
+        "dataset": "higgs",
+        "params": 10,
     }
 
 

@@ -482,8 +482,13 @@ def test_seed_groups_bands_and_mc_dropout_line(tensorboard, tab):
     tiny, dropout = "seeded/regularizers/tiny/mean", "seeded/regularizers/dropout/mean"
     assert state["legend"] == ["tiny (baseline, 2 seeds)", "dropout (2 seeds)"]
     assert state["lines"] == [
-        [tiny, "solid"], [tiny, "dash"], [tiny, "dot"],
-        [dropout, "solid"], [dropout, "dash"], [dropout, "dot"], [dropout, "dashdot"],
+        [tiny, "solid"],
+        [tiny, "dash"],
+        [tiny, "dot"],
+        [dropout, "solid"],
+        [dropout, "dash"],
+        [dropout, "dot"],
+        [dropout, "dashdot"],
     ]
     assert state["bands"] == [tiny] * 3 + [dropout] * 4 and state["fills"] == 7  # one band per line, drawn
     assert state["mcDash"] == 1  # the MC-dropout line, dash-dotted
@@ -494,7 +499,8 @@ def test_seed_groups_bands_and_mc_dropout_line(tensorboard, tab):
         [tiny, "tiny (baseline, 2 seeds)", "aggregate"],
     ]
     assert [name.split(" · epoch ")[0] for name in state["weights"]] == [
-        "tiny (baseline, 2 seeds) · seed_0", "dropout (2 seeds) · seed_0",
+        "tiny (baseline, 2 seeds) · seed_0",
+        "dropout (2 seeds) · seed_0",
     ]
     # The sizes family: its group, and a group without a mean yet as its seed runs, without bands.
     select_family(browser, "seeded/sizes")
@@ -530,6 +536,7 @@ def test_new_epochs_appear_live(tensorboard, tab, logdir):
         for epoch in (before, before + 1):
             tf.summary.scalar(metric, 1.0, step=epoch)
     writer.close()
+
     def small_steps():
         runs = get_json(f"{tensorboard}data/plugin/overfitting/family?family=sizes&metric={metric}")["runs"]
         return next(r for r in runs if r["run"] == "sizes/small")["series"]["train"]["steps"]
@@ -549,8 +556,10 @@ def demo(tmp_path_factory):
     write_demo(root)
     proc, url = start_tensorboard(root, "--reload_interval", "1")
     try:
-        wait_until(lambda: get_json(url + "data/plugins_listing").get("overfitting", {}).get("enabled"),
-                   what="tensorboard to load the demo tree")
+        wait_until(
+            lambda: get_json(url + "data/plugins_listing").get("overfitting", {}).get("enabled"),
+            what="tensorboard to load the demo tree",
+        )
         yield url, root
     finally:
         proc.terminate()
@@ -570,8 +579,9 @@ def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tm
         browser.goto(url + "#overfitting")
         browser.wait_for(in_frame("return doc.body.dataset.state === 'ready';"))
         select_family(browser, "demo")
-        state = browser.wait_for(in_frame(
-            """
+        state = browser.wait_for(
+            in_frame(
+                """
             const plot = doc.querySelector("#curves .js-plotly-plot");
             const rows = [...doc.querySelectorAll("#summary tbody tr")];
             if (!plot || !plot.data || rows.length !== 3 || !rows[0].dataset.run.startsWith("demo/")) return null;
@@ -587,7 +597,9 @@ def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tm
               bands: plot.data.filter((t) => t.fill === "toself").map((t) => t.legendgroup),
               hover: plot.data.find((t) => t.legendgroup === "demo/l2/mean" && t.mode === "lines" && !t.fill).hovertemplate,
             };
-            """))
+            """
+            )
+        )
         browser.evaluate(in_frame('doc.querySelector("#curves").scrollIntoView(); return true;'))
         browser.screenshot(os.path.join(SCREENS, "tab_verdicts.png"))
         rows = state["rows"]
@@ -606,8 +618,13 @@ def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tm
         assert browser.errors == []
 
         report = tmp_path / "report.html"
-        proc = subprocess.run([sys.executable, "-m", "tbreg.cli", "share", "report", str(root), "-o", str(report)],
-                              capture_output=True, text=True, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "tbreg.cli", "share", "report", str(root), "-o", str(report)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         assert proc.returncode == 0, proc.stderr
         browser.goto(report.as_uri())
         seen = browser.wait_for("""(() => {
@@ -643,12 +660,20 @@ def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
     x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 2
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(1)])
     model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x, y, validation_split=0.25, epochs=3, verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs" / "run1"))])
+    model.fit(
+        x,
+        y,
+        validation_split=0.25,
+        epochs=3,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs" / "run1"))],
+    )
     proc, url = start_tensorboard(tmp_path / "logs", "--reload_interval", "1")
     try:
-        wait_until(lambda: get_json(url + "data/plugins_listing")["overfitting"]["enabled"],
-                   what="the Overfitting tab to be enabled")
+        wait_until(
+            lambda: get_json(url + "data/plugins_listing")["overfitting"]["enabled"],
+            what="the Overfitting tab to be enabled",
+        )
         (family,) = get_json(url + "data/plugin/overfitting/families")["families"]
         assert [r["name"] for r in family["runs"]] == ["run1"] and "epoch_loss" in family["metrics"]
     finally:

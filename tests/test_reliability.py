@@ -135,8 +135,9 @@ def test_sigkill_resumes_from_the_last_periodic_save(tmp_path, tbreg_cache):
     proc.kill()  # SIGKILL: no handler runs, run.json stays "running", the lock stays behind
     proc.communicate(timeout=60)
     assert logtree.read_run_json(str(run))["status"] == "running"
-    again = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "runs"), *common, "--resume",
-                       cache_dir=tbreg_cache)
+    again = run_script(
+        "tbreg.train_sizes", "--logdir", str(tmp_path / "runs"), *common, "--resume", cache_dir=tbreg_cache
+    )
     assert again.returncode == 0, again.stderr
     assert "(its training stopped while running)" in again.stderr and "taking over the lock" in again.stderr
     record = logtree.read_run_json(str(run))
@@ -184,9 +185,7 @@ def _callbacks(interrupt_model=None, times=1):
 def test_sigint_resume_continues_exactly_and_skips_finished_runs(tmp_path, capsys):
     data = _data()
     fam = families.Family("t", (models.ModelSpec("a", (16,), dropout=0.3), models.ModelSpec("b", (4,))))
-    (reference,) = sweep.train_family(
-        fam, fam.models[:1], data, CFG, str(tmp_path / "ref"), callbacks_for=_callbacks()
-    )
+    (reference,) = sweep.train_family(fam, fam.models[:1], data, CFG, str(tmp_path / "ref"), callbacks_for=_callbacks())
     logdir = str(tmp_path / "runs")
     with pytest.raises(training.Interrupted) as info:
         sweep.train_family(fam, fam.models, data, CFG, logdir, callbacks_for=_callbacks("a"))
@@ -411,8 +410,7 @@ def test_resume_from_a_damaged_save_is_one_line_naming_it_before_any_training(in
     assert _tree_snapshot(logdir) == before  # a (listed first) was not resumed either: nothing changed
     # the fix the message gives: a new run of b, the old one kept
     os.rename(os.path.join(logdir, "t", "b", ".resume"), os.path.join(logdir, "t", "b", ".resume-damaged"))
-    results = sweep.train_family(fam, fam.models, _data(), dataclasses_replace(CFG, max_epochs=4), logdir,
-                                    resume=True)
+    results = sweep.train_family(fam, fam.models, _data(), dataclasses_replace(CFG, max_epochs=4), logdir, resume=True)
     assert [(os.path.basename(r.run_dir), r.status) for r in results] == [("a", "completed"), ("b.2", "completed")]
     assert os.path.exists(state.replace(".resume", ".resume-damaged"))
 
@@ -438,8 +436,16 @@ def test_script_resume_from_a_damaged_save_is_one_line(script_run, tbreg_cache, 
     state = run / resume.RESUME_DIR / resume.STATE_FILE
     state.write_bytes(blob[: len(blob) // 3] if kind == "truncated" else os.urandom(4000))
     before = _tree_snapshot(script_run)
-    proc = run_script("tbreg.train_sizes", "--logdir", str(script_run), "--models=tiny", "--max_epochs=3", "--quiet",
-                      "--resume", cache_dir=tbreg_cache)
+    proc = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(script_run),
+        "--models=tiny",
+        "--max_epochs=3",
+        "--quiet",
+        "--resume",
+        cache_dir=tbreg_cache,
+    )
     assert proc.returncode == 1
     (line,) = own_lines(proc.stderr)
     assert line.startswith(f"train_sizes.py: error: {state}: damaged save, cannot resume from it (")
@@ -450,8 +456,16 @@ def test_script_resume_with_a_bad_run_json_trains_anew_beside_it(script_run, tbr
     run = script_run / "sizes" / "tiny"
     shutil.rmtree(run / resume.RESUME_DIR)
     path = write_bad_run_json(run, "invalid json")
-    proc = run_script("tbreg.train_sizes", "--logdir", str(script_run), "--models=tiny", "--max_epochs=2", "--quiet",
-                      "--resume", cache_dir=tbreg_cache)
+    proc = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(script_run),
+        "--models=tiny",
+        "--max_epochs=2",
+        "--quiet",
+        "--resume",
+        cache_dir=tbreg_cache,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = own_lines(proc.stderr)
     assert lines[0].startswith(f"tbreg: warning: {path}: not valid JSON") and len(lines) == 2
@@ -761,9 +775,11 @@ def test_bundle_member_names_stay_inside_the_destination(name):
 # A run dir named like a split (train, validation, train_eval) reads as a split of its parent: the
 # log tree's contract, not the plugin's, and no family has such a model.
 DIR_NAMES = NAMES.filter(  # not the names the layout gives a meaning: splits, seed runs, a group's mean
-    lambda n: n not in (".", "..", "train", "validation", "train_eval", "validation_mc", "mean")
-    and not re.fullmatch(r"seed_-?\d+", n)
-    and len(n.encode()) < 200
+    lambda n: (
+        n not in (".", "..", "train", "validation", "train_eval", "validation_mc", "mean")
+        and not re.fullmatch(r"seed_-?\d+", n)
+        and len(n.encode()) < 200
+    )
 )
 
 

@@ -17,9 +17,7 @@ KERAS_TAGS = {"epoch_loss", "epoch_sparse_categorical_crossentropy", "epoch_accu
 
 def test_tree_has_each_run_with_train_and_validation(script_tree):
     logdir = script_tree["logdir"]
-    assert logtree.find_runs(str(logdir)) == [
-        "regularizers/l2", "regularizers/tiny", "sizes/small", "sizes/tiny"
-    ]
+    assert logtree.find_runs(str(logdir)) == ["regularizers/l2", "regularizers/tiny", "sizes/small", "sizes/tiny"]
     for run in ("sizes/tiny", "sizes/small", "regularizers/l2"):
         assert {"train", "validation"} <= set(reader.splits(str(logdir / run)))
 
@@ -59,10 +57,15 @@ def test_scripts_print_a_table_and_the_tensorboard_line(script_tree):
 
     lines = script_tree["regularizers"].stdout.split("):\n", 1)[1].splitlines()
     assert lines[0].split()[-1] == "verdict"
-    tab = {r["name"]: r["verdict"] for r in Server(script_tree["logdir"]).json("summary", family="regularizers")["rows"]}
+    tab = {
+        r["name"]: r["verdict"] for r in Server(script_tree["logdir"]).json("summary", family="regularizers")["rows"]
+    }
     (l2,) = [line for line in lines if line.startswith("l2 ")]
     assert l2.endswith(tab["l2"]) and tab["l2"]
-    assert "INFO" not in script_tree["regularizers"].stderr and "directory_watcher" not in script_tree["regularizers"].stderr
+    assert (
+        "INFO" not in script_tree["regularizers"].stderr
+        and "directory_watcher" not in script_tree["regularizers"].stderr
+    )
 
 
 def test_regularizers_copies_the_tiny_baseline_byte_exact(script_tree):
@@ -74,16 +77,29 @@ def test_regularizers_copies_the_tiny_baseline_byte_exact(script_tree):
 def test_rerun_trains_into_a_new_dir_and_keeps_the_old_one(script_tree, tmp_path, tbreg_cache):
     logdir = tmp_path / "runs"
     shutil.copytree(script_tree["logdir"], logdir)
-    before = {f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))}
+    before = {
+        f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))
+    }
     args = ["--logdir", str(logdir), "--models", "tiny", "--max_epochs", "2", "--quiet"]
     run_script("tbreg.train_sizes", *args, cache_dir=tbreg_cache, check=True)
-    after = {f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))}
+    after = {
+        f: open(logdir / "sizes" / "tiny" / f, "rb").read() for f in logtree.list_files(str(logdir / "sizes" / "tiny"))
+    }
     assert after == before
     assert logtree.read_run_json(str(logdir / "sizes" / "tiny.2"))["epochs"] == 2
     # A re-run of the regularizers script makes no second copy of an unchanged baseline,
     # but copies the newer sizes/tiny.2 in as a new run.
-    run_script("tbreg.train_regularizers", *args[:2], "--models", "l2", "--max_epochs", "1", "--quiet",
-               cache_dir=tbreg_cache, check=True)
+    run_script(
+        "tbreg.train_regularizers",
+        *args[:2],
+        "--models",
+        "l2",
+        "--max_epochs",
+        "1",
+        "--quiet",
+        cache_dir=tbreg_cache,
+        check=True,
+    )
     assert logtree.same_tree(str(logdir / "sizes" / "tiny.2"), str(logdir / "regularizers" / "tiny.2"))
     assert logtree.same_tree(str(logdir / "sizes" / "tiny"), str(logdir / "regularizers" / "tiny"))
 
@@ -141,8 +157,21 @@ def test_run_json_is_valid_json_for_every_run(script_tree):
 
 
 def test_a_diverged_run_makes_the_exit_status_1(tmp_path, tbreg_cache):
-    proc = run_script("tbreg.train_sizes", "--logdir", str(tmp_path), "--models", "tiny,small", "--max_epochs", "3",
-                      "--learning_rate", "1e9", "--callbacks", "none", "--quiet", cache_dir=tbreg_cache)
+    proc = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(tmp_path),
+        "--models",
+        "tiny,small",
+        "--max_epochs",
+        "3",
+        "--learning_rate",
+        "1e9",
+        "--callbacks",
+        "none",
+        "--quiet",
+        cache_dir=tbreg_cache,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "runs did not end well: tiny diverged" in proc.stderr and "Traceback" not in proc.stderr
     assert logtree.read_run_json(str(tmp_path / "sizes" / "small"))["status"] == "diverged"  # the family went on
@@ -151,8 +180,18 @@ def test_a_diverged_run_makes_the_exit_status_1(tmp_path, tbreg_cache):
 def test_dtype_policy_flag_trains_in_bfloat16_or_says_why_not_in_one_line(tmp_path, tbreg_cache):
     from tbreg import config
 
-    proc = run_script("tbreg.train_sizes", "--logdir", str(tmp_path), "--models", "tiny", "--max_epochs", "2",
-                      "--quiet", "--dtype_policy=mixed_bfloat16", cache_dir=tbreg_cache)
+    proc = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(tmp_path),
+        "--models",
+        "tiny",
+        "--max_epochs",
+        "2",
+        "--quiet",
+        "--dtype_policy=mixed_bfloat16",
+        cache_dir=tbreg_cache,
+    )
     if not config.cpu_bf16():
         lines = own_lines(proc.stderr)
         assert proc.returncode == 1 and len(lines) == 1 and "no bfloat16 instructions" in lines[0], proc.stderr
@@ -169,15 +208,34 @@ def test_two_scripts_on_one_logdir_keep_every_run_visible(tmp_path, tbreg_cache)
     # whose completed run the first would then have set aside where no view shows it.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
     first = subprocess.Popen(
-        [sys.executable, "-m", "tbreg.train_sizes", "--models=tiny,small", "--max_epochs=400", "--patience=400",
-         "--quiet", f"--logdir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "tbreg.train_sizes",
+            "--models=tiny,small",
+            "--max_epochs=400",
+            "--patience=400",
+            "--quiet",
+            f"--logdir={tmp_path}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (tmp_path / "sizes" / "tiny" / logtree.RUN_JSON).exists():  # the first trains tiny now
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.05)
-        second = run_script("tbreg.train_sizes", "--models=tiny,small", "--max_epochs=15", "--quiet",
-                            f"--logdir={tmp_path}", cache_dir=tbreg_cache)
+        second = run_script(
+            "tbreg.train_sizes",
+            "--models=tiny,small",
+            "--max_epochs=15",
+            "--quiet",
+            f"--logdir={tmp_path}",
+            cache_dir=tbreg_cache,
+        )
         out, err = first.communicate(timeout=600)
     finally:
         first.kill()

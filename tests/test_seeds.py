@@ -39,9 +39,19 @@ def seeded(tmp_path_factory):
     """Family t: `a` with seeds 3, 4, 5 (3 epochs) and `b` (dropout, MC line) with patience 1."""
     logdir = tmp_path_factory.mktemp("seeds")
     data = _data()
-    cfg = config.TrainConfig(dataset="synthetic", n_train=300, n_validation=100, batch_size=50, max_epochs=6,
-                             patience=1, learning_rate=3e-2, verbose=0)
-    fam = families.Family("t", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (64, 64), dropout=0.3, mc_samples=3)))
+    cfg = config.TrainConfig(
+        dataset="synthetic",
+        n_train=300,
+        n_validation=100,
+        batch_size=50,
+        max_epochs=6,
+        patience=1,
+        learning_rate=3e-2,
+        verbose=0,
+    )
+    fam = families.Family(
+        "t", (models.ModelSpec("a", (8,)), models.ModelSpec("b", (64, 64), dropout=0.3, mc_samples=3))
+    )
     results = sweep.train_family(fam, fam.models, data, cfg, str(logdir), seeds=[3, 4, 5])
     return logdir, results
 
@@ -49,12 +59,27 @@ def seeded(tmp_path_factory):
 def test_tree_has_seed_runs_and_a_mean_per_model(seeded):
     logdir, results = seeded
     assert logtree.find_runs(str(logdir)) == [
-        "t/a/mean", "t/a/seed_3", "t/a/seed_4", "t/a/seed_5", "t/b/mean", "t/b/seed_3", "t/b/seed_4", "t/b/seed_5",
+        "t/a/mean",
+        "t/a/seed_3",
+        "t/a/seed_4",
+        "t/a/seed_5",
+        "t/b/mean",
+        "t/b/seed_3",
+        "t/b/seed_4",
+        "t/b/seed_5",
     ]
-    assert [(r.model, os.path.relpath(r.run_dir, logdir), r.status in ("completed", "early_stopped", "aggregate"))
-            for r in results] == [
-        ("a", "t/a/seed_3", True), ("a", "t/a/seed_4", True), ("a", "t/a/seed_5", True), ("a", "t/a/mean", True),
-        ("b", "t/b/seed_3", True), ("b", "t/b/seed_4", True), ("b", "t/b/seed_5", True), ("b", "t/b/mean", True),
+    assert [
+        (r.model, os.path.relpath(r.run_dir, logdir), r.status in ("completed", "early_stopped", "aggregate"))
+        for r in results
+    ] == [
+        ("a", "t/a/seed_3", True),
+        ("a", "t/a/seed_4", True),
+        ("a", "t/a/seed_5", True),
+        ("a", "t/a/mean", True),
+        ("b", "t/b/seed_3", True),
+        ("b", "t/b/seed_4", True),
+        ("b", "t/b/seed_5", True),
+        ("b", "t/b/mean", True),
     ]
     assert [logtree.read_run_json(str(logdir / "t" / "a" / f"seed_{k}"))["seed"] for k in (3, 4, 5)] == [3, 4, 5]
     assert results[0].history != results[1].history  # different seeds, different runs
@@ -69,7 +94,9 @@ def test_mean_run_json_lists_its_members(seeded):
     assert record["epochs"] == max(r.epochs for r in results[4:7])
     val = reader.scalars(str(logdir / "t" / "b" / "mean" / "validation"))["epoch_binary_crossentropy"]
     values = [p.value for p in val]
-    assert record["best_epoch"] == val[int(np.argmin(values))].step and record["best_value"] == pytest.approx(min(values))
+    assert record["best_epoch"] == val[int(np.argmin(values))].step and record["best_value"] == pytest.approx(
+        min(values)
+    )
     assert results[7].best_value == pytest.approx(record["best_value"])
 
 
@@ -81,7 +108,9 @@ def test_aggregate_is_numpy_mean_and_std_over_the_seed_runs_events(seeded):
         mean = reader.run_scalars(str(group / "mean"))
         splits = {s for run in seeds for s in run}
         assert set(mean) == splits and ({"train", "validation", "train_eval", "validation_mc"} & splits) >= {
-            "train", "validation"}
+            "train",
+            "validation",
+        }
         compared = 0
         for split in splits:
             tags = {t for run in seeds for t in run.get(split, {}) if not analysis.is_end_tag(t)}  # curves
@@ -89,17 +118,26 @@ def test_aggregate_is_numpy_mean_and_std_over_the_seed_runs_events(seeded):
             assert curves == tags | {t + "/std" for t in tags}
             # one number per run, not averaged: the mean's own, from its mean curves (tbreg.hparams)
             assert {t for t in mean[split] if analysis.is_end_tag(t)} == (
-                {tag for tag, _, _ in hparams.METRICS} if split == "validation" else set())
+                {tag for tag, _, _ in hparams.METRICS} if split == "validation" else set()
+            )
             for tag in tags:
                 by_step = {}
                 for run in seeds:
                     for p in run[split].get(tag, []):
                         by_step.setdefault(p.step, []).append(p.value)
                 assert [p.step for p in mean[split][tag]] == sorted(by_step)
-                np.testing.assert_allclose([p.value for p in mean[split][tag]],
-                                           [np.mean(by_step[s]) for s in sorted(by_step)], rtol=1e-6, atol=1e-7)
-                np.testing.assert_allclose([p.value for p in mean[split][tag + "/std"]],
-                                           [np.std(by_step[s]) for s in sorted(by_step)], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(
+                    [p.value for p in mean[split][tag]],
+                    [np.mean(by_step[s]) for s in sorted(by_step)],
+                    rtol=1e-6,
+                    atol=1e-7,
+                )
+                np.testing.assert_allclose(
+                    [p.value for p in mean[split][tag + "/std"]],
+                    [np.std(by_step[s]) for s in sorted(by_step)],
+                    rtol=1e-5,
+                    atol=1e-6,
+                )
                 compared += 1
         assert compared >= 5
     assert "validation_mc" in reader.run_scalars(str(logdir / "t" / "b" / "mean"))
@@ -116,7 +154,9 @@ def test_runs_that_stopped_early_drop_out_of_later_steps(tmp_path):
             for step, v in enumerate(values):
                 tf.summary.scalar("epoch_loss", v, step=step)
         writer.close()
-        logtree.write_run_json(str(run), {"seed": k, "status": "completed", "epochs": len(values), "monitor": "val_loss"})
+        logtree.write_run_json(
+            str(run), {"seed": k, "status": "completed", "epochs": len(values), "monitor": "val_loss"}
+        )
     record = aggregate.write_mean(str(tmp_path / "m"))
     mean = reader.scalars(str(tmp_path / "m" / "mean" / "validation"))
     assert [p.value for p in mean["epoch_loss"]] == [4.0, 3.0, 1.0]
@@ -134,8 +174,18 @@ def test_seeds_flag_values():
 
 def test_script_with_seeds(tmp_path, tbreg_cache):
     logdir = tmp_path / "runs"
-    proc = run_script("tbreg.train", "--family=sizes", "--dataset=mnist1d", "--models=tiny", "--seeds=2",
-                      "--max_epochs=2", "--callbacks=none", "--quiet", f"--logdir={logdir}", cache_dir=tbreg_cache)
+    proc = run_script(
+        "tbreg.train",
+        "--family=sizes",
+        "--dataset=mnist1d",
+        "--models=tiny",
+        "--seeds=2",
+        "--max_epochs=2",
+        "--callbacks=none",
+        "--quiet",
+        f"--logdir={logdir}",
+        cache_dir=tbreg_cache,
+    )
     assert proc.returncode == 0, proc.stderr
     assert logtree.find_runs(str(logdir)) == ["sizes/tiny/mean", "sizes/tiny/seed_0", "sizes/tiny/seed_1"]
     table = proc.stdout.split("):\n", 1)[1]
@@ -176,8 +226,14 @@ def test_report_shows_each_seed_group_as_its_mean_with_a_band(seeded, capsys, tm
     row = dict(zip(cells[0], cells[1]))
     assert (row["run"], row["seeds"], row["status"]) == ("a", "3", "aggregate")
     assert row["best validation"] == f"{record['best_value']:.4f}"
-    at_best = [next(p.value for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))[
-        "epoch_binary_crossentropy"] if p.step == record["best_epoch"]) for k in (3, 4, 5)]
+    at_best = [
+        next(
+            p.value
+            for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))["epoch_binary_crossentropy"]
+            if p.step == record["best_epoch"]
+        )
+        for k in (3, 4, 5)
+    ]
     assert row["± std"] == f"{np.std(at_best, ddof=1):.4f}"  # over the seed runs, ddof=1
     assert row["± 95% CI"] == f"{stats.t.ppf(0.975, 2) * stats.sem(at_best):.4f}"
     assert row["verdict"] and "vs baseline (paired)" not in cells[0]  # no baseline in this family
@@ -189,16 +245,24 @@ def test_report_shows_each_seed_group_as_its_mean_with_a_band(seeded, capsys, tm
     assert "a validation" in names and band_name in names and not [n for n in names if "seed" in n]
     band = next(t for t in loss["traces"] if t["name"] == band_name)
     line = next(t for t in loss["traces"] if t["name"] == "a validation")
-    seed_steps = [[p.step for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))[
-        "epoch_binary_crossentropy"]] for k in (3, 4, 5)]
+    seed_steps = [
+        [
+            p.step
+            for p in reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))["epoch_binary_crossentropy"]
+        ]
+        for k in (3, 4, 5)
+    ]
     two_or_more = [e for e in line["x"] if sum(e in steps for steps in seed_steps) >= 2]
     assert band["fill"] == "toself" and band["x"] == two_or_more + two_or_more[::-1]  # no CI from one seed
     mean = reader.scalars(str(logdir / "t" / "a" / "mean" / "validation"))["epoch_binary_crossentropy"]
-    first = [reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))["epoch_binary_crossentropy"][0].value
-             for k in (3, 4, 5)]
+    first = [
+        reader.scalars(str(logdir / "t" / "a" / f"seed_{k}" / "validation"))["epoch_binary_crossentropy"][0].value
+        for k in (3, 4, 5)
+    ]
     half = stats.t.ppf(0.975, 2) * stats.sem(first)
     assert band["y"][0] == pytest.approx(mean[0].value + half, rel=1e-5) and band["y"][-1] == pytest.approx(
-        mean[0].value - half, rel=1e-5)
+        mean[0].value - half, rel=1e-5
+    )
     assert line["customdata"][0] == [pytest.approx(half, rel=1e-5), 3]  # hover: ± CI and n seeds
     assert {t.get("meta") for t in loss["traces"]} >= {"best epoch"}  # the best epoch's dot
 
@@ -244,8 +308,13 @@ def test_report_keeps_a_constant_learning_rate_readable():
     chart = share_report._chart("c", "epoch_learning_rate", [run], {"r": "#1f77b4"}, 100)
     low, high = chart["layout"]["yaxis"]["range"]
     assert low > 0 and low < 1e-3 < high < 2e-3  # plotly's own range, [v - 1, v + 1], shows 0.001 as 0
-    varying = share_report._chart("c", "t", [dataclasses.replace(run, scalars={"train": {"t": [
-        reader.Point(0, 0.0, 1.0), reader.Point(1, 0.0, 2.0)]}})], {"r": "#1f77b4"}, 100)
+    varying = share_report._chart(
+        "c",
+        "t",
+        [dataclasses.replace(run, scalars={"train": {"t": [reader.Point(0, 0.0, 1.0), reader.Point(1, 0.0, 2.0)]}})],
+        {"r": "#1f77b4"},
+        100,
+    )
     assert "range" not in varying["layout"]["yaxis"]
 
 
@@ -265,19 +334,29 @@ def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree, 
                 _rename_family(logdir / "r" / "b" / k, "r")  # `a` keeps family t: the baseline
         tab = {row["name"]: row for row in Server(logdir).json("summary", family=family)["rows"]}
         runs = reader.load_runs(str(logdir))
-        report = {name.removesuffix(" (baseline)"): row for name, row in
-                  share.summary_rows([r for r in runs if r.family == family]).items()}
+        report = {
+            name.removesuffix(" (baseline)"): row
+            for name, row in share.summary_rows([r for r in runs if r.family == family]).items()
+        }
         drawn = plot.plot_family(str(logdir / family), str(tmp_path / f"{family}.png"))
         assert set(tab) == set(report) == set(drawn.rows) and tab
         for name, row in report.items():
             ours, theirs = row["_row"], tab[name]
             assert ours == drawn.rows[name]  # the plot's rows: the same dataclasses
             assert (theirs["best_epoch"], theirs["stop_epoch"], theirs["params"]) == (
-                row["best epoch"], row["stop epoch"], row["params"])
+                row["best epoch"],
+                row["stop epoch"],
+                row["params"],
+            )
             assert "epoch_" + row["metric"] == theirs["data_loss"]
-            for key, cell in (("best_value", "best validation"), ("gap", "gap at best"),
-                              ("penalty_share", "penalty share"), ("train_value", "train at best"),
-                              ("best_ci", "± 95% CI"), ("best_std", "± std")):
+            for key, cell in (
+                ("best_value", "best validation"),
+                ("gap", "gap at best"),
+                ("penalty_share", "penalty share"),
+                ("train_value", "train at best"),
+                ("best_ci", "± 95% CI"),
+                ("best_std", "± std"),
+            ):
                 assert theirs[key] == pytest.approx(row[cell], rel=1e-6), (name, key)
             assert theirs["gap_split"] == ours.gap_split and row["gap vs"].startswith(theirs["gap_split"])
             assert theirs["verdict"] in row["verdict"] and theirs["onset"] == ours.verdict.onset
@@ -293,12 +372,22 @@ def test_tab_report_and_plot_agree_on_every_summary_number(seeded, script_tree, 
             assert all(row["gap_split"] == "train_eval" for row in tab.values())
         if family == "r":  # both have 3 seeds: the paired comparison is there, and agrees with scipy
             assert tab["a"]["baseline"] and tab["a"]["paired_diff"] is None
-            best = lambda g: [min(p.value for p in reader.scalars(str(logdir / "r" / g / f"seed_{k}" / "validation"))[  # noqa: E731
-                "epoch_binary_crossentropy"]) for k in (3, 4, 5)]
+            best = lambda g: [
+                min(
+                    p.value
+                    for p in reader.scalars(str(logdir / "r" / g / f"seed_{k}" / "validation"))[  # noqa: E731
+                        "epoch_binary_crossentropy"
+                    ]
+                )
+                for k in (3, 4, 5)
+            ]
             d = np.subtract(best("b"), best("a"))
             low, high = stats.t.interval(0.95, 2, loc=d.mean(), scale=stats.sem(d))
             assert (tab["b"]["paired_diff"], tab["b"]["paired_low"], tab["b"]["paired_high"]) == (
-                pytest.approx(d.mean()), pytest.approx(low), pytest.approx(high))
+                pytest.approx(d.mean()),
+                pytest.approx(low),
+                pytest.approx(high),
+            )
         metric = plot.default_metric([r for r in runs if r.family == family])
         assert "epoch_" + metric == next(iter(tab.values()))["data_loss"]
 

@@ -26,7 +26,6 @@ from conftest import REPO, assert_one_line_error, own_lines, tbreg
 from test_logtree import BAD_RUN_JSON, check_bad_run_json_warnings, write_bad_run_json
 
 
-
 @pytest.fixture
 def tree(script_tree, tmp_path):
     """A private copy of the script-made tree, safe to damage."""
@@ -594,12 +593,15 @@ def test_keep_damaged_warns_with_file_and_offset_and_uses_the_good_part(tree, tm
     code, _, err = tbreg(capsys, *(a.format(logdir=tree, out=out) for a in COMMANDS[name]), "--keep_damaged")
     assert code == 0, err
     (warning,) = [line for line in err.splitlines() if line.startswith("tbreg: warning:")]
-    assert path in warning and "corrupted record at byte" in warning and f"using the {good.events - 1} events" in warning
+    assert (
+        path in warning and "corrupted record at byte" in warning and f"using the {good.events - 1} events" in warning
+    )
     assert len(os.listdir(out)) == 1
     if name == "export":
         rows = list(csv.DictReader(open(out / "scalars.csv")))
-        steps = [int(r["step"]) for r in rows
-                 if (r["run"], r["split"], r["tag"]) == ("small", "validation", "epoch_loss")]
+        steps = [
+            int(r["step"]) for r in rows if (r["run"], r["split"], r["tag"]) == ("small", "validation", "epoch_loss")
+        ]
         assert steps and steps == list(range(len(steps)))  # the good part, from the first epoch on
 
 
@@ -649,9 +651,12 @@ def full_disk(tmp_path):
     """A 96 kB tmpfs (root only) holding a file of the user's: a real 'No space left on device'."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    mounted = os.geteuid() == 0 and not subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True
-    ).returncode
+    mounted = (
+        os.geteuid() == 0
+        and not subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    )
     if not mounted:
         pytest.skip("cannot mount a tmpfs here (needs root); the RLIMIT_FSIZE variant covers it")
     (mount / "keep.txt").write_bytes(KEEP)
@@ -675,8 +680,12 @@ def _complete_copies(tree, dest):
 def test_disk_full_is_one_line_and_removes_only_our_partial_output(good_bundle, tree, full_disk, capsys, command):
     if command == "open":
         code, _, err = tbreg(capsys, "share", "open", good_bundle, "--dest", full_disk)
-        assert_one_line_error(code, err, f"extracting {good_bundle} into {full_disk} failed (No space left on device)",
-                              f"nothing was added to {full_disk}")
+        assert_one_line_error(
+            code,
+            err,
+            f"extracting {good_bundle} into {full_disk} failed (No space left on device)",
+            f"nothing was added to {full_disk}",
+        )
         assert sorted(os.listdir(full_disk)) == ["keep.txt"]
     else:
         dest = full_disk / "remote"
@@ -708,8 +717,13 @@ def test_file_too_large_is_one_line_from_the_console_command(good_bundle, tree, 
     remote = dest / "remote"
     args = ["open", str(good_bundle), "--dest", str(dest)] if command == "open" else ["upload", str(tree), str(remote)]
     proc = subprocess.run(
-        [sys.executable, "-m", "tbreg.cli", "share", *args], capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300, preexec_fn=_file_size_limit(16_000),
+        [sys.executable, "-m", "tbreg.cli", "share", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        timeout=300,
+        preexec_fn=_file_size_limit(16_000),
     )
     assert proc.returncode == 1
     (line,) = own_lines(proc.stderr)
@@ -776,8 +790,12 @@ def test_open_refuses_a_foreign_manifest_entry_in_one_line(good_bundle, tmp_path
     bad = tmp_path / "foreign.tar.gz"
     _edit_manifest(good_bundle, bad, edit)
     code, _, err = tbreg(capsys, "share", "open", bad, "--dest", tmp_path / "dest")
-    assert_one_line_error(code, err, f"{bad}: its manifest has no valid {field} for sizes/tiny/run.json",
-                          "hand-edited or foreign manifest")
+    assert_one_line_error(
+        code,
+        err,
+        f"{bad}: its manifest has no valid {field} for sizes/tiny/run.json",
+        "hand-edited or foreign manifest",
+    )
     assert not (tmp_path / "dest").exists()
 
 
@@ -818,7 +836,8 @@ def test_dollar_in_names_is_kept_and_printed_literally(script_tree, tmp_path, ca
     assert code == 0, err
     assert f"wrote {tmp_path / 's$x.csv'} (" in stdout
     assert {(r["family"], r["run"]) for r in csv.DictReader(open(tmp_path / "s$x.csv"))} == {
-        ("sizes$HOME", "tiny$1"), ("sizes$HOME", "small")
+        ("sizes$HOME", "tiny$1"),
+        ("sizes$HOME", "small"),
     }
     bundle = tmp_path / "b$1.tar.gz"
     code, stdout, err = tbreg(capsys, "share", "bundle", logdir, "-o", bundle)
@@ -877,16 +896,21 @@ def test_bundle_and_upload_never_follow_links_out_of_the_tree(tree, tmp_path, ca
     assert all(w.startswith("tbreg: warning: ") for w in warnings), err
     code, _, err = tbreg(capsys, "share", "upload", tree, tmp_path / "remote")
     assert code == 0, err
-    uploaded = b"".join(open(os.path.join(tmp_path / "remote", f), "rb").read()
-                        for f in logtree.list_files(str(tmp_path / "remote")))
+    uploaded = b"".join(
+        open(os.path.join(tmp_path / "remote", f), "rb").read() for f in logtree.list_files(str(tmp_path / "remote"))
+    )
     assert SECRET not in uploaded and not (tmp_path / "remote" / "sizes" / "tiny" / "notes.txt").exists()
 
 
 def _tbreg_process(*args, timeout=180):
     """`python -m tbreg.cli args…` as a real process; a hang fails the test after `timeout` s."""
     return subprocess.run(
-        [sys.executable, "-m", "tbreg.cli", *map(str, args)], capture_output=True, text=True, cwd=REPO,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO), timeout=timeout,
+        [sys.executable, "-m", "tbreg.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO),
+        timeout=timeout,
     )
 
 
@@ -938,13 +962,20 @@ def test_deeply_nested_json_is_one_line_not_a_recursion_error(tree, good_bundle,
         (tree / "sizes" / "tiny" / "run.json").write_text(deep)
         code, _, err = tbreg(capsys, "share", "export", tree, "-o", tmp_path / "s.csv")
         assert code == 0, err
-        assert own_lines(err) == [f"tbreg: warning: {tree / 'sizes' / 'tiny' / 'run.json'}: nested too deeply to "
-                                  "read (not a run record); using the run without its record (restore run.json "
-                                  "from a copy to get it back)"]
+        assert own_lines(err) == [
+            f"tbreg: warning: {tree / 'sizes' / 'tiny' / 'run.json'}: nested too deeply to "
+            "read (not a run record); using the run without its record (restore run.json "
+            "from a copy to get it back)"
+        ]
         return
     bad_bundle = tmp_path / "deep.tar.gz"
-    _repack(good_bundle, bad_bundle, lambda info, data: (info, data) if info.name != share.MANIFEST else
-            (_sized(info, deep.encode()), deep.encode()))
+    _repack(
+        good_bundle,
+        bad_bundle,
+        lambda info, data: (
+            (info, data) if info.name != share.MANIFEST else (_sized(info, deep.encode()), deep.encode())
+        ),
+    )
     code, _, err = tbreg(capsys, "share", "open", bad_bundle, "--dest", tmp_path / "d")
     assert_one_line_error(code, err, "unreadable (RecursionError)")
 

@@ -15,8 +15,15 @@ from tbreg import config, hparams, logtree, reader, resume, sweep
 
 ray = pytest.importorskip("ray", reason="pip install -e '.[test]' installs Ray")
 
-SMALL = ["--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3", "--seeds=2", "--max_epochs=4",
-         "--histogram_freq=2"]
+SMALL = [
+    "--families=sizes",
+    "--models=tiny",
+    "--grid",
+    "l2=0,1e-3",
+    "--seeds=2",
+    "--max_epochs=4",
+    "--histogram_freq=2",
+]
 
 
 def run_sweep(logdir, *args, cache_dir, **kw):
@@ -25,8 +32,14 @@ def run_sweep(logdir, *args, cache_dir, **kw):
 
 def start_sweep(logdir, *args, cache_dir) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(cache_dir))
-    return subprocess.Popen([sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={logdir}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tbreg.cli", "sweep", f"--logdir={logdir}", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def runs(logdir) -> dict:
@@ -41,8 +54,11 @@ def runs(logdir) -> dict:
 
 def curves(run_dir) -> dict:
     """{split/tag: [(step, value)]} of a run's scalars."""
-    return {f"{split}/{tag}": [(p.step, p.value) for p in points]
-            for split, tags in reader.run_scalars(str(run_dir)).items() for tag, points in tags.items()}
+    return {
+        f"{split}/{tag}": [(p.step, p.value) for p in points]
+        for split, tags in reader.run_scalars(str(run_dir)).items()
+        for tag, points in tags.items()
+    }
 
 
 def assert_same_curves(a, b, rtol=1e-5):
@@ -57,8 +73,13 @@ def assert_same_curves(a, b, rtol=1e-5):
 
 
 def test_trials_are_named_by_model_grid_point_and_seed(tmp_path):
-    s = sweep.Sweep(config.for_dataset("mnist1d"), families=("sizes", "regularizers"), models=("tiny", "l2"),
-                    grid=sweep.parse_grid(["l2=1e-4,1e-3 dropout=0.2", "units=16x16"]), seeds=(3,))
+    s = sweep.Sweep(
+        config.for_dataset("mnist1d"),
+        families=("sizes", "regularizers"),
+        models=("tiny", "l2"),
+        grid=sweep.parse_grid(["l2=1e-4,1e-3 dropout=0.2", "units=16x16"]),
+        seeds=(3,),
+    )
     trials = sweep.expand(s, str(tmp_path))
     labels = [t.label for t in trials]
     assert labels[0] == "sizes/tiny,l2=0.0001,dropout=0.2,units=16x16/seed_3"
@@ -70,8 +91,9 @@ def test_trials_are_named_by_model_grid_point_and_seed(tmp_path):
     # the key changes with anything that changes the numbers, and only then
     again = sweep.expand(s, str(tmp_path))
     assert [t.key for t in again] == [t.key for t in trials]
-    longer = sweep.expand(sweep.Sweep(config.for_dataset("mnist1d", max_epochs=9), s.families, s.models, s.grid,
-                                      s.seeds), str(tmp_path))
+    longer = sweep.expand(
+        sweep.Sweep(config.for_dataset("mnist1d", max_epochs=9), s.families, s.models, s.grid, s.seeds), str(tmp_path)
+    )
     assert not {t.key for t in longer} & {t.key for t in trials}
 
 
@@ -97,13 +119,19 @@ def test_bad_grid_is_one_line_error(items, fragment):
 
 
 def test_serial_pool_runs_a_sweep_in_this_process_and_a_rerun_skips_it(tmp_path, tbreg_cache):
-    s = sweep.Sweep(config.for_dataset("mnist1d", cache_dir=str(tbreg_cache), max_epochs=2), models=("tiny",),
-                    grid=sweep.parse_grid(["l2=0,1e-3"]), callbacks={"names": ()})
+    s = sweep.Sweep(
+        config.for_dataset("mnist1d", cache_dir=str(tbreg_cache), max_epochs=2),
+        models=("tiny",),
+        grid=sweep.parse_grid(["l2=0,1e-3"]),
+        callbacks={"names": ()},
+    )
     lines = []
     with sweep.SerialPool(safe=True) as pool:
         result = sweep.run_sweep(s, str(tmp_path), pool, log=lines.append)
     assert [(r.trial.label, r.status, r.epochs) for r in result.results] == [
-        ("sizes/tiny,l2=0", "completed", 2), ("sizes/tiny,l2=0.001", "completed", 2)]
+        ("sizes/tiny,l2=0", "completed", 2),
+        ("sizes/tiny,l2=0.001", "completed", 2),
+    ]
     record = logtree.read_run_json(str(tmp_path / "sizes" / "tiny,l2=0.001"))
     assert record["sweep"]["key"] == result.results[1].trial.key and record["hparams"]["l2"] == 0.001
     assert "on this process" in lines[0] and "[2/2 done" in lines[-1]
@@ -127,10 +155,18 @@ def local_and_ray(tmp_path_factory, tbreg_cache):
 def test_local_and_ray_write_the_same_tree(local_and_ray):
     root, local, on_ray = local_and_ray
     a, b = runs(root / "local"), runs(root / "ray")
-    assert sorted(a) == sorted(b) == [
-        "sizes/tiny,l2=0.001/mean", "sizes/tiny,l2=0.001/seed_0", "sizes/tiny,l2=0.001/seed_1",
-        "sizes/tiny,l2=0/mean", "sizes/tiny,l2=0/seed_0", "sizes/tiny,l2=0/seed_1",
-    ]
+    assert (
+        sorted(a)
+        == sorted(b)
+        == [
+            "sizes/tiny,l2=0.001/mean",
+            "sizes/tiny,l2=0.001/seed_0",
+            "sizes/tiny,l2=0.001/seed_1",
+            "sizes/tiny,l2=0/mean",
+            "sizes/tiny,l2=0/seed_0",
+            "sizes/tiny,l2=0/seed_1",
+        ]
+    )
     for run in a:
         assert a[run]["hparams"] == b[run]["hparams"]
         assert a[run]["status"] == b[run]["status"] == ("aggregate" if run.endswith("mean") else "completed")
@@ -153,7 +189,8 @@ def test_hparams_dashboard_shows_the_sweep(local_and_ray):
 
     server = Server(local_and_ray[0] / "local")
     response = server.client.post(
-        "/data/plugin/hparams/experiment", data=json.dumps({"experimentName": ""}),
+        "/data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": ""}),
         headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -166,8 +203,14 @@ def test_hparams_dashboard_shows_the_sweep(local_and_ray):
     assert metrics == [("validation", tag) for tag, _, _ in hparams.METRICS]  # the scripts' curated metrics
     response = server.client.post(
         "/data/plugin/hparams/session_groups",
-        data=json.dumps({"allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"], "colParams": [], "startIndex": 0,
-                         "sliceSize": 100}),
+        data=json.dumps(
+            {
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            }
+        ),
         headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"},
     )
     groups = json.loads(response.get_data(as_text=True))["sessionGroups"]
@@ -198,12 +241,14 @@ def test_readme_python_example_runs(tmp_path, tbreg_cache):
     text = open(os.path.join(REPO, "docs", "sweeps.md")).read()
     (tmp_path / "example.py").write_text(re.search(r"```python\n(.*?)```", text, re.S).group(1))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TBREG_CACHE=str(tbreg_cache))
-    proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     assert "('regularizers/l2,l2=0.001/seed_1', 'completed'" in proc.stdout
     assert sorted(runs(tmp_path / "runs" / "sweep")) == [
-        f"regularizers/l2,l2={v}/{run}" for v in ("0.0001", "0.001") for run in ("mean", "seed_0", "seed_1")]
+        f"regularizers/l2,l2={v}/{run}" for v in ("0.0001", "0.001") for run in ("mean", "seed_0", "seed_1")
+    ]
 
 
 def _event_files(logdir):
@@ -230,8 +275,17 @@ def _wait_for_save(run_dir, epoch: int, proc, timeout=180) -> int:
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
 def test_killed_worker_is_retried_and_continues(tmp_path, tbreg_cache, engine):
-    args = ["--families=sizes", "--models=tiny", "--grid", "l2=0,1e-3", "--max_epochs=30", "--patience=30",
-            "--checkpoint_secs=0", f"--engine={engine}", "--jobs=2"]
+    args = [
+        "--families=sizes",
+        "--models=tiny",
+        "--grid",
+        "l2=0,1e-3",
+        "--max_epochs=30",
+        "--patience=30",
+        "--checkpoint_secs=0",
+        f"--engine={engine}",
+        "--jobs=2",
+    ]
     reference = run_sweep(tmp_path / "reference", *args, cache_dir=tbreg_cache, check=True)
     assert "retry" not in reference.stderr
     proc = start_sweep(tmp_path / "killed", *args, cache_dir=tbreg_cache)
@@ -260,8 +314,15 @@ def test_trial_whose_worker_dies_on_every_attempt_is_failed_in_every_view(tmp_pa
 
     from tbreg import share
 
-    args = ["--families=sizes", "--models=tiny", "--max_epochs=200", "--patience=200", "--checkpoint_secs=0",
-            "--retries=1", "--jobs=1"]
+    args = [
+        "--families=sizes",
+        "--models=tiny",
+        "--max_epochs=200",
+        "--patience=200",
+        "--checkpoint_secs=0",
+        "--retries=1",
+        "--jobs=1",
+    ]
     logdir = tmp_path / "logs"
     proc = start_sweep(logdir, *args, cache_dir=tbreg_cache)
     run_dir = logdir / "sizes" / "tiny"
@@ -318,7 +379,9 @@ def test_events_after_the_last_save_are_set_aside_and_trained_again(tmp_path, tb
 def test_failed_trial_is_retried_recorded_and_alone(tmp_path, tbreg_cache):
     # n_train=100000 asks mnist1d for more examples than it has: that trial fails in its worker.
     config_file = tmp_path / "sweep.toml"
-    config_file.write_text('families = ["sizes"]\nmodels = ["tiny"]\nmax_epochs = 3\n[grid]\nn_train = [1000, 100000]\n')
+    config_file.write_text(
+        'families = ["sizes"]\nmodels = ["tiny"]\nmax_epochs = 3\n[grid]\nn_train = [1000, 100000]\n'
+    )
     proc = run_sweep(tmp_path / "logs", f"--config={config_file}", "--retries=1", "--jobs=2", cache_dir=tbreg_cache)
     assert proc.returncode == 1
     assert "retry  sizes/tiny,n_train=100000: attempt 1 failed (mnist1d has 4000 examples" in proc.stderr
@@ -331,8 +394,14 @@ def test_failed_trial_is_retried_recorded_and_alone(tmp_path, tbreg_cache):
     assert len(bad) == 1 and bad[0]["attempts"] == 2 and len(bad[0]["errors"]) == 2
     assert all("mnist1d has 4000 examples" in e for e in bad[0]["errors"])
     # flags on the command line win over the file
-    again = run_sweep(tmp_path / "logs2", f"--config={config_file}", "--grid=n_train=1000", "--max_epochs=2",
-                      cache_dir=tbreg_cache, check=True)
+    again = run_sweep(
+        tmp_path / "logs2",
+        f"--config={config_file}",
+        "--grid=n_train=1000",
+        "--max_epochs=2",
+        cache_dir=tbreg_cache,
+        check=True,
+    )
     assert "1 trials into" in again.stderr
     assert logtree.read_run_json(str(tmp_path / "logs2" / "sizes" / "tiny,n_train=1000"))["epochs"] == 2
 
@@ -394,8 +463,15 @@ _DEEP_TOML = "a = " + "[" * 50_000 + "]" * 50_000 + "\n"
         (b"models = []\n", "--models is empty"),
         (b"[grid]\nl2 = [" + b",".join(b"%d" % i for i in range(2001)) + b"]\n", "more than --max_trials=10,000"),
     ],
-    ids=["deeply nested", "not UTF-8", "seed 2**70", "seed -1", "seeds past the largest", "empty models",
-         "10,005 trials"],
+    ids=[
+        "deeply nested",
+        "not UTF-8",
+        "seed 2**70",
+        "seed -1",
+        "seeds past the largest",
+        "empty models",
+        "10,005 trials",
+    ],
 )
 def test_hostile_sweep_file_is_one_line_error(tmp_path, tbreg_cache, content, fragment):
     (tmp_path / "sweep.toml").write_bytes(content)
@@ -411,13 +487,23 @@ def test_a_sweep_above_the_trial_cap_is_refused_before_planning_and_the_flag_rai
     dropout = ",".join(f"{i / 3001:.6f}" for i in range(1, 3001))
     start = time.monotonic()
     proc = run_sweep(tmp_path / "logs", "--grid", f"l2={l2}", f"dropout={dropout}", cache_dir=tbreg_cache)
-    assert own_lines(proc.stderr) == [
-        "tbreg sweep: error: the sweep has 75,000,000 trials, more than --max_trials=10,000; use fewer grid values, "
-        "models or seeds, or pass --max_trials=75000000 if you mean it"
-    ] and proc.returncode == 1
+    assert (
+        own_lines(proc.stderr)
+        == [
+            "tbreg sweep: error: the sweep has 75,000,000 trials, more than --max_trials=10,000; use fewer grid values, "
+            "models or seeds, or pass --max_trials=75000000 if you mean it"
+        ]
+        and proc.returncode == 1
+    )
     assert time.monotonic() - start < 120  # it was minutes of planning
-    assert sweep.count_trials(sweep.Sweep(config.for_dataset("mnist1d"), models=("tiny",), seeds=(1, 2),
-                                          grid=sweep.parse_grid(["l2=0,1e-4,1e-3"]))) == 6
+    assert (
+        sweep.count_trials(
+            sweep.Sweep(
+                config.for_dataset("mnist1d"), models=("tiny",), seeds=(1, 2), grid=sweep.parse_grid(["l2=0,1e-4,1e-3"])
+            )
+        )
+        == 6
+    )
     proc = run_sweep(tmp_path / "logs", "--models=tiny", "--seeds=10001", cache_dir=tbreg_cache)
     assert "the sweep has 10,001 trials, more than --max_trials=10,000" in proc.stderr and proc.returncode == 1
 
@@ -425,8 +511,9 @@ def test_a_sweep_above_the_trial_cap_is_refused_before_planning_and_the_flag_rai
 def test_sigterm_stops_a_sweep_while_it_plans(tmp_path, tbreg_cache):
     l2 = ",".join(f"{i * 1e-6:g}" for i in range(1, 5001))
     dropout = ",".join(f"{i / 3001:.6f}" for i in range(1, 3001))
-    proc = start_sweep(tmp_path / "logs", "--grid", f"l2={l2}", f"dropout={dropout}", "--max_trials=100000000",
-                       cache_dir=tbreg_cache)
+    proc = start_sweep(
+        tmp_path / "logs", "--grid", f"l2={l2}", f"dropout={dropout}", "--max_trials=100000000", cache_dir=tbreg_cache
+    )
     time.sleep(25)  # TensorFlow's import, then planning 75 M trials (minutes)
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
@@ -449,16 +536,19 @@ def test_bad_seed_and_flagfile_are_one_line_and_leave_no_run_dir(tmp_path, tbreg
     if command == "sweep":
         proc = run_sweep(tmp_path / "logs", "--models=tiny", flag, cache_dir=tbreg_cache, timeout=120)
     else:
-        proc = run_script(command, f"--logdir={tmp_path / 'logs'}", "--models=tiny", flag, cache_dir=tbreg_cache,
-                          timeout=120)
+        proc = run_script(
+            command, f"--logdir={tmp_path / 'logs'}", "--models=tiny", flag, cache_dir=tbreg_cache, timeout=120
+        )
     lines = own_lines(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
     assert not (tmp_path / "logs").exists()
 
 
 def test_empty_models_flag_is_refused_not_the_whole_family(tmp_path, tbreg_cache):
-    for proc in (run_script("tbreg.train_sizes", f"--logdir={tmp_path / 'logs'}", "--models=", cache_dir=tbreg_cache),
-                 run_sweep(tmp_path / "logs", "--models=", cache_dir=tbreg_cache)):
+    for proc in (
+        run_script("tbreg.train_sizes", f"--logdir={tmp_path / 'logs'}", "--models=", cache_dir=tbreg_cache),
+        run_sweep(tmp_path / "logs", "--models=", cache_dir=tbreg_cache),
+    ):
         lines = own_lines(proc.stderr)
         assert proc.returncode == 1 and len(lines) == 1 and "--models is empty" in lines[0], proc.stderr
     assert not (tmp_path / "logs").exists()

@@ -95,14 +95,35 @@ def test_script_ends_with_the_note_when_the_tree_goes_over_40_runs(script_tree, 
     logdir = tmp_path / "runs"
     for copy in range(4):  # 4 x 12 runs of an earlier tree, then one more model trained beside them
         shutil.copytree(script_tree["logdir"], logdir / f"old{copy}")
-    proc = run_script("tbreg.train_sizes", "--logdir", str(logdir), "--models", "tiny", "--max_epochs", "1",
-                      "--quiet", "--tensorboard_url=http://tb.example:7007/", cache_dir=tbreg_cache, check=True)
+    proc = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(logdir),
+        "--models",
+        "tiny",
+        "--max_epochs",
+        "1",
+        "--quiet",
+        "--tensorboard_url=http://tb.example:7007/",
+        cache_dir=tbreg_cache,
+        check=True,
+    )
     [note] = [line for line in proc.stdout.splitlines() if "TensorBoard runs" in line]
     assert note.startswith("51 TensorBoard runs: its Scalars and Histograms tabs select none above 40")
     assert " http://tb.example:7007/#scalars&regexInput=%5Esizes%2F" in note
     assert " http://tb.example:7007/#scalars&regexInput=%5Eold0%2Fsizes%2F" in note
-    small = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "small"), "--models", "tiny",
-                       "--max_epochs", "1", "--quiet", cache_dir=tbreg_cache, check=True)
+    small = run_script(
+        "tbreg.train_sizes",
+        "--logdir",
+        str(tmp_path / "small"),
+        "--models",
+        "tiny",
+        "--max_epochs",
+        "1",
+        "--quiet",
+        cache_dir=tbreg_cache,
+        check=True,
+    )
     assert "TensorBoard runs" not in small.stdout
     bad = run_script("tbreg.train_sizes", "--logdir", str(tmp_path / "bad"), "--tensorboard_url=localhost:6006")
     assert bad.returncode != 0 and "--tensorboard_url" in bad.stderr and "http://" in bad.stderr

@@ -29,8 +29,16 @@ def _expected_stop(values, patience, min_delta):
 def test_early_stopping_watches_the_validation_data_loss_not_val_loss(tmp_path):
     data = _data(n_train=200)
     spec = models.ModelSpec("big_l2", (256, 256), l2=1e-2)
-    cfg = config.TrainConfig(dataset="synthetic", n_train=200, n_validation=200, batch_size=50,
-                             max_epochs=60, patience=3, learning_rate=1e-2, verbose=0)
+    cfg = config.TrainConfig(
+        dataset="synthetic",
+        n_train=200,
+        n_validation=200,
+        batch_size=50,
+        max_epochs=60,
+        patience=3,
+        learning_rate=1e-2,
+        verbose=0,
+    )
     run_dir = logtree.claim_run_dir(str(tmp_path), "t", "big_l2")
     result = training.train_run(spec, data, cfg, run_dir, "t")
     data_loss = result.history["val_binary_crossentropy"]
@@ -44,8 +52,9 @@ def test_early_stopping_watches_the_validation_data_loss_not_val_loss(tmp_path):
 
 def test_same_seed_same_run(tmp_path):
     data = _data()
-    cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100,
-                             max_epochs=3, seed=7, verbose=0)
+    cfg = config.TrainConfig(
+        dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=3, seed=7, verbose=0
+    )
     spec = models.ModelSpec("d", (16,), dropout=0.3)
     runs = [training.train_run(spec, data, cfg, logtree.claim_run_dir(str(tmp_path), "t", "d"), "t") for _ in range(2)]
     assert runs[0].history == runs[1].history
@@ -54,8 +63,9 @@ def test_same_seed_same_run(tmp_path):
 
 def test_diverging_run_is_recorded_and_the_family_goes_on(tmp_path):
     data = _data()
-    cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100,
-                             max_epochs=5, learning_rate=1e12, verbose=0)
+    cfg = config.TrainConfig(
+        dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=5, learning_rate=1e12, verbose=0
+    )
     fam = families.Family("t", (models.ModelSpec("boom", (64, 64), activation="relu"), models.ModelSpec("tiny", (4,))))
     results = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path))
     assert [r.model for r in results] == ["boom", "tiny"]
@@ -82,12 +92,17 @@ def test_mnist1d_refuses_more_examples_than_it_has(tmp_path):
 
 def test_events_match_history(tmp_path):
     data = _data()
-    cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=3, verbose=0)
+    cfg = config.TrainConfig(
+        dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=3, verbose=0
+    )
     run_dir = logtree.claim_run_dir(str(tmp_path), "t", "m")
     result = training.train_run(models.ModelSpec("m", (8,)), data, cfg, run_dir, "t")
     scalars = reader.run_scalars(run_dir)
-    np.testing.assert_allclose([p.value for p in scalars["validation"]["epoch_binary_crossentropy"]],
-                               result.history["val_binary_crossentropy"], rtol=1e-6)
+    np.testing.assert_allclose(
+        [p.value for p in scalars["validation"]["epoch_binary_crossentropy"]],
+        result.history["val_binary_crossentropy"],
+        rtol=1e-6,
+    )
     np.testing.assert_allclose([p.value for p in scalars["train"]["epoch_loss"]], result.history["loss"], rtol=1e-6)
 
 
@@ -110,8 +125,15 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_is_recorded(tmp_path):
     from tbreg.plugin import summary
 
     data = _data()
-    cfg = config.TrainConfig(dataset="synthetic", n_train=400, n_validation=200, batch_size=100, max_epochs=3,
-                             verbose=0, dtype_policy="mixed_bfloat16")
+    cfg = config.TrainConfig(
+        dataset="synthetic",
+        n_train=400,
+        n_validation=200,
+        batch_size=100,
+        max_epochs=3,
+        verbose=0,
+        dtype_policy="mixed_bfloat16",
+    )
     model = training.compile_model(models.ModelSpec("m", (16, 16), dropout=0.1, batch_norm=True), data, cfg)
     assert {layer.compute_dtype for layer in model.layers if layer.name != "logits"} == {"bfloat16"}
     assert model.get_layer("logits").compute_dtype == "float32"

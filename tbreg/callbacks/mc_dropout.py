@@ -50,8 +50,19 @@ class MCDropout(SummaryCallback):
         ```
     """
 
-    def __init__(self, log_dir, x, y, samples: int = 20, freq: int = 1, *, from_logits=None,
-                 split: str = "validation_mc", batch_size: int = 4096, seed: int = 0):
+    def __init__(
+        self,
+        log_dir,
+        x,
+        y,
+        samples: int = 20,
+        freq: int = 1,
+        *,
+        from_logits=None,
+        split: str = "validation_mc",
+        batch_size: int = 4096,
+        seed: int = 0,
+    ):
         super().__init__(log_dir)
         if not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be an int >= 1, not {samples!r}")
@@ -141,4 +152,3 @@ def _loss_and_hits(probs, y):
         loss = -tf.math.log(tf.gather(probs, labels, batch_dims=1))
         hits = tf.cast(tf.equal(tf.argmax(probs, axis=-1), labels), tf.float32)
     return tf.reduce_sum(loss), tf.reduce_sum(hits)
-

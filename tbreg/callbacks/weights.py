@@ -38,9 +38,7 @@ def histogram_buckets(values, bucket_count: int = BUCKETS):
     def nothing_finite():
         return tf.zeros((bucket_count, 3), tf.float64)
 
-    return tf.cond(
-        tf.equal(size, 0), nothing_finite, lambda: tf.cond(tf.equal(high, low), single_value, spread)
-    )
+    return tf.cond(tf.equal(size, 0), nothing_finite, lambda: tf.cond(tf.equal(high, low), single_value, spread))
 
 
 def select_layers(model, patterns) -> list:

@@ -242,7 +242,9 @@ def parse(text: bytes, name: str, first_line: int = 1) -> np.ndarray:
             )
         rows = frame.to_numpy(dtype=np.float32)
     except (ValueError, pd.errors.ParserError) as e:
-        raise _first_bad_line(text, name, first_line) or UserError(f"{name}: cannot parse CSV ({_one_line(e)})") from None
+        raise _first_bad_line(text, name, first_line) or UserError(
+            f"{name}: cannot parse CSV ({_one_line(e)})"
+        ) from None
     if rows.shape[1] != N_COLUMNS or not np.isfinite(rows).all():
         raise _first_bad_line(text, name, first_line) or UserError(f"{name}: cannot parse CSV")
     return rows

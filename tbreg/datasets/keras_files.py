@@ -29,7 +29,7 @@ def _is_url(source: str) -> bool:
 def _how_to_get(dataset: str, fname: str) -> str:
     return (
         f"put Keras' {fname} into {os.path.join(keras_home(), 'datasets')} (e.g. run "
-        f"`python -c \"import keras; keras.datasets.{dataset}.load_data()\"` where there is internet and copy it), "
+        f'`python -c "import keras; keras.datasets.{dataset}.load_data()"` where there is internet and copy it), '
         f"or pass --data_path=<local {fname} or its URL>"
     )
 
@@ -42,7 +42,9 @@ def fetch(dataset: str, fname: str, file_hash: str, data_path: str | None = None
     """
     if data_path and not _is_url(data_path):
         if not os.path.isfile(data_path):
-            raise UserError(f"{data_path}: file not found; pass --data_path=<Keras' {fname}> or drop it to use Keras' cache")
+            raise UserError(
+                f"{data_path}: file not found; pass --data_path=<Keras' {fname}> or drop it to use Keras' cache"
+            )
         return data_path
     import keras
 
@@ -59,11 +61,14 @@ def fetch(dataset: str, fname: str, file_hash: str, data_path: str | None = None
     except Exception as e:  # get_file raises plain Exception / ValueError for failed or corrupted downloads
         reason = " ".join(str(e).split()).replace(f"URL fetch failure on {origin}: ", "")[:300]
         target = os.path.join(keras_home(), "datasets", name)
-        raise UserError(f"{target}: not cached and the download from {origin} failed ({reason}); "
-                        f"{_how_to_get(dataset, fname)}") from None
+        raise UserError(
+            f"{target}: not cached and the download from {origin} failed ({reason}); {_how_to_get(dataset, fname)}"
+        ) from None
 
 
 def check_keys(path: str, arrays: dict, keys=("x_train", "y_train", "x_test", "y_test")) -> None:
     missing = [k for k in keys if k not in arrays]
     if missing:
-        raise UserError(f"{path}: not a Keras dataset file (no {', '.join(missing)}); expected arrays {', '.join(keys)}")
+        raise UserError(
+            f"{path}: not a Keras dataset file (no {', '.join(missing)}); expected arrays {', '.join(keys)}"
+        )

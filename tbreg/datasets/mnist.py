@@ -27,7 +27,9 @@ def read(path: str) -> tuple[np.ndarray, np.ndarray]:
     keras_files.check_keys(path, arrays)
     x, y = arrays["x_train"], arrays["y_train"]
     if x.ndim != 3 or x.shape[1:] != (28, 28) or len(y) != len(x):
-        raise UserError(f"{path}: x_train has shape {x.shape} for {len(y)} labels; expected (N, 28, 28) images and N labels")
+        raise UserError(
+            f"{path}: x_train has shape {x.shape} for {len(y)} labels; expected (N, 28, 28) images and N labels"
+        )
     return x, y
 
 

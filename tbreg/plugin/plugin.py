@@ -156,6 +156,7 @@ def _members(dirs: dict, records: dict) -> list:
         out.append(r)
     return out
 
+
 def _encode(value) -> str:
     """JSON text of plain data whose Series are rendered from their cached text."""
     if isinstance(value, Series):
@@ -388,8 +389,14 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     bands[split] = dataclasses.asdict(analysis.seed_band(curves, band))
                 elif (name, std) in series:  # no seed runs to compute from: the mean run's std (ddof=0)
                     got = series[(name, std)]
-                    bands[split] = {"kind": "std0", "steps": got.steps, "mean": None, "half": got.values,
-                                    "n": None, "drops": []}
+                    bands[split] = {
+                        "kind": "std0",
+                        "steps": got.steps,
+                        "mean": None,
+                        "half": got.values,
+                        "n": None,
+                        "drops": [],
+                    }
             out.append(
                 {
                     **r.header(),
@@ -406,8 +413,13 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         for r in runs:
             train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
             tag = snapshot.data_loss(r)
-            wanted += [(val, tag), (train, tag), (train, metadata.LOSS_TAG), (train, metadata.PENALTY_TAG),
-                       (r.splits.get(metadata.TRAIN_EVAL), tag)]
+            wanted += [
+                (val, tag),
+                (train, tag),
+                (train, metadata.LOSS_TAG),
+                (train, metadata.PENALTY_TAG),
+                (r.splits.get(metadata.TRAIN_EVAL), tag),
+            ]
             wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
         series = self._scalars(ctx, experiment, snapshot, wanted)
         curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
@@ -595,8 +607,12 @@ def _last_record(datums) -> dict | None:
 
 def _criterion() -> dict:
     """The rule behind onsets and verdicts, for the tab to name."""
-    return {"name": "GL", "threshold": analysis.GL_THRESHOLD, "window": analysis.SMOOTH_WINDOW,
-            "confidence": analysis.CONFIDENCE}
+    return {
+        "name": "GL",
+        "threshold": analysis.GL_THRESHOLD,
+        "window": analysis.SMOOTH_WINDOW,
+        "confidence": analysis.CONFIDENCE,
+    }
 
 
 def _run_curves(r: Run, data_loss: str, series: dict) -> analysis.RunCurves:

@@ -24,10 +24,29 @@ from tensorboard.plugins.hparams import api as hp
 from tbreg.plugin import metadata
 
 # HParams names, in the order the dashboard lists them, and where each comes from in the record.
-_FROM_HPARAMS = ("model", "units", "depth", "activation", "l1", "l2", "dropout", "max_norm", "batch_norm", "optimizer",
-                 "schedule")
-_FROM_CONFIG = ("learning_rate", "batch_size", "patience", "max_epochs", "decay_epochs", "n_train", "seed",
-                "dtype_policy")
+_FROM_HPARAMS = (
+    "model",
+    "units",
+    "depth",
+    "activation",
+    "l1",
+    "l2",
+    "dropout",
+    "max_norm",
+    "batch_norm",
+    "optimizer",
+    "schedule",
+)
+_FROM_CONFIG = (
+    "learning_rate",
+    "batch_size",
+    "patience",
+    "max_epochs",
+    "decay_epochs",
+    "n_train",
+    "seed",
+    "dtype_policy",
+)
 HPARAM_NAMES = ("family", *_FROM_HPARAMS, *_FROM_CONFIG, "dataset", "params")
 
 

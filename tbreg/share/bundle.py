@@ -126,8 +126,17 @@ def _read_members(bundle: str) -> tuple[tarfile.TarFile, list[tarfile.TarInfo], 
         manifest = json.loads(tar.extractfile(by_name[MANIFEST]).read())
         assert manifest["format"] == BUNDLE_FORMAT and isinstance(manifest["files"], list)
         assert isinstance(manifest["root"], str)
-    except (AssertionError, KeyError, TypeError, ValueError, RecursionError, tarfile.TarError, EOFError, OSError,
-            zlib.error) as e:  # RecursionError: JSON nested too deeply
+    except (
+        AssertionError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RecursionError,
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        zlib.error,
+    ) as e:  # RecursionError: JSON nested too deeply
         raise UserError(f"{bundle}: its {MANIFEST} is unreadable ({type(e).__name__}); ask for a fresh copy") from None
     if "\\" in manifest["root"]:
         raise _backslash_error(bundle, f"its root dir {manifest['root']!r}")

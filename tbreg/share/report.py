@@ -164,15 +164,22 @@ def _marker_traces(member: Member, row: analysis.FamilyRow, tag: str, color: str
         value = analysis.number(validation.get(epoch)) if epoch is not None else None
         if value is None:
             continue
-        out.append({
-            "type": "scatter", "mode": "markers", "x": [epoch], "y": [float(f"{value:.6g}")],
-            "name": _label(f"{member.run.name} {what}"), "legendgroup": name, "showlegend": False,
-            "marker": {"symbol": symbol, "size": 16, "color": "#202124", "line": {"width": 2}}
-            if symbol.endswith("-open")
-            else {"symbol": symbol, "size": 10, "color": color, "line": {"width": 1.5, "color": "#202124"}},
-            "hovertemplate": f"<b>{name}</b> · {what}<br>epoch %{{x}}<br>validation %{{y:.4g}}<extra></extra>",
-            "meta": what,
-        })
+        out.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [epoch],
+                "y": [float(f"{value:.6g}")],
+                "name": _label(f"{member.run.name} {what}"),
+                "legendgroup": name,
+                "showlegend": False,
+                "marker": {"symbol": symbol, "size": 16, "color": "#202124", "line": {"width": 2}}
+                if symbol.endswith("-open")
+                else {"symbol": symbol, "size": 10, "color": color, "line": {"width": 1.5, "color": "#202124"}},
+                "hovertemplate": f"<b>{name}</b> · {what}<br>epoch %{{x}}<br>validation %{{y:.4g}}<extra></extra>",
+                "meta": what,
+            }
+        )
     return out
 
 
@@ -217,8 +224,11 @@ def _chart(chart_id: str, tag: str, members: list, colors: dict, max_points: int
                 "y": y,
                 "name": _label(f"{run.name}{' (baseline)' if member.baseline else ''} {split}"),
                 "legendgroup": _label(run.name),
-                "line": {"color": colors[run.name], "dash": _DASH.get(split, "longdash"),
-                         "width": 2.4 if member.baseline else 1.6},
+                "line": {
+                    "color": colors[run.name],
+                    "dash": _DASH.get(split, "longdash"),
+                    "width": 2.4 if member.baseline else 1.6,
+                },
             }
             if band:
                 line["customdata"] = [[spread.get(s), n.get(s, "?")] for s in x]
@@ -230,12 +240,20 @@ def _chart(chart_id: str, tag: str, members: list, colors: dict, max_points: int
             drops = [s for s in (band.drops if band else []) if s in n]
             if drops:
                 at = {p.step: p.value for p in points}
-                marks.append({
-                    "type": "scatter", "mode": "markers+text", "x": drops, "y": [at.get(s) for s in drops],
-                    "text": [f"n={n[s]}" for s in drops], "textposition": "top center",
-                    "name": _label(f"{run.name} {split} n drops"), "legendgroup": _label(run.name),
-                    "showlegend": False, "marker": {"symbol": "line-ns-open", "size": 14, "color": colors[run.name]},
-                })
+                marks.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers+text",
+                        "x": drops,
+                        "y": [at.get(s) for s in drops],
+                        "text": [f"n={n[s]}" for s in drops],
+                        "textposition": "top center",
+                        "name": _label(f"{run.name} {split} n drops"),
+                        "legendgroup": _label(run.name),
+                        "showlegend": False,
+                        "marker": {"symbol": "line-ns-open", "size": 14, "color": colors[run.name]},
+                    }
+                )
         if rows and run.name in rows and tag == rows[run.name].summary.data_loss:
             marks += _marker_traces(member, rows[run.name], tag, colors[run.name])
     traces += marks
@@ -351,12 +369,12 @@ def _summary_table(lines: list[dict]) -> str:
     groups = any(line["seeds"] for line in lines)
     paired = any(line["vs baseline (paired)"] for line in lines)
     columns = {
-        h: k for h, k in _SUMMARY_COLUMNS.items()
+        h: k
+        for h, k in _SUMMARY_COLUMNS.items()
         if (groups or h not in _GROUP_COLUMNS) and (paired or h not in _PAIRED_COLUMNS)
     }
     rows = [
-        [_percent(line[key]) if key == "penalty share" else line[key] for key in columns.values()]
-        for line in lines
+        [_percent(line[key]) if key == "penalty share" else line[key] for key in columns.values()] for line in lines
     ]
     return _table(list(columns), rows, "summary", wide=("verdict", "vs baseline (paired)"))
 
@@ -441,7 +459,7 @@ def _family_section(index: int, family: str, all_runs: list[Run], max_points: in
 
 _SUMMARY_NOTE = html.escape(
     "Best epoch = lowest validation data loss. The gap is validation minus the training data loss in inference "
-    "mode (train_eval) where it was logged; \"train (dropout on)\" marks a model with dropout without it, whose "
+    'mode (train_eval) where it was logged; "train (dropout on)" marks a model with dropout without it, whose '
     f"gap is against the dropout-on loss. Onset: Prechelt's GL{analysis.GL_THRESHOLD:g} (validation "
     f"{analysis.GL_THRESHOLD:g}% above its lowest so far) on a centred {analysis.SMOOTH_WINDOW}-epoch moving "
     "average. A seed group: ± 95% CI (t, n−1) and std (ddof=1) over its seeds at the best epoch; vs baseline: "

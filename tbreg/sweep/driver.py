@@ -42,10 +42,19 @@ class TrialResult:
     resumable: bool | None = None  # interrupted: whether it can continue
 
     def json(self) -> dict:
-        return {"run": self.trial.label, "run_dir": self.trial.run_dir, "key": self.trial.key, "status": self.status,
-                "skipped": self.skipped, "attempts": self.attempts, "epochs": self.epochs,
-                "best_epoch": self.best_epoch, "best_value": self.best_value, "seconds": round(self.seconds, 2),
-                "errors": self.errors}
+        return {
+            "run": self.trial.label,
+            "run_dir": self.trial.run_dir,
+            "key": self.trial.key,
+            "status": self.status,
+            "skipped": self.skipped,
+            "attempts": self.attempts,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "seconds": round(self.seconds, 2),
+            "errors": self.errors,
+        }
 
 
 @dataclasses.dataclass
@@ -127,8 +136,9 @@ def _record_failure(trial: Trial, errors: list) -> None:
         print(f"{trial.run_dir}: could not record status=failed ({first_line(e)})", file=sys.stderr)
 
 
-def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[[str], None],
-          name: str = "sweep") -> tuple[dict, bool]:
+def drive(
+    trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[[str], None], name: str = "sweep"
+) -> tuple[dict, bool]:
     """Trains `trials` on `pool`, each attempt failed by its training or its worker retried up to
     `retries` times; those in `earlier` ({run_dir: run.json}) finished before and are skipped.
     Returns ({run_dir: TrialResult}, interrupted).
@@ -143,8 +153,16 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
         if record is None:
             queue.append(t)
             continue
-        results[t.run_dir] = TrialResult(t, record["status"], 0, record.get("epochs") or 0, record.get("best_epoch"),
-                                         record.get("best_value"), skipped=True, params=record.get("params") or 0)
+        results[t.run_dir] = TrialResult(
+            t,
+            record["status"],
+            0,
+            record.get("epochs") or 0,
+            record.get("best_epoch"),
+            record.get("best_value"),
+            skipped=True,
+            params=record.get("params") or 0,
+        )
     progress = Progress(len(trials), pool.capacity)
     progress.done = len(trials) - len(queue)
     attempts, errors, running = collections.Counter(), collections.defaultdict(list), {}
@@ -156,8 +174,11 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
         progress.running.pop(trial.label, None)
         if isinstance(outcome, dict):
             result.seconds += outcome.get("seconds", 0.0)
-            result.epochs, result.best_epoch, result.best_value = (outcome.get("epochs") or 0, outcome.get("best_epoch"),
-                                                                   outcome.get("best_value"))
+            result.epochs, result.best_epoch, result.best_value = (
+                outcome.get("epochs") or 0,
+                outcome.get("best_epoch"),
+                outcome.get("best_value"),
+            )
             result.params = outcome.get("params") or result.params
             result.run, result.resumable = outcome.get("result"), outcome.get("resumable")
         status = outcome.get("status") if isinstance(outcome, dict) else "lost"
@@ -166,8 +187,10 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
             progress.done += 1
             progress.durations.append(outcome.get("seconds", 0.0))
             best = "" if result.best_value is None else f", best {result.best_value:.4f} at epoch {result.best_epoch}"
-            log(f"  done   {trial.label}: {status} after {result.epochs} epochs{best} "
-                f"({duration(outcome.get('seconds', 0))}) {progress.line(len(queue))}")
+            log(
+                f"  done   {trial.label}: {status} after {result.epochs} epochs{best} "
+                f"({duration(outcome.get('seconds', 0))}) {progress.line(len(queue))}"
+            )
             return
         if interrupted:  # asked to stop: not a failure, a re-run continues from the trial's last save
             result.status = Status.INTERRUPTED
@@ -178,8 +201,10 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
         errors[trial.run_dir].append(f"attempt {attempts[trial.run_dir]}: {error}")
         result.errors = list(errors[trial.run_dir])
         if attempts[trial.run_dir] <= retries and not interrupted:
-            log(f"  retry  {trial.label}: attempt {attempts[trial.run_dir]} failed ({error}); "
-                f"{retries - attempts[trial.run_dir] + 1} more attempt(s) left")
+            log(
+                f"  retry  {trial.label}: attempt {attempts[trial.run_dir]} failed ({error}); "
+                f"{retries - attempts[trial.run_dir] + 1} more attempt(s) left"
+            )
             queue.appendleft(trial)
             return
         result.status = Status.FAILED
@@ -203,8 +228,10 @@ def drive(trials: list[Trial], earlier: dict, pool, retries: int, log: Callable[
                 finish(running.pop(handle), outcome)
     except KeyboardInterrupt:
         interrupted = True
-        log(f"{name}: interrupted; the {len(running)} running trial(s) end their epoch and save "
-            "(Ctrl-C again: stop now)")
+        log(
+            f"{name}: interrupted; the {len(running)} running trial(s) end their epoch and save "
+            "(Ctrl-C again: stop now)"
+        )
         pool.interrupt()
         try:
             while running:
@@ -251,17 +278,27 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     history = _read_sweep_json(logdir)
     hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics; again at the end
     history["hparams_config"] = True
-    entry = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "engine": pool.engine, "workers": pool.capacity, "dataset": sweep.config.dataset,
-             "families": list(sweep.families), "models": list(sweep.models),
-             "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in sweep.grid},
-             "seeds": list(sweep.seeds), "retries": retries, "trials": []}
+    entry = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "engine": pool.engine,
+        "workers": pool.capacity,
+        "dataset": sweep.config.dataset,
+        "families": list(sweep.families),
+        "models": list(sweep.models),
+        "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in sweep.grid},
+        "seeds": list(sweep.seeds),
+        "retries": retries,
+        "trials": [],
+    }
     history["runs"] = [*history.get("runs", []), entry]
     _write_sweep_json(logdir, history)
 
     skipped = len(earlier)
-    log(f"sweep: {len(trials)} trials into {logdir}"
-        + (f" ({skipped} already finished, skipped)" if skipped else "") + f" on {pool.describe()}")
+    log(
+        f"sweep: {len(trials)} trials into {logdir}"
+        + (f" ({skipped} already finished, skipped)" if skipped else "")
+        + f" on {pool.describe()}"
+    )
     results, interrupted = drive(trials, earlier, pool, retries, log)
     means = [] if interrupted else list(_write_means(trials, results, lambda line: log(f"sweep: {line}")))
     means = [os.path.join(group, aggregate.MEAN) for group in means]
@@ -273,8 +310,20 @@ def run_sweep(sweep: Sweep, logdir: str, pool, retries: int = 2, log: Callable[[
     return SweepResult(logdir, [results[t.run_dir] for t in trials], means, time.monotonic() - started, interrupted)
 
 
-def train_family(family, specs, data, config, logdir: str, if_exists: str = "new", callbacks_for=None, extra=None,
-                 jobs: int = 1, seeds=None, resume: bool = False, retries: int = 0) -> list:
+def train_family(
+    family,
+    specs,
+    data,
+    config,
+    logdir: str,
+    if_exists: str = "new",
+    callbacks_for=None,
+    extra=None,
+    jobs: int = 1,
+    seeds=None,
+    resume: bool = False,
+    retries: int = 0,
+) -> list:
     """Trains each spec of `family` into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
 
     A sweep with an empty grid (plan_family): its run dirs are claimed up front, then trained one
@@ -289,13 +338,14 @@ def train_family(family, specs, data, config, logdir: str, if_exists: str = "new
     Returns training.RunResult per run, each seed group's `mean` (status `aggregate`) after its seed
     runs; raises training.Interrupted (or KeyboardInterrupt before any training reported) when
     interrupted, after the running trials saved."""
-    trials, earlier = plan_family(family.name, specs, config, logdir, if_exists, seeds, resume, data, callbacks_for,
-                                  extra)
+    trials, earlier = plan_family(
+        family.name, specs, config, logdir, if_exists, seeds, resume, data, callbacks_for, extra
+    )
     jobs = min(jobs, len(trials) - len(earlier))
     if jobs > 1:
         trials = [dataclasses.replace(t, config=dataclasses.replace(t.config, verbose=0)) for t in trials]
     log = _stderr if config.verbose and jobs > 1 else (lambda line: None)
-    with (LocalPool(jobs) if jobs > 1 else SerialPool()) as pool:
+    with LocalPool(jobs) if jobs > 1 else SerialPool() as pool:
         results, interrupted = drive(trials, earlier, pool, retries, log, name=family.name)
     if interrupted:
         stopped = [r for t in trials if (r := results[t.run_dir]).run is not None and r.status == Status.INTERRUPTED]
@@ -311,9 +361,18 @@ def train_family(family, specs, data, config, logdir: str, if_exists: str = "new
             groups_done.add(t.group_dir)
             record = means[t.group_dir]
             first = next(r for r in out if os.path.dirname(r.run_dir) == t.group_dir)
-            out.append(training.RunResult(family.name, record.get("model") or first.model,
-                                          os.path.join(t.group_dir, aggregate.MEAN), Status.AGGREGATE, first.params,
-                                          record["epochs"], record["best_epoch"], record["best_value"]))
+            out.append(
+                training.RunResult(
+                    family.name,
+                    record.get("model") or first.model,
+                    os.path.join(t.group_dir, aggregate.MEAN),
+                    Status.AGGREGATE,
+                    first.params,
+                    record["epochs"],
+                    record["best_epoch"],
+                    record["best_value"],
+                )
+            )
     return out
 
 
@@ -322,5 +381,6 @@ def _run_result(r: TrialResult) -> "training.RunResult":
         return r.run
     t = r.trial
     error = r.errors[-1].split(": ", 1)[-1] if r.errors else None
-    return training.RunResult(t.family, t.spec.name, t.run_dir, r.status, r.params, r.epochs, r.best_epoch,
-                              r.best_value, error=error)
+    return training.RunResult(
+        t.family, t.spec.name, t.run_dir, r.status, r.params, r.epochs, r.best_epoch, r.best_value, error=error
+    )

@@ -35,7 +35,6 @@ class Sweep:
     max_trials: int = 10_000  # MAX_TRIALS: a larger sweep is refused before it is planned
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Trial:
     family: str
@@ -68,9 +67,11 @@ def trial_key(family: str, spec, config: TrainConfig, callbacks: dict) -> str:
     decided = {
         "family": family,
         "spec": dataclasses.asdict(spec),
-        "config": {k: v for k, v in dataclasses.asdict(config).items()
-                   if k not in ("cache_dir", "verbose", "checkpoint_secs")
-                   and not (k == "dtype_policy" and v == "float32")},  # the keys of sweeps from before it
+        "config": {
+            k: v
+            for k, v in dataclasses.asdict(config).items()
+            if k not in ("cache_dir", "verbose", "checkpoint_secs") and not (k == "dtype_policy" and v == "float32")
+        },  # the keys of sweeps from before it
         "callbacks": {k: list(v) if isinstance(v, tuple) else v for k, v in callbacks.items()},
     }
     return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -138,10 +139,20 @@ def expand(sweep: Sweep, logdir: str) -> list[Trial]:
                 for seed in sweep.seeds or (None,):
                     seeded = trial_config if seed is None else dataclasses.replace(trial_config, seed=seed)
                     run_dir = group if seed is None else os.path.join(group, aggregate.seed_dir(seed))
-                    trials.append(Trial(family, name, seed, trial_spec, seeded, run_dir, grid, dict(sweep.callbacks),
-                                        trial_key(family, trial_spec, seeded, sweep.callbacks)))
+                    trials.append(
+                        Trial(
+                            family,
+                            name,
+                            seed,
+                            trial_spec,
+                            seeded,
+                            run_dir,
+                            grid,
+                            dict(sweep.callbacks),
+                            trial_key(family, trial_spec, seeded, sweep.callbacks),
+                        )
+                    )
     return trials
-
 
 
 def no_callbacks(run_dir: str) -> list:
@@ -149,8 +160,18 @@ def no_callbacks(run_dir: str) -> list:
     return []
 
 
-def plan_family(family: str, specs, config: TrainConfig, logdir: str, if_exists: str = "new", seeds=None,
-                resume_runs: bool = False, data=None, callbacks_for=None, extra=None) -> tuple[list[Trial], dict]:
+def plan_family(
+    family: str,
+    specs,
+    config: TrainConfig,
+    logdir: str,
+    if_exists: str = "new",
+    seeds=None,
+    resume_runs: bool = False,
+    data=None,
+    callbacks_for=None,
+    extra=None,
+) -> tuple[list[Trial], dict]:
     """A family run's trials, one per spec (or per spec and seed), and {run_dir: run.json} of those
     that need no training (finished runs `resume_runs` skips).
 
@@ -201,6 +222,20 @@ def _plan_resume(family, specs, config, logdir, if_exists, seeds, data, callback
         else:
             run_dir = logtree.claim_run_dir(logdir, family, spec.name, if_exists)
             print(f"{family}/{spec.name}: nothing to resume; training {run_dir}", file=sys.stderr)
-        trials.append(Trial(family, os.path.basename(run_dir), None, spec, config, run_dir, {}, {}, None, data,
-                            callbacks_for or no_callbacks, extra))
+        trials.append(
+            Trial(
+                family,
+                os.path.basename(run_dir),
+                None,
+                spec,
+                config,
+                run_dir,
+                {},
+                {},
+                None,
+                data,
+                callbacks_for or no_callbacks,
+                extra,
+            )
+        )
     return trials, earlier

@@ -216,8 +216,10 @@ class RayPool(_Pool):
             else:
                 ray.init(num_cpus=jobs or 1, object_store_memory=128 * 1024**2, **options)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"--address={address}: cannot connect to a Ray cluster there ({first_line(e)}); "
-                            "start one with `ray start --head`, or drop --address for a local one") from None
+            raise UserError(
+                f"--address={address}: cannot connect to a Ray cluster there ({first_line(e)}); "
+                "start one with `ray start --head`, or drop --address for a local one"
+            ) from None
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max(1, jobs or cpus)
         self._address = address
@@ -256,5 +258,3 @@ class RayPool(_Pool):
 
     def close(self) -> None:
         self._ray.shutdown()
-
-

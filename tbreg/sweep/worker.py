@@ -41,6 +41,7 @@ def _set_aside_attempt(run_dir: str) -> None:
         tf.io.gfile.makedirs(os.path.dirname(dst))
         tf.io.gfile.rename(os.path.join(run_dir, rel), dst, overwrite=True)
 
+
 def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
     """Trains `trial` into its run dir (attempt `attempt`, after `errors` of earlier ones); returns
     its outcome (`result`: training.train_run's RunResult). Continues from the trial's saved state
@@ -57,16 +58,32 @@ def run_trial(trial: Trial, attempt: int, errors=()) -> dict:
         callbacks = callbacks_lib.make(trial.run_dir, train_data=(data.x_train, data.y_train), **trial.callbacks)
     extra = dict(trial.extra or {})
     if trial.key is not None:
-        extra["sweep"] = {"key": trial.key, "trial": trial.name, "grid": trial.grid, "attempt": attempt,
-                          "errors": list(errors)}
+        extra["sweep"] = {
+            "key": trial.key,
+            "trial": trial.name,
+            "grid": trial.grid,
+            "attempt": attempt,
+            "errors": list(errors),
+        }
     resumable = None
     try:
         r = training.train_run(trial.spec, data, trial.config, trial.run_dir, trial.family, callbacks, extra)
     except training.Interrupted as e:
         r, resumable = e.result, e.resumable
-    return {"status": r.status, "epochs": r.epochs, "best_epoch": r.best_epoch, "best_value": r.best_value,
-            "params": r.params, "error": r.error, "resumed_after": resumed_after, "resumable": resumable,
-            "result": r, "seconds": time.monotonic() - start, "pid": os.getpid(), "host": platform.node()}
+    return {
+        "status": r.status,
+        "epochs": r.epochs,
+        "best_epoch": r.best_epoch,
+        "best_value": r.best_value,
+        "params": r.params,
+        "error": r.error,
+        "resumed_after": resumed_after,
+        "resumable": resumable,
+        "result": r,
+        "seconds": time.monotonic() - start,
+        "pid": os.getpid(),
+        "host": platform.node(),
+    }
 
 
 def _set_threads(threads: int) -> None:
