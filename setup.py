@@ -32,7 +32,14 @@ setup(
     extras_require={
         "ray": ["ray>=2.9"],  # tbreg sweep --engine=ray
         # the tests run Ray on a local two-worker cluster; pytest-xdist runs them on two workers (pytest.ini)
-        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis", "ray>=2.9", "pexpect", "ruff==0.17.6"],  # pexpect: a real pty
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "hypothesis",
+            "ray>=2.9",
+            "pexpect",
+            "ruff==0.17.6",
+        ],  # pexpect: a real pty
     },
     entry_points={
         "console_scripts": [
