@@ -369,14 +369,22 @@ class Onset:
 def overfitting_onset(validation: dict, threshold: float = GL_THRESHOLD, window: int = SMOOTH_WINDOW) -> Onset | None:
     """The onset of overfitting of a validation curve ({epoch: loss}) by Prechelt's GL_α
     (`threshold` = α in percent) on its centred moving average over `window` epochs; None when
-    the criterion never fires (still improving, flat, or too noisy to tell)."""
+    the criterion never fires (still improving, flat, or too noisy to tell).
+
+    Read after the fact, a firing whose reference low the curve later beats was a bump it
+    recovered from (e.g. batch norm's noisy first epochs), not the onset: the onset is the first
+    firing after which the smoothed curve never again goes below that low."""
     smoothed = smooth_centered(validation, window)
+    steps = sorted(smoothed)
+    later_low = [math.inf] * (len(steps) + 1)  # the lowest smoothed value after each step
+    for i in range(len(steps) - 1, -1, -1):
+        later_low[i] = min(later_low[i + 1], smoothed[steps[i]])
     best_step, best = None, None
-    for step in sorted(smoothed):
+    for i, step in enumerate(steps):
         value = smoothed[step]
         if best is None or value < best:
             best_step, best = step, value
-        elif best > 0 and 100.0 * (value / best - 1.0) > threshold:
+        elif best > 0 and 100.0 * (value / best - 1.0) > threshold and later_low[i + 1] >= best:
             return Onset(best_step, step, 100.0 * (value / best - 1.0))
     return None
 

@@ -33,6 +33,15 @@ def test_onset_of_a_curve_that_turns_at_epoch_25():
     assert analysis.overfitting_onset(turning(), threshold=20).fired > onset.fired
 
 
+def test_an_early_bump_the_curve_recovers_from_is_not_the_onset():
+    # batch norm's first epochs: the validation loss jumps 20 % at epoch 3, then falls to a much lower
+    # low at epoch 55 and overfits after it (seen on the main job's batch_norm run: onset was epoch 3)
+    curve = {e: 1.0 - 0.004 * e + (0.2 if 2 <= e <= 5 else 0.0) for e in range(56)}
+    curve.update({e: curve[55] + 0.01 * (e - 55) for e in range(56, 96)})
+    onset = analysis.overfitting_onset(curve)
+    assert onset is not None and 53 <= onset.epoch <= 56 and onset.fired > 56
+
+
 def test_no_onset_on_a_falling_or_a_noisy_flat_curve():
     assert analysis.overfitting_onset(falling()) is None
     assert analysis.overfitting_onset(noisy_flat()) is None

@@ -287,6 +287,7 @@ def test_hparams_dashboard_lists_every_run(scripts):
         "decay_epochs",
         "n_train",
         "seed",
+        "dtype_policy",
         "dataset",
         "params",
     }
