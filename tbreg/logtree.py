@@ -154,13 +154,20 @@ LOCK = ".lock"
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` (on this host) still runs. A killed process its parent has not reaped
+    yet (a zombie, e.g. a SIGKILLed Ray worker) answers signal 0 but runs no more: dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): signal 0 is all we know
+        return True
+    return state not in ("Z", "X")
 
 
 def lock_holder(run_dir: str) -> dict | None:

@@ -5,6 +5,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 import pytest
 import tensorflow as tf
@@ -347,3 +348,18 @@ def test_a_copy_killed_midway_is_invisible_to_tensorboard_and_removed_by_the_nex
     logtree.copy_run(str(src), str(dst))
     assert os.listdir(dst.parent) == ["tiny"] and logtree.same_tree(str(src), str(dst))
     assert _tensorboard_runs(tmp_path) == ["regularizers/tiny/train", "sizes/tiny/train"]
+
+
+def test_a_killed_process_not_reaped_yet_holds_no_lock(tmp_path):
+    # A SIGKILLed worker whose parent has not waited for it yet is a zombie: signal 0 still reaches
+    # it, but its lock is stale (a Ray retry once found "being written by" the worker it had lost).
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    (tmp_path / logtree.LOCK).write_text(json.dumps({"pid": child.pid, "host": platform.node()}))
+    assert logtree.lock_holder(str(tmp_path)) == {"pid": child.pid, "host": platform.node()}
+    child.kill()
+    deadline = time.monotonic() + 10
+    while open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert logtree.lock_holder(str(tmp_path)) is None  # a zombie, not reaped: gone all the same
+    child.wait()
