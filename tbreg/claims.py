@@ -200,7 +200,8 @@ def _onsets_text(key, seeds: dict) -> str:
     verdicts = sorted({s.verdict for s in seeds.values() if s.verdict})
     last = max((s.stop_epoch for s in seeds.values() if s.stop_epoch is not None), default=None)
     spread = analysis.onset_spread(onsets) or "no seeds"
-    return f"{_name(key)}: {spread}; trained to epoch {_fmt(last)}; verdicts: {', '.join(verdicts) or '-'}"
+    note = "; still improving when stopped: a longer run could yet overfit" if "improving" in verdicts else ""
+    return f"{_name(key)}: {spread}; trained to epoch {_fmt(last)}; verdicts: {', '.join(verdicts) or '-'}{note}"
 
 
 def no_overfit(claim: Claim, measured: Measured) -> Result:
@@ -476,7 +477,7 @@ SOURCES = {
                     "gap",
                 ),
             ),
-            ("regularizers",),
+            ("weights", "regularizers"),
         ),
         Source(
             "geron",

@@ -8,7 +8,7 @@ tbreg share open BUNDLE [--dest=DIR] [--max_mb=MB]
 tbreg share upload LOGDIR URI [--watch [--interval=SECONDS] [--max_cycles=N]]
 tbreg sweep [--families=…] [--grid name=v1,v2 …] [--seeds=N] [--engine=local|ray] [--jobs=N] (see tbreg sweep --help)
 tbreg plot FAMILY_DIR -o FIGURE.png|FIGURE.svg [--metric=NAME] [--smoothing_std=N] [--logx] [--ylim=LOW,HIGH]
-tbreg reproduce [tutorial|chollet|blog|geron|all] [--seeds=N] [--max_epochs=N] [--data_path=DATASET=PATH,…] (see tbreg reproduce --help)
+tbreg reproduce [tutorial|chollet|blog|geron|all] (see tbreg reproduce --help)
 
 `tbreg --help` lists the commands and flags; `tbreg COMMAND --help` that command's own.
 """

@@ -9,6 +9,7 @@ tbreg.claims decides each claim; `write_page` writes docs/reproductions.md and i
 import dataclasses
 import datetime
 import functools
+import io
 import os
 import platform
 import re
@@ -245,8 +246,31 @@ def _seed(run, weights: bool) -> claims.Seed:
     )
 
 
-def measure(plans, seeds, weight_keys=()) -> dict:
-    """{group: claims.Measured}: per (family, model) the newest complete seed group's seeds."""
+def _when(text):
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def training_span(runs) -> dict:
+    """When the seed runs read were trained, from their own records: how many, the sum of their
+    durations, and the first start and last end."""
+    spans = [(_when(r.info.get("started")), _when(r.info.get("finished"))) for r in runs]
+    spans = [(a, b) for a, b in spans if a and b]
+    if not spans:
+        return {"runs": 0}
+    return {
+        "runs": len(spans),
+        "seconds": sum((b - a).total_seconds() for a, b in spans),
+        "first": min(a for a, _ in spans),
+        "last": max(b for _, b in spans),
+    }
+
+
+def measure(plans, seeds, weight_keys=(), read=None) -> dict:
+    """{group: claims.Measured}: per (family, model) the newest complete seed group's seeds; the
+    seed runs read are appended to `read` when given."""
     from tbreg import reader
     from tbreg.aggregate import _quiet_loader
 
@@ -265,6 +289,8 @@ def measure(plans, seeds, weight_keys=()) -> dict:
                 seed = analysis.seed_of(run.member)
                 if seed in seeds:
                     by_seed[seed] = _seed(run, (p.family, model) in weight_keys)
+                    if read is not None:
+                        read.append(run)
             measured[(p.family, model)] = by_seed
     return out
 
@@ -319,6 +345,50 @@ def plot_figures(plans, figure_dir: str, sources) -> dict:
     return out
 
 
+def plot_weights(plans, figure_dir: str, seeds) -> str | None:
+    """The blog's figure: the first hidden layer's kernel histogram at the last epoch, the L2
+    model's against the unregularized one's (seed 0 of each); None without both runs."""
+    import matplotlib.pyplot as plt
+
+    from tbreg import reader
+    from tbreg.share.output import atomic_output
+
+    by_family = {p.family: p for p in plans if p.group == "tutorial"}
+    found = {}
+    for family, model in (("sizes", "large"), ("regularizers", "l2")):
+        p = by_family.get(family)
+        run_dir = p and _newest_complete(os.path.join(p.logdir, family), model, seeds)
+        split = run_dir and os.path.join(run_dir, analysis.seed_dir(seeds[0]), "train")
+        hists = reader.histograms(split).get("weights/hidden_1/kernel") if split and os.path.isdir(split) else None
+        if not hists:
+            return None
+        found[f"{family}/{model}"] = max(hists, key=lambda h: h.step)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    try:
+        for name, h in found.items():
+            lo, hi, n = h.buckets[:, 0], h.buckets[:, 1], h.buckets[:, 2]
+            width = (hi - lo).clip(min=1e-12)
+            ax.stairs(n / n.sum() / width, [*lo, hi[-1]], label=f"{name} (epoch {h.step})")
+        ax.set_xlabel("first hidden layer's kernel weights")
+        ax.set_ylabel("density")
+        ax.set_title(f"weights/hidden_1/kernel, seed {seeds[0]}")
+        ax.legend()
+        path = os.path.join(
+            figure_dir, f"blog_weights_{os.path.basename(os.path.dirname(by_family['sizes'].logdir))}.png"
+        )
+        image = io.BytesIO()
+        fig.savefig(image, format="png", dpi=100, bbox_inches="tight")
+        with atomic_output(path) as f:
+            f.write(image.getvalue())
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _hm(when) -> str:
+    return "-" if when is None else when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -327,7 +397,7 @@ def page(sources, results: dict, plans, trained, figures: dict, page_path: str, 
     """The markdown of docs/reproductions.md."""
     counts = {v: sum(r.verdict == v for rs in results.values() for _, r in rs) for v in claims.VERDICTS}
     v = facts["versions"]
-    load_start, load_end = size["load_start"], facts["load"]
+    load_start, load_end, span = size["load_start"], facts["load"], size["span"]
     lines = [
         "# Reproductions",
         "",
@@ -340,8 +410,11 @@ def page(sources, results: dict, plans, trained, figures: dict, page_path: str, 
         f"- Size: {size['describe']}; {size['seeds']} seeds (0–{size['seeds'] - 1}) per model",
         f"- Machine: {facts['cpu']}, {facts['cores']} cores, {facts['os']}; TensorFlow {v['tensorflow']}, "
         f"Keras {v['keras']}, Python {v['python']}",
-        f"- Wall time: {size['seconds'] / 60:.1f} min (training {size['train_seconds'] / 60:.1f} min); load average "
-        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end (1-minute; the machine is shared)",
+        f"- The {span['runs']} seed runs checked here trained for {span.get('seconds', 0) / 60:.1f} min in all "
+        f"(their run.json times), between {_hm(span.get('first'))} and {_hm(span.get('last'))}",
+        f"- This invocation: trained {size['trained_runs']} runs, took {size['seconds'] / 60:.1f} min "
+        f"(training {size['train_seconds'] / 60:.1f} min); load average {load_start[0]:.1f} at its start, "
+        f"{load_end[0]:.1f} at its end (1-minute; the machine is shared with other jobs)",
         f"- Verdicts: {counts[claims.PASS]} pass, {counts[claims.FAIL]} fail, {counts[claims.INCONCLUSIVE]} inconclusive",
         f"- The runs: `tensorboard --logdir {size['logdir']}` (the Overfitting tab shows the same verdicts); "
         f"an HTML report of them: `tbreg share report {size['logdir']} -o reproductions.html`",
@@ -382,12 +455,13 @@ def page(sources, results: dict, plans, trained, figures: dict, page_path: str, 
             fig = figures.get((s.group, fam))
             if fig:
                 rel = os.path.relpath(fig, page_dir)
-                lines += [
-                    f"![{s.group} {fam}]({rel})",
-                    "",
-                    f"*{s.group}/{fam}: validation (and training) data loss; markers: onset and best epoch.*",
-                    "",
-                ]
+                caption = (
+                    "the first hidden layer's kernel weights at the last epoch (from the runs' weight histograms)"
+                    if fam == "weights"
+                    else "validation (dashed) and training data loss, mean of the seeds with its 95 % band; "
+                    "markers: onset and best epoch"
+                )
+                lines += [f"![{s.group} {fam}]({rel})", "", f"*{s.group}/{fam}: {caption}.*", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -420,11 +494,15 @@ def reproduce(
     weight_keys = {
         (c.a if k == 0 else c.b) for s in every for c in s.claims if c.stat == "weight_spread" for k in (0, 1)
     }
-    measured = measure(plans, seed_list, weight_keys)
+    read = []
+    measured = measure(plans, seed_list, weight_keys, read)
     results = check_all(every, measured)
     figure_dir = os.path.join(os.path.dirname(os.path.abspath(page_path)), "reproductions")
     os.makedirs(figure_dir, exist_ok=True)
     figures = plot_figures(plans, figure_dir, every)
+    weights = plot_weights(plans, figure_dir, seed_list)
+    if weights:
+        figures[("tutorial", "weights")] = weights
     size = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
@@ -437,6 +515,8 @@ def reproduce(
         "train_seconds": train_seconds,
         "load_start": load_start,
         "logdir": logdir,
+        "span": training_span(read),
+        "trained_runs": sum(len(t.trained) for t in trained) * seeds,
     }
     text = page(every, results, plans, trained, figures, page_path, machine(), size)
     with atomic_output(page_path) as f:

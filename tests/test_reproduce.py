@@ -210,3 +210,13 @@ def test_blog_reproduced_end_to_end_at_a_reduced_size(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "training" not in again.stderr and "reusing complete runs of large" in again.stderr
     assert (family / "sizes" / "large").is_dir() and not (family / "sizes" / "large.2").exists()
+
+
+def test_help_lists_its_flags():
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    r = subprocess.run(
+        [sys.executable, "-m", "tbreg.cli", "reproduce", "--help"], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for flag in ("--logdir", "--seeds", "--max_epochs", "--data_path", "--dtype_policy", "--page", "--jobs"):
+        assert flag in r.stdout
