@@ -17,6 +17,7 @@ import sys
 import time
 
 from tbreg import analysis, claims, families
+from tbreg import config as config_lib
 from tbreg.errors import UserError
 from tbreg.status import FINISHED, Status
 
@@ -68,6 +69,7 @@ class Plan:
     models: tuple[str, ...]
     max_epochs: int | None  # None: the dataset's preset
     patience: int | None
+    batch_size: int | None = None  # None: the dataset's preset
 
 
 def plan(sources, logdir: str, data_paths: dict, max_epochs: int | None) -> list[Plan]:
@@ -78,28 +80,20 @@ def plan(sources, logdir: str, data_paths: dict, max_epochs: int | None) -> list
             real = REAL[group][family]
             dataset = real if real in data_paths else OFFLINE
             registry = dataset if group == "tutorial" else real
-            epochs, patience = max_epochs, None
-            if group == "chollet":  # his books train a fixed number of epochs
+            epochs, patience, batch = max_epochs, None, None
+            if group == "chollet":  # his books train a fixed number of epochs, in his batch size
                 epochs = max_epochs or (CHOLLET_MNIST1D_EPOCHS if dataset == OFFLINE else None)
                 patience = epochs or 20
+                batch = config_lib.PRESETS["mnist"]["batch_size"] if dataset == OFFLINE and real == "mnist" else None
             size = "" if max_epochs is None else f"-{max_epochs}epochs"
-            out.append(
-                Plan(
-                    group,
-                    family,
-                    registry,
-                    dataset,
-                    os.path.join(logdir, dataset + size, group),
-                    tuple(models),
-                    epochs,
-                    patience,
-                )
-            )
+            where = os.path.join(logdir, dataset + size, group)
+            out.append(Plan(group, family, registry, dataset, where, tuple(models), epochs, patience, batch))
     return out
 
 
-def _complete(run_dir: str, seeds) -> bool:
-    """A model's seed group that needs no training: every seed finished and its mean written."""
+def _complete(run_dir: str, seeds, expect=None) -> bool:
+    """A model's seed group that needs no training: every seed finished and its mean written, with
+    the config values `expect` says ({field: value}, e.g. batch_size)."""
     from tbreg import logtree
 
     mean = logtree.read_run_json(os.path.join(run_dir, analysis.MEAN)) or {}
@@ -109,13 +103,21 @@ def _complete(run_dir: str, seeds) -> bool:
         record = logtree.read_run_json(os.path.join(run_dir, analysis.seed_dir(seed))) or {}
         if record.get("status") not in FINISHED:
             return False
+        config = record.get("config") if isinstance(record.get("config"), dict) else {}
+        if any(config.get(k) != v for k, v in (expect or {}).items()):
+            return False
     return True
 
 
-def _newest_complete(family_dir: str, model: str, seeds) -> str | None:
+def _expect(p: "Plan") -> dict:
+    """The config values a plan's runs must have been trained with to be reused."""
+    return {k: v for k, v in (("batch_size", p.batch_size), ("max_epochs", p.max_epochs)) if v is not None}
+
+
+def _newest_complete(family_dir: str, model: str, seeds, expect=None) -> str | None:
     from tbreg import logtree
 
-    done = [d for d in logtree.runs_of(family_dir, model) if _complete(d, seeds)]
+    done = [d for d in logtree.runs_of(family_dir, model) if _complete(d, seeds, expect)]
     return done[-1] if done else None
 
 
@@ -131,13 +133,12 @@ class Trained:
 
 
 def _config(p: Plan, data_paths: dict, dtype_policy: str):
-    from tbreg import config as config_lib
-
     return config_lib.for_dataset(
         p.dataset,
         data_path=data_paths.get(p.dataset),
         max_epochs=p.max_epochs,
         patience=p.patience,
+        batch_size=p.batch_size,
         seed=0,
         verbose=0,
         checkpoint_secs=30,
@@ -156,7 +157,7 @@ def train(plans, seeds, data_paths: dict, dtype_policy: str = "float32", jobs: i
         extra = {s.name: s for s in EXTRA_SPECS.get((p.group, p.family), ())}
         specs = [extra[m] if m in extra else family.select([m])[0] for m in p.models]
         family_dir = os.path.join(p.logdir, p.family)
-        todo = [s for s in specs if _newest_complete(family_dir, s.name, seeds) is None]
+        todo = [s for s in specs if _newest_complete(family_dir, s.name, seeds, _expect(p)) is None]
         reused = [s.name for s in specs if s not in todo]
         started = time.monotonic()
         results = []
@@ -279,7 +280,7 @@ def measure(plans, seeds, weight_keys=(), read=None) -> dict:
         measured = out.setdefault(p.group, {})
         family_dir = os.path.join(p.logdir, p.family)
         for model in p.models:
-            run_dir = _newest_complete(family_dir, model, seeds)
+            run_dir = _newest_complete(family_dir, model, seeds, _expect(p))
             if run_dir is None:
                 continue
             with _quiet_loader():
@@ -435,9 +436,10 @@ def page(sources, results: dict, plans, trained, figures: dict, page_path: str, 
                 + (f" ({t.seconds:.0f} s)" if t.trained else "")
             )
             epochs = p.max_epochs or "preset"
+            batch = f", batch {p.batch_size} (the source's)" if p.batch_size else ""
             lines.append(
                 f"- `{fam}` ({families.get(fam, p.registry).source or fam}) on **{p.dataset}**, "
-                f"models {', '.join(p.models)}, max epochs {epochs}{how}"
+                f"models {', '.join(p.models)}, max epochs {epochs}{batch}{how}"
             )
         if all(r.missing for _, r in results[s.key]):
             lines += ["", f"**Not run** in {size['logdir']} at this size: `tbreg reproduce {s.key}` trains it."]
