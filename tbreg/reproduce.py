@@ -511,7 +511,8 @@ def reproduce(
         "describe": "each dataset's preset epochs (MNIST-1D: 150, patience 40; Chollet's models on MNIST-1D: "
         f"{CHOLLET_MNIST1D_EPOCHS}, no early stopping)"
         if max_epochs is None
-        else f"reduced: at most {max_epochs} epochs per run",
+        else f"reduced: at most {max_epochs} epochs per run (claims that need longer training, such as dropout's, "
+        "may read differently at the presets: run `tbreg reproduce` without --max_epochs)",
         "seeds": seeds,
         "seconds": time.monotonic() - started,
         "train_seconds": train_seconds,
