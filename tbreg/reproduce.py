@@ -32,6 +32,9 @@ REAL = {
 # Models a claim reads that no registry family has: Chollet's "too low" learning rate.
 EXTRA_SPECS = {("chollet", "learning_rate"): (families.chollet("lr_1e-5", (512,), learning_rate=1e-5),)}
 OFFLINE = "mnist1d"
+# Figures whose curves would be flattened by one run's huge losses (a learning rate of 1.0 reaches
+# thousands): the y range shown, as the tutorial sets plt.ylim.
+YLIM = {("chollet", "learning_rate"): (0.0, 3.0)}
 
 
 def parse_sources(name: str) -> list:
@@ -338,7 +341,7 @@ def plot_figures(plans, figure_dir: str, sources) -> dict:
             continue
         path = os.path.join(figure_dir, f"{p.group}_{p.family}_{os.path.basename(os.path.dirname(p.logdir))}.png")
         try:
-            plot_lib.plot_family(family_dir, path)
+            plot_lib.plot_family(family_dir, path, ylim=YLIM.get((p.group, p.family)))
         except UserError as e:
             print(f"tbreg reproduce: no figure of {family_dir}: {e}", file=sys.stderr)
             continue
