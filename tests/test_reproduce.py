@@ -220,3 +220,21 @@ def test_help_lists_its_flags():
     assert r.returncode == 0 and r.stderr == "", r.stderr
     for flag in ("--logdir", "--seeds", "--max_epochs", "--data_path", "--dtype_policy", "--page", "--jobs"):
         assert flag in r.stdout
+
+
+def test_only_complete_seed_groups_of_the_same_size_are_reused(tmp_path):
+    import json
+
+    def record(path, **fields):
+        path.mkdir(parents=True)
+        (path / "run.json").write_text(json.dumps(fields))
+
+    group = tmp_path / "capacity" / "large"
+    record(group / "seed_0", status="completed", config={"batch_size": 500, "max_epochs": 60})
+    record(group / "mean", status="aggregate")
+    family = str(tmp_path / "capacity")
+    assert reproduce._newest_complete(family, "large", [0], {"batch_size": 500}) == str(group)
+    assert reproduce._newest_complete(family, "large", [0], {"batch_size": 128}) is None  # another size: train anew
+    assert reproduce._newest_complete(family, "large", [0, 1], {}) is None  # seed 1 missing
+    record(group / "seed_1", status="interrupted", config={"batch_size": 500})
+    assert reproduce._newest_complete(family, "large", [0, 1], {}) is None  # seed 1 not finished
