@@ -50,6 +50,11 @@ def main(argv) -> None:
     if len(args) > 1:
         raise app.UsageError(f"tbreg reproduce takes at most one SOURCE, got {' '.join(args)}")
     try:
+        cli = sys.modules.get("tbreg.cli") or sys.modules.get("__main__")  # `tbreg`, or `python -m tbreg.cli`
+        others = getattr(cli, "_OWN_FLAGS", ())  # the other commands' flags, defined beside these
+        stray = sorted(f for f in others if f in flags.FLAGS and flags.FLAGS[f].present)
+        if stray:
+            raise UserError(f"tbreg reproduce does not take --{', --'.join(stray)} (see tbreg reproduce --help)")
         from tbreg import reproduce
 
         sources = reproduce.parse_sources(args[0] if args else "all")

@@ -161,6 +161,7 @@ def test_bad_source_and_data_path_are_one_line_errors():
     for args, wanted in (
         (["nope"], "tbreg: error: unknown source 'nope'; choose one of tutorial, chollet, blog, geron, all"),
         (["blog", "--data_path=cifar=x.npz"], "tbreg: error: --data_path=cifar=x.npz: give DATASET=PATH"),
+        (["blog", "--output=x.html"], "tbreg: error: tbreg reproduce does not take --output"),
     ):
         r = subprocess.run(
             [sys.executable, "-m", "tbreg.cli", "reproduce", *args], capture_output=True, text=True, env=env
