@@ -13,7 +13,7 @@ when it includes 0, with fewer than 2 pairs, or when a run is missing.
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from tbreg import analysis
 
@@ -155,7 +155,10 @@ def _paired(claim: Claim, measured: Measured, a_stat: Callable, b_stat: Callable
     a, b = measured[claim.a], measured[claim.b]
     va = {s: a_stat(x) for s, x in a.items() if a_stat(x) is not None}
     vb = {s: b_stat(x) for s, x in b.items() if b_stat(x) is not None}
-    mean = lambda v: None if not v else sum(v.values()) / len(v)  # noqa: E731
+
+    def mean(v):
+        return None if not v else sum(v.values()) / len(v)
+
     head = f"{label}: {_name(claim.a)} {_fmt(mean(va))} vs {_name(claim.b)} {_fmt(mean(vb))} (mean over seeds)"
     kinds = [_verdicts(k, measured[k]) for k in dict.fromkeys((claim.a, claim.b))]
     if any(kinds):
@@ -208,7 +211,7 @@ def _overfit_counts(seeds: dict) -> tuple[int, int, list]:
 
 
 def _onsets_text(key, seeds: dict) -> str:
-    k, n, onsets = _overfit_counts(seeds)
+    _, _, onsets = _overfit_counts(seeds)
     verdicts = sorted({s.verdict for s in seeds.values() if s.verdict})
     last = max((s.stop_epoch for s in seeds.values() if s.stop_epoch is not None), default=None)
     spread = analysis.onset_spread(onsets) or "no seeds"
