@@ -69,7 +69,7 @@ def main(argv) -> None:
             dtype_policy=_DTYPE_POLICY.value,
             jobs=_JOBS.value,
             page_path=_PAGE.value,
-            command=shlex.join(["tbreg", *argv[1:]]),
+            command=shlex.join(["tbreg", *sys.argv[1:]]),  # with its flags (absl took them out of argv)
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except UserError as e:

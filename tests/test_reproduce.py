@@ -194,6 +194,7 @@ def test_blog_reproduced_end_to_end_at_a_reduced_size(tmp_path):
             assert (family / model / member / "run.json").is_file()
     text = page.read_text()
     assert "## Blog post on dropout and weight decay" in text
+    assert "by `tbreg reproduce blog --max_epochs=2 --seeds=2 --logdir=" in text  # the command as given
     assert "reduced: at most 2 epochs per run (" in text and "; 2 seeds (0–1) per model" in text
     blog = text.split("## Blog post")[1].split("## ")[0]
     rows = [line for line in blog.splitlines() if line.startswith("| ") and "claim |" not in line]
