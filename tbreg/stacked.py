@@ -14,20 +14,23 @@ each seed's run dir exactly as `tbreg.training.train_run` would: the epoch scala
 - dropout: masks independent per model and per step, drawn from one generator of the stack (seeded
   from the seeds): not the masks the seed's Keras Dropout layers would draw;
 - penalty: its own L1/L2 on its own kernels; max-norm on its own kernels;
-- optimizer: Adam written out as Keras' `Adam.update_step` (per parameter, so one Adam over the stack
-  is N independent Adams) with the same learning-rate schedule object (`models.make_schedule`) on one
-  shared step counter — every model that still trains has taken the same steps;
+- optimizer: Keras' `update_step` of Adam, RMSprop or SGD (with the paper's momentum) as TensorFlow's
+  fused kernels with the same formulas (`ResourceApplyAdam`, `…RMSProp`, `…KerasMomentum`), per parameter — so one optimizer over the stack is N independent ones — with the same
+  learning-rate schedule (`models.make_schedule`, or the paper's) on one shared step counter: every
+  model that still trains has taken the same steps;
 - early stopping: a Keras `EarlyStopping` per seed (patience, min_delta as train_run's); a model
-  whose patience ran out, or whose loss is not finite, stops updating (its learning rate is masked
-  to 0) and stops logging; the call goes on while any model trains. As in train_run, the weights
-  are not restored to the best epoch (train_run's EarlyStopping has restore_best_weights off, and no
-  weights are written), so nothing is restored here either.
+  whose patience ran out, or whose loss is not finite, stops logging; the call goes on while any
+  model trains, and at the end the stopped model's weights are set back to those of its last epoch
+  (the stack still computes it — one fused optimizer kernel per variable cannot skip a model — but
+  what it computed after its stop is discarded). As in train_run, the weights are not restored to
+  the best epoch (train_run's EarlyStopping has restore_best_weights off, and no weights are
+  written), so nothing is restored here either.
 
 Without dropout the stacked models follow the seeds' own trainings to float32 rounding (the order
 of additions in a batched matmul differs); with dropout they match in distribution (seed noise).
 
 `unstackable(spec, config, callbacks)` says why a spec cannot be stacked (None if it can): the keras
-engine, a dtype policy other than float32, an optimizer other than Adam, batch norm, MC dropout, or
+engine, a dtype policy other than float32, an optimizer not in STACKABLE_OPTIMIZERS, batch norm, MC dropout, or
 any tbreg callback (weight histograms, regularization, gap, train_eval, learning rate need a Keras
 model per seed every epoch). Those seeds train one by one as before.
 """
@@ -37,16 +40,17 @@ import math
 import os
 import sys
 
-from tbreg._quiet import tensorflow as tf  # noqa: I001
 import keras
 
 from tbreg import logtree, models, progress, training
+from tbreg._quiet import tensorflow as tf
 from tbreg.errors import first_line
 from tbreg.events import EventWriter
 from tbreg.status import Status
 
-# Keras' Adam defaults (keras.optimizers.Adam), as models.make_optimizer builds it.
-BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
+# models.make_optimizer's optimizers whose step tbreg.stacked writes out (Keras' defaults: RMSprop
+# without momentum, not centered; SGD plain or with the paper's momentum).
+STACKABLE_OPTIMIZERS = ("adam", "rmsprop", "sgd", "paper_sgd")
 
 
 def unstackable(spec, config, callbacks=()) -> str | None:
@@ -55,7 +59,7 @@ def unstackable(spec, config, callbacks=()) -> str | None:
         return "--engine=keras"
     if config.dtype_policy != "float32":
         return f"--dtype_policy={config.dtype_policy}"
-    if spec.optimizer != "adam":
+    if spec.optimizer not in STACKABLE_OPTIMIZERS:
         return f"optimizer {spec.optimizer}"
     if spec.batch_norm:
         return "batch norm"
@@ -69,7 +73,7 @@ def unstackable(spec, config, callbacks=()) -> str | None:
 @dataclasses.dataclass
 class _Layer:
     kernel: tf.Variable  # (N, in, out)
-    bias: tf.Variable  # (N, out)
+    bias: tf.Variable  # (N, 1, out): broadcast over the batch without a slice per step
     l1: float = 0.0
     l2: float = 0.0
     dropout: float = 0.0  # after this layer's activation (hidden layers)
@@ -84,7 +88,7 @@ class _Stack:
         self.layers = []
         for i in range(len(dense[0])):
             kernel = tf.Variable(tf.stack([keras.ops.convert_to_numpy(d[i].kernel) for d in dense]))
-            bias = tf.Variable(tf.stack([keras.ops.convert_to_numpy(d[i].bias) for d in dense]))
+            bias = tf.Variable(tf.stack([keras.ops.convert_to_numpy(d[i].bias)[None] for d in dense]))
             hidden = i < len(spec.units)
             regularized = hidden and (i > 0 or spec.l2_first)
             self.layers.append(
@@ -101,14 +105,18 @@ class _Stack:
         self.max_norm = spec.max_norm
         self.binary = data.num_classes == 2
         steps = config.steps_per_epoch()
-        self.schedule = models.make_schedule(
-            spec.schedule, config.learning_rate, steps * config.decay_epochs, steps, config.max_epochs
-        )
+        self.optimizer = keras_models[0].optimizer  # its kind and constants (models.make_optimizer's)
+        if spec.optimizer == "paper_sgd":
+            self.schedule = models.PaperSchedule()
+        else:
+            self.schedule = models.make_schedule(
+                spec.schedule, config.learning_rate, steps * config.decay_epochs, steps, config.max_epochs
+            )
+        self.regularized = any(layer.l1 or layer.l2 for layer in self.layers)
         self.variables = [v for layer in self.layers for v in (layer.kernel, layer.bias)]
         self.m = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
         self.v = [tf.Variable(tf.zeros_like(v)) for v in self.variables]
         self.iterations = tf.Variable(0, dtype=tf.int64)
-        self.active = tf.Variable(tf.ones([self.n]))
         self.order_generators = [tf.random.Generator.from_seed(s) for s in seeds]  # the fast engine's shuffles
         self.dropout_generator = tf.random.Generator.from_seed(hash(tuple(seeds)) % (2**63))
         self.batch_size = tf.constant(config.batch_size, tf.int32)
@@ -133,13 +141,13 @@ class _Stack:
         """Logits (N, b, outputs) of every model; `x` is (N, b, f) or (1, b, f) (the same for all)."""
         h = x
         for layer in self.layers[:-1]:
-            h = self.activation(tf.matmul(h, layer.kernel) + layer.bias[:, None, :])
+            h = self.activation(tf.matmul(h, layer.kernel) + layer.bias)
             if training and layer.dropout:
                 h = self._dropout(h, layer.dropout)
         if training and self.dropout_out:
             h = self._dropout(h, self.dropout_out)
         out = self.layers[-1]
-        return tf.matmul(h, out.kernel) + out.bias[:, None, :]
+        return tf.matmul(h, out.kernel) + out.bias
 
     def _per_example(self, y, logits):
         """(data loss, correct) per model and example, (N, b) each, as Keras' loss and accuracy."""
@@ -163,16 +171,48 @@ class _Stack:
                 total += layer.l2 * tf.reduce_sum(tf.square(layer.kernel), axis=[1, 2])
         return total
 
-    def _adam(self, grads):
-        """Keras' Adam.update_step on every stacked variable; a stopped model's rate is 0."""
+    def _update(self, grads):
+        """The seeds' optimizer step — Keras' `update_step` of Adam, RMSprop or SGD, as TensorFlow's
+        fused kernels that compute the same formulas — on every stacked variable; then max-norm and
+        the step count."""
         rate = self._learning_rate()
-        step = tf.cast(self.iterations + 1, tf.float32)
-        alpha = rate * tf.sqrt(1 - tf.pow(tf.constant(BETA_2), step)) / (1 - tf.pow(tf.constant(BETA_1), step))
+        opt = self.optimizer
+        if isinstance(opt, keras.optimizers.Adam):
+            step = tf.cast(self.iterations + 1, tf.float32)
+            beta_1, beta_2 = tf.constant(opt.beta_1, tf.float32), tf.constant(opt.beta_2, tf.float32)
+            beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         for var, g, m, v in zip(self.variables, grads, self.m, self.v):
-            m.assign_add((g - m) * (1 - BETA_1))
-            v.assign_add((tf.square(g) - v) * (1 - BETA_2))
-            scale = tf.reshape(alpha * self.active, [self.n] + [1] * (len(var.shape) - 1))
-            var.assign_sub(m * scale / (tf.sqrt(v) + EPSILON))
+            if isinstance(opt, keras.optimizers.Adam):
+                # m += (g - m)(1 - β1); v += (g² - v)(1 - β2); var -= lr √(1 - β2^t) / (1 - β1^t) · m / (√v + ε)
+                tf.raw_ops.ResourceApplyAdam(
+                    var=var.handle,
+                    m=m.handle,
+                    v=v.handle,
+                    beta1_power=beta_1_power,
+                    beta2_power=beta_2_power,
+                    lr=rate,
+                    beta1=beta_1,
+                    beta2=beta_2,
+                    epsilon=tf.constant(opt.epsilon, tf.float32),
+                    grad=g,
+                )
+            elif isinstance(opt, keras.optimizers.RMSprop):  # v = ρv + (1 - ρ)g²; var -= lr g / √(v + ε)
+                tf.raw_ops.ResourceApplyRMSProp(
+                    var=var.handle,
+                    ms=v.handle,
+                    mom=m.handle,
+                    lr=rate,
+                    rho=tf.constant(opt.rho, tf.float32),
+                    momentum=tf.constant(0.0),
+                    epsilon=tf.constant(opt.epsilon, tf.float32),
+                    grad=g,
+                )
+            elif opt.momentum:  # SGD with the paper's momentum: m = μm - lr g; var += m
+                tf.raw_ops.ResourceApplyKerasMomentum(
+                    var=var.handle, accum=m.handle, lr=rate, grad=g, momentum=tf.constant(opt.momentum, tf.float32)
+                )
+            else:
+                var.assign_sub(g * rate)
         if self.max_norm:  # Keras' MaxNorm(axis=0) on each model's hidden kernels, after the update
             for layer in self.layers[:-1]:
                 w = layer.kernel
@@ -183,7 +223,7 @@ class _Stack:
 
     def _epoch(self, x, y, x_val, y_val):
         n, bs = tf.shape(x)[0], self.batch_size
-        orders = tf.stack([tf.argsort(g.uniform([n])) for g in self.order_generators])  # (N, n)
+        orders = tf.argsort(tf.stack([g.uniform([n]) for g in self.order_generators]), axis=-1)  # (N, n)
         sums = tf.zeros([4, self.n])  # loss × b, data loss, correct, count
         for i in tf.range((n + bs - 1) // bs):
             idx = orders[:, i * bs : tf.minimum((i + 1) * bs, n)]
@@ -191,9 +231,11 @@ class _Stack:
             with tf.GradientTape() as tape:
                 logits = self._forward(tf.gather(x, idx), training=True)
                 data_loss, correct = self._per_example(tf.gather(y, idx), logits)
-                loss = tf.reduce_mean(data_loss, axis=1) + self._penalty()
+                loss = tf.reduce_mean(data_loss, axis=1)
+                if self.regularized:
+                    loss += self._penalty()
                 total = tf.reduce_sum(loss)
-            self._adam(tape.gradient(total, self.variables))
+            self._update(tape.gradient(total, self.variables))
             counts = tf.fill([self.n], b)
             sums += tf.stack([loss * b, tf.reduce_sum(data_loss, 1), tf.reduce_sum(correct, 1), counts])
         penalty = self._penalty()
@@ -247,7 +289,8 @@ class _Seed:
         val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
         if self.val_writer is None:
             self.val_writer = EventWriter(self.val_dir)
-        self.val_writer.scalars({f"evaluation_{k}_vs_iterations": v for k, v in val.items()}, iterations)
+        evaluation = {f"evaluation_{k}_vs_iterations": v for k, v in val.items()}
+        self.val_writer.scalars(evaluation, iterations, flush=False)  # written with the epoch's below
         for k, v in logs.items():
             self.history.history.setdefault(k, []).append(v)
         self.early_stopping.on_epoch_end(epoch, logs)
@@ -272,10 +315,11 @@ def _names(num_classes: int) -> tuple[str, str, str]:
     return ("loss", models.data_loss_for_classes(num_classes), "accuracy")
 
 
-def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | None = None) -> list:
+def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | None = None, on_epoch_end=None) -> list:
     """Trains `spec` once per config (each with its own seed) as one stack into `run_dirs` (new dirs);
     returns a training.RunResult per seed. An interrupt marks every seed `interrupted` (not
-    resumable) and raises training.Interrupted; an error marks every seed failed."""
+    resumable) and raises training.Interrupted; an error marks every seed failed. `on_epoch_end(epoch)`,
+    if given, is called after every epoch of the stack has been logged (e.g. a benchmark's timer)."""
     if spec.learning_rate is not None:
         configs = [dataclasses.replace(c, learning_rate=spec.learning_rate) for c in configs]
     keras_models = []
@@ -296,13 +340,13 @@ def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | N
                 f"{seeds[0].result.params:,} parameters each",
                 file=sys.stderr,
             )
-        return _train(spec, data, configs[0], keras_models, seeds)
+        return _train(spec, data, configs[0], keras_models, seeds, on_epoch_end)
     finally:
         for run_dir in run_dirs:
             logtree.unlock_run(run_dir)
 
 
-def _train(spec, data, config, keras_models, seeds) -> list:
+def _train(spec, data, config, keras_models, seeds, on_epoch_end=None) -> list:
     stack = _Stack(spec, keras_models, config, data, [c.seed for c in (s.config for s in seeds)])
     names = _names(data.num_classes)
     for seed in seeds:
@@ -310,6 +354,7 @@ def _train(spec, data, config, keras_models, seeds) -> list:
         for callback in seed.progress:
             callback.on_train_begin()
     interrupted = None
+    stopped = {}  # model index -> its weights when it stopped
     try:
         for epoch in range(config.max_epochs):
             train, val, rate, iterations = stack()
@@ -320,17 +365,23 @@ def _train(spec, data, config, keras_models, seeds) -> list:
                 logs.update({f"val_{name}": float(val[i, k]) for i, name in enumerate(names)})
                 logs = dict(sorted(logs.items()))  # Keras' order of the logs (and so of the events)
                 seed.log(epoch, logs, rate, iterations)
-            still = [s.training for s in seeds]
-            if not any(still):
+            if on_epoch_end:
+                on_epoch_end(epoch)
+            for k, seed in enumerate(seeds):
+                if not seed.training and k not in stopped:  # its weights at its last epoch, put back at the end
+                    stopped[k] = [v[k].numpy() for v in stack.variables]
+            if len(stopped) == len(seeds):
                 break
-            stack.active.assign(tf.constant(still, tf.float32))
+        for k, weights in stopped.items():  # what it computed after its last epoch is discarded
+            for var, value in zip(stack.variables, weights):
+                var[k].assign(value)
         for seed in seeds:
             seed.result.status = training._status(seed.history.history, seed.early_stopping, data.num_classes)
     except KeyboardInterrupt:
         for seed in seeds:
             seed.result.status = Status.INTERRUPTED
         interrupted = True
-    except Exception as e:  # recorded in every seed's run.json
+    except Exception as e:  # noqa: BLE001 - recorded in every seed's run.json
         for seed in seeds:
             seed.result.status, seed.result.error = Status.FAILED, f"{type(e).__name__}: {first_line(e)}"
     finally:

@@ -19,6 +19,7 @@ CLOSE = 1e-4
 # With dropout the masks differ (the stack draws its own): the mean over the seeds of the best
 # validation loss within this of the one-by-one mean (their seed spread here is ~0.01).
 SEED_NOISE = 0.05
+DETERMINISTIC = ("a", "p", "r")  # the models without dropout
 
 
 def _family():
@@ -26,6 +27,10 @@ def _family():
         "t",
         (
             models.ModelSpec("a", (8, 8), l2=1e-3, max_norm=3.0),  # deterministic given the seed
+            models.ModelSpec(  # the paper's optimizer and inits, without its dropout
+                "p", (8, 8), activation="tanh", l2=1e-3, l2_first=False, init_std=(0.1, 0.05, 0.001), optimizer="paper_sgd"
+            ),
+            models.ModelSpec("r", (8,), activation="relu", l1=1e-3, optimizer="rmsprop", schedule="constant"),
             models.ModelSpec("d", (16,), l1=1e-4, dropout=0.3),  # dropout: seed noise
             models.ModelSpec("bn", (8,), batch_norm=True),  # cannot be stacked: trained one by one
         ),
@@ -80,8 +85,7 @@ def test_same_layout_and_results(trees):
 
 def test_records_say_stacked_and_match_one_by_one(trees):
     (stacked_dir, _), (one_dir, _) = trees["stacked"], trees["one"]
-    for seed in SEEDS:
-        run = f"t/a/seed_{seed}"
+    for run in (f"t/{m}/seed_{seed}" for m in DETERMINISTIC for seed in SEEDS):
         s, o = _record(stacked_dir, run), _record(one_dir, run)
         assert s["config"].pop("stacked") == len(SEEDS)
         assert "stacked" not in o["config"]
@@ -108,7 +112,7 @@ def test_early_stopping_per_model_at_its_own_epoch(trees):
 def test_curves_match_one_by_one(trees):
     """The same tags; without dropout at the same steps with the same values to float32 rounding."""
     (stacked_dir, _), (one_dir, _) = trees["stacked"], trees["one"]
-    for model in ("a", "d"):
+    for model in (*DETERMINISTIC, "d"):
         for seed in SEEDS:
             s = reader.run_scalars(os.path.join(stacked_dir, "t", model, f"seed_{seed}"))
             o = reader.run_scalars(os.path.join(one_dir, "t", model, f"seed_{seed}"))
