@@ -1,6 +1,7 @@
 """--seeds=N stacked (tbreg.stacked): N models on a model axis in one compiled call per epoch write the
 same seed runs, records and mean as the seeds trained one by one."""
 
+import dataclasses
 import functools
 import json
 import os
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_script, synthetic_data
 
-from tbreg import config, families, logtree, models, reader, sweep
+from tbreg import config, families, logtree, models, reader, stacked, sweep, training
 
 _data = functools.partial(synthetic_data, n_train=300, n_val=100)
 SEEDS = [3, 4, 5]
@@ -28,7 +29,13 @@ def _family():
         (
             models.ModelSpec("a", (8, 8), l2=1e-3, max_norm=3.0),  # deterministic given the seed
             models.ModelSpec(  # the paper's optimizer and inits, without its dropout
-                "p", (8, 8), activation="tanh", l2=1e-3, l2_first=False, init_std=(0.1, 0.05, 0.001), optimizer="paper_sgd"
+                "p",
+                (8, 8),
+                activation="tanh",
+                l2=1e-3,
+                l2_first=False,
+                init_std=(0.1, 0.05, 0.001),
+                optimizer="paper_sgd",
             ),
             models.ModelSpec("r", (8,), activation="relu", l1=1e-3, optimizer="rmsprop", schedule="constant"),
             models.ModelSpec("d", (16,), l1=1e-4, dropout=0.3),  # dropout: seed noise
@@ -147,11 +154,51 @@ def test_mean_run_over_the_stacked_seeds(trees):
 
 
 def test_script_stacks_seeds_and_says_why_not(tmp_path):
-    """tbreg-train-sizes --seeds=2: stacked with --callbacks=none; with the default callbacks, one by one and why."""
-    common = ("--n_train=200", "--n_validation=100", "--max_epochs=2", "--models=tiny", "--seeds=2")
-    for logdir, extra in ((tmp_path / "none", ("--callbacks=none",)), (tmp_path / "all", ())):
-        proc = run_script("tbreg.train_sizes", f"--logdir={logdir}", *common, *extra, check=True)
-        stacked_config = _record(str(logdir), "sizes/tiny/seed_1")["config"].get("stacked")
-        assert stacked_config == (2 if extra else None)
-        assert ("cannot be stacked" in proc.stderr) == (not extra)
-        assert os.path.exists(os.path.join(logdir, "sizes", "tiny", "mean", logtree.RUN_JSON))
+    """tbreg-train-sizes --seeds=2 on mnist1d (10 classes): stacked with --callbacks=none, the same numbers as
+    --stack_seeds=false; with the default callbacks, one by one and a line says why."""
+    common = ("--n_train=200", "--n_validation=100", "--max_epochs=3", "--models=tiny", "--seeds=2")
+    runs = {
+        "stacked": ("--callbacks=none",),
+        "one": ("--callbacks=none", "--stack_seeds=false"),
+        "callbacks": (),
+    }
+    for name, extra in runs.items():
+        proc = run_script("tbreg.train_sizes", f"--logdir={tmp_path / name}", *common, *extra, check=True)
+        assert ("cannot be stacked" in proc.stderr) == (name == "callbacks"), proc.stderr
+        assert os.path.exists(os.path.join(tmp_path, name, "sizes", "tiny", "mean", logtree.RUN_JSON))
+    for seed in (0, 1):
+        stacked_run, one, with_callbacks = (_record(str(tmp_path / n), f"sizes/tiny/seed_{seed}") for n in runs)
+        assert stacked_run["config"]["stacked"] == 2
+        assert "stacked" not in one["config"] and "stacked" not in with_callbacks["config"]
+        assert stacked_run["monitor"] == "val_sparse_categorical_crossentropy"
+        assert (stacked_run["epochs"], stacked_run["best_epoch"]) == (one["epochs"], one["best_epoch"])
+        assert stacked_run["best_value"] == pytest.approx(one["best_value"], rel=CLOSE)
+
+
+def test_interrupt_marks_every_seed_interrupted(tmp_path):
+    """Ctrl-C (a KeyboardInterrupt after epoch 1) stops the whole stack: every seed's run.json says so."""
+    cfg = config.TrainConfig(dataset="synthetic", n_train=300, n_validation=100, batch_size=50, max_epochs=5, verbose=0)
+    configs = [dataclasses.replace(cfg, seed=s) for s in SEEDS]
+    run_dirs = [str(tmp_path / f"seed_{s}") for s in SEEDS]
+
+    def ctrl_c(epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(training.Interrupted) as e:
+        stacked.train_seeds(models.ModelSpec("a", (8,)), _data(), configs, run_dirs, "t", on_epoch_end=ctrl_c)
+    assert e.value.resumable is False
+    for run_dir in run_dirs:
+        record = logtree.read_run_json(run_dir)
+        assert (record["status"], record["epochs"], record["resumable"]) == ("interrupted", 2, False)
+        assert [p.step for p in reader.run_scalars(run_dir)["validation"]["epoch_loss"]] == [0, 1]
+
+
+def test_what_cannot_be_stacked():
+    cfg = config.TrainConfig(dataset="synthetic")
+    spec = models.ModelSpec("a", (8,), l1=1e-3, dropout=0.5, max_norm=1.0)
+    assert stacked.unstackable(spec, cfg) is None
+    assert stacked.unstackable(spec, dataclasses.replace(cfg, engine="keras")) == "--engine=keras"
+    assert "batch norm" in stacked.unstackable(dataclasses.replace(spec, batch_norm=True), cfg)
+    assert "MC dropout" in stacked.unstackable(dataclasses.replace(spec, mc_samples=5), cfg)
+    assert "--callbacks=none" in stacked.unstackable(spec, cfg, callbacks=[object()])
