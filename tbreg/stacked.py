@@ -336,7 +336,7 @@ def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | N
             logtree.write_record(run_dir, seeds[-1].record, start=True)
         if configs[0].verbose:
             print(
-                f"{family}/{spec.name}: {len(seeds)} seeds stacked in one model, "
+                f"{family}/{spec.name}: {len(seeds)} seeds stacked in one compiled call, "
                 f"{seeds[0].result.params:,} parameters each",
                 file=sys.stderr,
             )
@@ -344,6 +344,11 @@ def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | N
     finally:
         for run_dir in run_dirs:
             logtree.unlock_run(run_dir)
+
+
+def _outcome(seed: _Seed, data) -> str:
+    """A seed's status when its training ended (as train_run decides it)."""
+    return training._status(seed.history.history, seed.early_stopping, data.num_classes)
 
 
 def _train(spec, data, config, keras_models, seeds, on_epoch_end=None) -> list:
@@ -376,18 +381,21 @@ def _train(spec, data, config, keras_models, seeds, on_epoch_end=None) -> list:
             for var, value in zip(stack.variables, weights):
                 var[k].assign(value)
         for seed in seeds:
-            seed.result.status = training._status(seed.history.history, seed.early_stopping, data.num_classes)
+            seed.result.status = _outcome(seed, data)
     except KeyboardInterrupt:
-        for seed in seeds:
-            seed.result.status = Status.INTERRUPTED
+        for seed in seeds:  # a seed that had stopped before keeps its outcome
+            seed.result.status = Status.INTERRUPTED if seed.training else _outcome(seed, data)
         interrupted = True
-    except Exception as e:  # noqa: BLE001 - recorded in every seed's run.json
+    except Exception as e:  # noqa: BLE001 - recorded in the run.json of every seed that was training
         for seed in seeds:
-            seed.result.status, seed.result.error = Status.FAILED, f"{type(e).__name__}: {first_line(e)}"
+            if seed.training:
+                seed.result.status, seed.result.error = Status.FAILED, f"{type(e).__name__}: {first_line(e)}"
+            else:
+                seed.result.status = _outcome(seed, data)
     finally:
         for seed in seeds:
             seed.close()
-            marker = training.Interrupted(seed.result, False) if interrupted else None
+            marker = training.Interrupted(seed.result, False) if seed.result.status == Status.INTERRUPTED else None
             training._finish_record(seed.record, seed.result, seed.history, (), data.num_classes, marker)
             training._record_outcome(seed.run_dir, seed.record, seed.result.history)
     if interrupted:
