@@ -326,14 +326,21 @@ def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | N
     for config in configs:  # each seed's own Keras model: its initial weights and its parameter count
         keras.utils.set_random_seed(config.seed)
         keras_models.append(training.compile_model(spec, data, config))
-    for run_dir in run_dirs:
-        tf.io.gfile.makedirs(run_dir)
-        logtree.lock_run(run_dir)
-    seeds = []
+    locked, seeds = [], []
     try:
-        for config, run_dir, keras_model in zip(configs, run_dirs, keras_models):
-            seeds.append(_Seed(spec, data, config, run_dir, family, extra, keras_model, len(configs)))
-            logtree.write_record(run_dir, seeds[-1].record, start=True)
+        try:
+            for run_dir in run_dirs:
+                tf.io.gfile.makedirs(run_dir)
+                logtree.lock_run(run_dir)
+                locked.append(run_dir)
+            for config, run_dir, keras_model in zip(configs, run_dirs, keras_models):
+                seeds.append(_Seed(spec, data, config, run_dir, family, extra, keras_model, len(configs)))
+                logtree.write_record(run_dir, seeds[-1].record, start=True)
+        except (OSError, tf.errors.OpError) as e:  # e.g. disk full: these seeds fail, the family goes on
+            for seed in seeds:
+                seed.close()
+            params = keras_models[0].count_params()
+            return [training._not_started(family, spec, run_dir, e, params) for run_dir in run_dirs]
         if configs[0].verbose:
             print(
                 f"{family}/{spec.name}: {len(seeds)} seeds stacked in one compiled call, "
@@ -342,7 +349,7 @@ def train_seeds(spec, data, configs, run_dirs, family: str = "", extra: dict | N
             )
         return _train(spec, data, configs[0], keras_models, seeds, on_epoch_end)
     finally:
-        for run_dir in run_dirs:
+        for run_dir in locked:
             logtree.unlock_run(run_dir)
 
 
