@@ -51,7 +51,7 @@ _VARIANTS = flags.DEFINE_list(
     "variants",
     ["fast", "callbacks"],
     "tbreg variants per model: fast (the default engine), callbacks (with all of tbreg's callbacks), "
-    "bf16 (--dtype_policy=mixed_bfloat16).",
+    "bf16 (--dtype_policy=mixed_bfloat16), seeds10 (--seeds=10 stacked; its time is per model-epoch).",
 )
 _TUTORIAL_EPOCHS = flags.DEFINE_integer(
     "tutorial_epochs", 20, "Epochs per model for the whole tutorial.", lower_bound=1
@@ -152,10 +152,24 @@ def run_tutorial(name, path, epochs, logdir, timer=None):
     return history.history["val_binary_crossentropy"][-1]
 
 
-def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32"):
+def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32", seeds=1):
+    """One tbreg training; with `seeds` > 1 the seeds 0 … seeds-1 stacked (tbreg.stacked, as --seeds=N
+    trains them), and `timer` then times one epoch of the whole stack."""
     policy = {} if dtype_policy == "float32" else {"dtype_policy": dtype_policy}  # runs on older tbreg code too
     cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0, **policy)
     run_dir = logtree.claim_run_dir(logdir, "bench", name)
+    if seeds > 1:
+        import dataclasses
+
+        from tbreg import stacked
+
+        configs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
+        run_dirs = [os.path.join(run_dir, f"seed_{s}") for s in range(seeds)]
+        if timer:
+            timer.on_train_begin()
+        hook = (lambda epoch: timer.on_epoch_end(epoch)) if timer else None
+        results = stacked.train_seeds(_tbreg_spec(name), data, configs, run_dirs, "bench", on_epoch_end=hook)
+        return results[0].history["val_binary_crossentropy"][-1]
     extra = []
     if with_callbacks:
         from tbreg import callbacks
@@ -170,6 +184,8 @@ VARIANTS = {
     "fast": ("tbreg", {"with_callbacks": False}),
     "callbacks": ("tbreg + all callbacks", {"with_callbacks": True}),
     "bf16": ("tbreg mixed_bfloat16", {"with_callbacks": False, "dtype_policy": "mixed_bfloat16"}),
+    # --seeds=10 stacked: the time shown is per MODEL-epoch (one stack epoch / 10)
+    "seeds10": ("tbreg --seeds=10 stacked, per model-epoch", {"with_callbacks": False, "seeds": 10}),
 }
 
 
@@ -204,7 +220,7 @@ def epochs_table(path, models, repeats, logdir, variants) -> list[str]:
                 _fresh()
                 timer = EpochTimer()
                 losses[v] = run_tbreg(name, data, epochs, logdir, timer=timer, **VARIANTS[v][1])
-                times[v].append(timer.median_epoch())
+                times[v].append(timer.median_epoch() / VARIANTS[v][1].get("seeds", 1))  # per model-epoch
         ms = [1000 * t for t in ref]
         cells = [f"{min(ms):.1f} / {statistics.median(ms):.1f}"]
         for v in variants:

@@ -39,6 +39,12 @@ _BASELINE = flags.DEFINE_string(
     "Families with a baseline (regularizers): the run copied in beside them (default: the family's, e.g. "
     "sizes/tiny; imdb: sizes/original; mnist: capacity/large); empty: none.",
 )
+_STACK_SEEDS = flags.DEFINE_bool(
+    "stack_seeds",
+    True,
+    "With --seeds=N: train the N seeds of a model as N models stacked in one compiled call per epoch (the same "
+    "runs, much faster) where the model allows it (see docs/training.md); false: one run after another.",
+)
 _RESUME = flags.DEFINE_bool(
     "resume",
     False,
@@ -247,6 +253,7 @@ def run(family_name: str, argv, before_training=None) -> int:
                 jobs=_JOBS.value,
                 seeds=seeds,
                 resume=_RESUME.value,
+                stack_seeds=_STACK_SEEDS.value,
             )
         hparams.write_experiment(logdir)  # the HParams dashboard's columns and metrics, for the whole tree
     except UserError as e:

@@ -73,12 +73,14 @@ class EventWriter:
         event.summary.value.add(tag=tag, tensor=tensor, metadata=metadata)
         self._write_event(event)
 
-    def scalars(self, values: dict, step: int) -> None:
+    def scalars(self, values: dict, step: int, flush: bool = True) -> None:
         """{tag: number} as `tf.summary.scalar(tag, number, step)` each; then handed to the file
-        system (one write per call: what an epoch logged is on disk even if a later write fails)."""
+        system (one write per call: what an epoch logged is on disk even if a later write fails),
+        unless `flush` is false (a later call's flush writes them)."""
         for tag, value in values.items():
             self.write(tag, scalar_tensor(value), _SCALAR, step)
-        self.flush()
+        if flush:
+            self.flush()
 
     def histogram(self, tag: str, buckets: np.ndarray, step: int) -> None:
         """Histogram buckets (k × 3: left, right, count) as `tf.summary.write` with histogram metadata."""

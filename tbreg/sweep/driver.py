@@ -12,11 +12,11 @@ from typing import Callable
 
 from tbreg._quiet import tensorflow as tf  # noqa: I001
 
-from tbreg import aggregate, hparams, logtree, resume, training
+from tbreg import aggregate, hparams, logtree, resume, stacked, training
 from tbreg.errors import UserError, first_line
 from tbreg.progress import duration
 from tbreg.status import FINISHED, Status, TrialState
-from tbreg.sweep.plan import Sweep, Trial, expand, plan_family
+from tbreg.sweep.plan import Sweep, Trial, expand, no_callbacks, plan_family
 from tbreg.sweep.pools import LocalPool, SerialPool, WorkerLost
 
 SWEEP_JSON = "sweep.json"
@@ -323,6 +323,7 @@ def train_family(
     seeds=None,
     resume: bool = False,
     retries: int = 0,
+    stack_seeds: bool = True,
 ) -> list:
     """Trains each spec of `family` into `<logdir>/<family.name>/<spec.name>` (see logtree for re-runs).
 
@@ -331,7 +332,9 @@ def train_family(
     each with its share of the CPU threads (the tree is the same). A failed model is recorded
     failed and the family goes on. `callbacks_for(run_dir)` may return extra callbacks per run (it
     must pickle when jobs > 1). `seeds` (a list of ints) trains each spec once per seed into
-    `<spec.name>/seed_<seed>` and then writes the aggregate run `<spec.name>/mean` (tbreg.aggregate).
+    `<spec.name>/seed_<seed>` and then writes the aggregate run `<spec.name>/mean` (tbreg.aggregate);
+    with `stack_seeds`, the seeds of a spec tbreg.stacked can stack train as one stack of models in
+    this process (the same runs, `config.stacked` in their run.json), the others one by one.
     `resume` continues the newest run of each spec if it was interrupted, skips it if it finished,
     and otherwise trains a new run.
 
@@ -341,12 +344,15 @@ def train_family(
     trials, earlier = plan_family(
         family.name, specs, config, logdir, if_exists, seeds, resume, data, callbacks_for, extra
     )
-    jobs = min(jobs, len(trials) - len(earlier))
+    stacked_results = _train_stacked(trials, earlier) if stack_seeds else {}  # seed groups as one stack
+    rest = [t for t in trials if t.run_dir not in stacked_results]
+    jobs = max(1, min(jobs, len(rest) - len(earlier)))
     if jobs > 1:
-        trials = [dataclasses.replace(t, config=dataclasses.replace(t.config, verbose=0)) for t in trials]
+        rest = [dataclasses.replace(t, config=dataclasses.replace(t.config, verbose=0)) for t in rest]
     log = _stderr if config.verbose and jobs > 1 else (lambda line: None)
     with LocalPool(jobs) if jobs > 1 else SerialPool() as pool:
-        results, interrupted = drive(trials, earlier, pool, retries, log, name=family.name)
+        results, interrupted = drive(rest, earlier, pool, retries, log, name=family.name)
+    results.update(stacked_results)
     if interrupted:
         stopped = [r for t in trials if (r := results[t.run_dir]).run is not None and r.status == Status.INTERRUPTED]
         if stopped:
@@ -372,6 +378,38 @@ def train_family(
                     record["best_epoch"],
                     record["best_value"],
                 )
+            )
+    return out
+
+
+def _train_stacked(trials: list[Trial], earlier: dict) -> dict:
+    """{run_dir: TrialResult} of the seed groups trained as one stack of models (tbreg.stacked): every
+    group of >= 2 seeds, none finished before, whose spec, config and callbacks can be stacked; the
+    others are left to the pool (a line says why when the config is verbose)."""
+    groups = collections.defaultdict(list)
+    for t in trials:
+        if t.group_dir and t.data is not None and t.key is None and t.run_dir not in earlier:
+            groups[t.group_dir].append(t)
+    out = {}
+    for members in groups.values():
+        first = members[0]
+        if len(members) < 2:
+            continue
+        why = stacked.unstackable(first.spec, first.config, (first.callbacks_for or no_callbacks)(first.run_dir))
+        if why:
+            if first.config.verbose:
+                _stderr(
+                    f"{first.family}/{first.name}: {len(members)} seeds trained one by one ({why} cannot be stacked)"
+                )
+            continue
+        started = time.monotonic()
+        runs = stacked.train_seeds(
+            first.spec, first.data, [t.config for t in members], [t.run_dir for t in members], first.family, first.extra
+        )
+        seconds = (time.monotonic() - started) / len(members)
+        for t, run in zip(members, runs):
+            out[t.run_dir] = TrialResult(
+                t, run.status, 1, run.epochs, run.best_epoch, run.best_value, seconds, params=run.params, run=run
             )
     return out
 
