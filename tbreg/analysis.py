@@ -890,24 +890,30 @@ def downsample(steps: list, values: list, points: int, keep=()) -> list[int]:
     and maximum (so its best epoch stays exact), its first non-finite value (None) and the points
     at the steps in `keep` (a recorded best epoch, where early stopping fired). All indices when
     the curve has no more than `points` points."""
+    import numpy as np
+
     n = len(steps)
     if n <= max(points, 4):
         return list(range(n))
+    y = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    finite = np.isfinite(y)
     chosen = {0, n - 1}
-    finite = [i for i, v in enumerate(values) if v is not None]
-    if len(finite) < n:
-        chosen.add(next(i for i, v in enumerate(values) if v is None))
-    if finite:
-        chosen.add(min(finite, key=lambda i: (values[i], i)))
-        chosen.add(max(finite, key=lambda i: (values[i], -i)))
-    wanted = set(keep)
-    chosen.update(i for i, s in enumerate(steps) if s in wanted)
-    buckets = max(1, (points - len(chosen)) // 2)
-    size = n / buckets
-    for b in range(buckets):
-        lo, hi = int(b * size), min(n, int((b + 1) * size))
-        inside = [i for i in range(lo, hi) if values[i] is not None]
-        if inside:
-            chosen.add(min(inside, key=lambda i: values[i]))
-            chosen.add(max(inside, key=lambda i: values[i]))
+    if not finite.all():
+        chosen.add(int(np.argmin(finite)))  # the first non-finite value
+    if finite.any():
+        low, high = np.where(finite, y, np.inf), np.where(finite, y, -np.inf)
+        chosen.update((int(np.argmin(low)), int(np.argmax(high))))
+        wanted = set(keep)
+        chosen.update(i for i, s in enumerate(steps) if s in wanted)
+        buckets = max(1, (points - len(chosen)) // 2)
+        size = -(-n // buckets)  # ceil
+        pad = buckets * size - n
+        lows = np.concatenate([low, np.full(pad, np.inf)]).reshape(buckets, size)
+        highs = np.concatenate([high, np.full(pad, -np.inf)]).reshape(buckets, size)
+        base = np.arange(buckets) * size
+        for found, ok in (
+            (base + lows.argmin(axis=1), np.isfinite(lows.min(axis=1))),
+            (base + highs.argmax(axis=1), np.isfinite(highs.max(axis=1))),
+        ):
+            chosen.update(int(i) for i in found[ok])
     return sorted(chosen)

@@ -18,9 +18,12 @@ Routes (`*_route` parses and responds, `*_impl` computes plain data):
                 &group=KEY    runs sharing KEY's value as one line and band (`analysis.group_runs`);
      /family also  &points=N  at most ~N points per curve (`analysis.downsample`: minimum, best
                               epoch and ends exact; 0 = all; default: a budget per answer)
-  /regularization?family=F           per run: data loss, penalty and per-layer penalties
+  /regularization?family=F           per run: data loss, penalty and per-layer penalties (long
+                                     curves of many runs downsampled like /family's)
   /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
                                      (a seed group's: its first seed run's, named in `seed_run`)
+  /weight_history?family=F&tag=T&run=R  one run's weights histograms over its epochs, as shares
+                                     of weights in HISTORY_BINS common value bins (a heatmap)
   /static/*, /vendor/plotly.min.js   the frontend (ES module) and plotly.js from the plotly package
 """
 
@@ -61,6 +64,7 @@ _ALL = 1_000_000_000  # downsample: every point TensorBoard keeps (its --samples
 # at least MIN_POINTS per curve; the summary is always computed from the full curves.
 POINT_BUDGET = 100_000
 MIN_POINTS = 60
+HISTORY_BINS = 60  # value bins of /weight_history
 GROUP_PREFIX = "group:"  # the `run` of a group of runs (group-by) in /family and /summary
 
 
@@ -86,6 +90,24 @@ class Series:
         """{step: value}, the curve as `tbreg.analysis` takes it."""
         return dict(zip(self.steps, self.values))
 
+    @functools.cached_property
+    def _samples(self) -> dict:
+        return {}
+
+    def downsampled(self, points: int, keep=()) -> "Series":
+        """`analysis.downsample` of this series (itself when that keeps every point), cached."""
+        key = (points, tuple(keep))
+        if key not in self._samples:
+            idx = analysis.downsample(self.steps, self.values, points, keep)
+            got = (
+                self
+                if len(idx) == len(self.steps)
+                else Series([self.steps[i] for i in idx], [self.values[i] for i in idx])
+            )
+            self._samples.clear()  # one size at a time: the budget changes only with the view
+            self._samples[key] = got
+        return self._samples[key]
+
 
 @dataclasses.dataclass
 class Run:
@@ -107,13 +129,7 @@ class Run:
     seed_runs: dict = dataclasses.field(default_factory=dict)  # seed -> splits of every seed run
 
     def header(self) -> dict:
-        return {
-            "run": self.run,
-            "name": self.name,
-            "family": self.family,
-            "baseline": self.baseline,
-            "seeds": self.seeds,
-        }
+        return {"run": self.run, "name": self.name, "baseline": self.baseline, "seeds": self.seeds}
 
     def member_curves(self, split: str) -> list:
         """The TensorBoard runs of `split` whose curves this member stands for: its seed runs'
@@ -274,6 +290,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "/summary": self.summary_route,
             "/regularization": self.regularization_route,
             "/weights": self.weights_route,
+            "/weight_history": self.weight_history_route,
             "/static/*": self.static_route,
             "/vendor/plotly.min.js": self.plotly_route,
         }
@@ -512,6 +529,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             curves = [_group_run_curves(members, snapshot, series) for _, members in groups]
             headers = [_group_header(label, members) for label, members in groups]
             hparams = [_common_hparams([selection.hparams[index[id(m)]] for m in members]) for _, members in groups]
+            for h, hp in zip(headers, hparams):
+                h["varies"] = [k for k in selection.keys if k not in hp]  # differs inside the group
         else:
             curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
             headers = [r.header() for r in runs]
@@ -564,6 +583,14 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     "layers": layers,
                 }
             )
+        # long curves of many runs: the same point budget as /family (minimum and ends exact)
+        n_series = sum(bool(r["data_loss"]) + bool(r["penalty"]) + len(r["layers"]) for r in out)
+        points = max(MIN_POINTS, POINT_BUDGET // max(1, n_series))
+        for r in out:
+            for key in ("data_loss", "penalty"):
+                if r[key]:
+                    r[key] = r[key].downsampled(points)
+            r["layers"] = {layer: s.downsampled(points) for layer, s in r["layers"].items()}
         return {"family": family, "runs": out, "weights": weights.result()}
 
     def _weight_tags(self, ctx, experiment, runs) -> dict:
@@ -606,6 +633,29 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             raise errors.NotFoundError(f"no weights histogram {tag!r} in family {family!r}")
         out = [{**r.header(), "seed_run": r.seed_run, **found[r.run]} for r in runs if r.run in found]
         return {"family": family, "tag": tag, "epoch": epoch, "runs": out}
+
+    def weight_history_impl(self, ctx, experiment, family: str, tag: str, run: str | None = None) -> dict:
+        """Run `run`'s (default: the family's first) histograms of `tag` at every logged epoch,
+        rebinned into HISTORY_BINS bins over the range of all of them: {epochs,
+        centers, shares} with shares[i][j] the share of weights in bin j at epochs[i]."""
+        runs = self._snapshot(ctx, experiment).family(family)
+        r = next((r for r in runs if r.run == run), None) if run else (runs[0] if runs else None)
+        if r is None:
+            raise errors.NotFoundError(f"no run {run!r} in family {family!r}")
+        names = sorted(r.histogram_splits().values(), key=lambda n: _split_of(n)[1] != metadata.TRAIN)
+        data = {}
+        if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and names:
+            data = self._provider.read_tensors(
+                ctx,
+                experiment_id=experiment,
+                plugin_name=_HISTOGRAMS,
+                downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=names, tags=[tag]),
+            )
+        datums = next((data[n][tag] for n in names if data.get(n, {}).get(tag)), None)
+        if not datums:
+            raise errors.NotFoundError(f"no weights histogram {tag!r} in run {r.run!r}")
+        return {"family": family, "run": r.run, "tag": tag, "seed_run": r.seed_run, **_history(datums)}
 
     # ---------------------------------------------------------------------------------------
     # Routes: parse the request, call the implementation, respond
@@ -657,6 +707,12 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         if not re.fullmatch(r"[0-9]{1,12}", epoch):
             raise errors.InvalidArgumentError(f"epoch must be a non-negative integer, not {epoch!r}")
         return _json_response(request, self.weights_impl(*self._request(request), family, tag, int(epoch)))
+
+    @wrappers.Request.application
+    def weight_history_route(self, request):
+        family, tag = _required(request, "family"), _required(request, "tag")
+        answer = self.weight_history_impl(*self._request(request), family, tag, request.args.get("run") or None)
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def static_route(self, request):
@@ -747,7 +803,6 @@ def _group_header(label: str, members: list) -> dict:
     return {
         "run": GROUP_PREFIX + label,
         "name": label,
-        "family": None,
         "baseline": False,
         "seeds": sum(len(r.seed_runs) or 1 for r in members),  # member curves in the band
         "members": [r.run for r in members],
@@ -789,13 +844,13 @@ def _downsample_entry(entry: dict, points: int, keep: list) -> None:
     """Downsamples a /family entry's series in place (`analysis.downsample`) and its band at the
     same steps (and where its n drops)."""
     for split, s in list(entry["series"].items()):
-        idx = analysis.downsample(s.steps, s.values, points, keep)
-        if len(idx) == len(s.steps):
+        small = s.downsampled(points, keep)
+        if small is s:
             continue
-        entry["series"][split] = Series([s.steps[i] for i in idx], [s.values[i] for i in idx])
+        entry["series"][split] = small
         band = entry["band"].get(split)
         if band:
-            steps = {s.steps[i] for i in idx} | set(band["drops"])
+            steps = set(small.steps) | set(band["drops"])
             at = [i for i, step in enumerate(band["steps"]) if step in steps]
             entry["band"][split] = {
                 k: [v[i] for i in at] if isinstance(v, list) and k != "drops" else v for k, v in band.items()
@@ -885,3 +940,33 @@ def _histogram_at(datums, epoch: int) -> dict:
     d = datums[i]
     buckets = d.numpy.reshape(-1, 3).tolist() if d.numpy.size else []
     return {"epoch": d.step, "buckets": [[_finite(a), _finite(b), _finite(c)] for a, b, c in buckets]}
+
+
+def _history(datums) -> dict:
+    """Histograms (TensorBoard's [left, right, count] buckets) at their steps, as shares of weights
+    in HISTORY_BINS common bins (a bucket's count spread over the bins it overlaps)."""
+    import numpy as np
+
+    datums = sorted(datums, key=lambda d: d.step)
+    arrays = [d.numpy.reshape(-1, 3).astype(np.float64) for d in datums]
+    edges = np.concatenate([a[:, :2].ravel() for a in arrays if a.size]) if any(a.size for a in arrays) else np.zeros(0)
+    edges = edges[np.isfinite(edges)]
+    lo, hi = (float(edges.min()), float(edges.max())) if edges.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    width = (hi - lo) / HISTORY_BINS
+    shares = []
+    for a in arrays:
+        counts = np.zeros(HISTORY_BINS)
+        for left, right, count in a[np.isfinite(a).all(axis=1)] if a.size else ():
+            first = min(HISTORY_BINS - 1, max(0, int((left - lo) / width)))
+            last = min(HISTORY_BINS - 1, max(first, int((right - lo) / width)))
+            if right <= left or first == last:
+                counts[first] += count
+                continue
+            for j in range(first, last + 1):  # spread over the bins it overlaps, by overlap
+                overlap = min(right, lo + (j + 1) * width) - max(left, lo + j * width)
+                counts[j] += count * max(0.0, overlap) / (right - left)
+        total = counts.sum()
+        shares.append([round(float(v), 6) for v in (counts / total if total > 0 else counts)])
+    centers = [lo + (j + 0.5) * width for j in range(HISTORY_BINS)]
+    return {"epochs": [d.step for d in datums], "centers": centers, "shares": shares}
