@@ -62,8 +62,8 @@ _SCALARS, _HISTOGRAMS = "scalars", "histograms"
 _ALL = 1_000_000_000  # downsample: every point TensorBoard keeps (its --samples_per_plugin decides)
 # /family's curves: about this many points per answer in all (≈ 1–2 MB of JSON before gzip), but
 # at least MIN_POINTS per curve; the summary is always computed from the full curves.
-POINT_BUDGET = 100_000
-MIN_POINTS = 60
+POINT_BUDGET = 60_000
+MIN_POINTS = 24
 HISTORY_BINS = 60  # value bins of /weight_history
 GROUP_PREFIX = "group:"  # the `run` of a group of runs (group-by) in /family and /summary
 
@@ -278,6 +278,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="overfitting")
         self._plotly = None  # gzipped plotly.min.js, once read
+        self._summaries = {}  # view -> (the series and records it read, its summary rows)
+        self._penalties = {}  # (id(loss), id(data)) -> (loss, data, penalty Series)
         self._active = False  # once a log has curves to show, it keeps them
 
     # ---------------------------------------------------------------------------------------
@@ -523,6 +525,34 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             if group:
                 wanted += [(s.get(split), tag) for s in r.seed_runs.values() for split in metadata.SPLITS]
         series = self._scalars(ctx, experiment, snapshot, wanted)
+        # the rows depend only on these series and records: while none changed (the same cached
+        # objects), the last answer's rows stand (summarizing 1,000 long runs takes seconds)
+        used = (*(series.get(w) for w in wanted), *(r.record for r in runs))
+        key = (tuple(families), filter_text or "", group, tuple((r.run, r.baseline) for r in runs))
+        with self._lock:
+            hit = self._summaries.get(key)
+        if hit and len(hit[0]) == len(used) and all(a is b for a, b in zip(hit[0], used)):
+            rows = hit[1]
+        else:
+            rows = self._summary_rows(snapshot, selection, series, group)
+            with self._lock:
+                self._summaries.pop(key, None)
+                self._summaries[key] = (used, rows)
+                while len(self._summaries) > 16:
+                    self._summaries.pop(next(iter(self._summaries)))
+        return {
+            "family": families[0] if len(families) == 1 else families,
+            "families": families,
+            "group": group,
+            "filter": filter_text or "",
+            **selection.columns(),
+            "rows": rows,
+            "criterion": _criterion(),
+        }
+
+    @staticmethod
+    def _summary_rows(snapshot, selection, series, group) -> list:
+        runs = selection.runs
         if group:
             groups = selection.groups(group)
             index = {id(r): i for i, r in enumerate(runs)}
@@ -535,19 +565,10 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
             headers = [r.header() for r in runs]
             hparams = selection.hparams
-        rows = [
+        return [
             {**h, **row.flat(), "hparams": hp}
             for h, row, hp in zip(headers, analysis.summarize_family(curves), hparams)
         ]
-        return {
-            "family": families[0] if len(families) == 1 else families,
-            "families": families,
-            "group": group,
-            "filter": filter_text or "",
-            **selection.columns(),
-            "rows": rows,
-            "criterion": _criterion(),
-        }
 
     def regularization_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
@@ -568,7 +589,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         out = []
         for r in runs:
             train, data_loss = r.splits.get(metadata.TRAIN), snapshot.data_loss(r)
-            penalty, source = _penalty(series, train, data_loss)
+            penalty, source = self._penalty(series, train, data_loss)
             layers = {
                 tag[len(metadata.LAYER_PENALTY_PREFIX) :]: s
                 for (name, tag), s in sorted(series.items())
@@ -592,6 +613,22 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     r[key] = r[key].downsampled(points)
             r["layers"] = {layer: s.downsampled(points) for layer, s in r["layers"].items()}
         return {"family": family, "runs": out, "weights": weights.result()}
+
+    def _penalty(self, series: dict, train, data_loss: str) -> tuple:
+        """`_penalty`, its computed curve kept while the loss and data-loss series are the same."""
+        loss, data = series.get((train, metadata.LOSS_TAG)), series.get((train, data_loss))
+        if (train, metadata.PENALTY_TAG) in series or not (loss and data):
+            return _penalty(series, train, data_loss)
+        with self._lock:
+            hit = self._penalties.get((id(loss), id(data)))
+        if hit and hit[0] is loss and hit[1] is data:
+            return hit[2]
+        got = _penalty(series, train, data_loss)
+        with self._lock:
+            self._penalties[(id(loss), id(data))] = (loss, data, got)
+            while len(self._penalties) > 20_000:
+                self._penalties.pop(next(iter(self._penalties)))
+        return got
 
     def _weight_tags(self, ctx, experiment, runs) -> dict:
         """{tag: last epoch} of the weights histograms logged by `runs`."""

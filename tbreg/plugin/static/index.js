@@ -33,6 +33,8 @@ const answers = {curves: null, summary: null, regularization: null, weights: nul
 const answerTexts = {};  // the JSON each view last drew: a live refresh that changed nothing redraws nothing
 const latest = new Latest();
 let Plotly = null;
+let plotlyReady = null;
+let startPlotly = () => {};
 let ui = null;
 
 export async function render() {
@@ -41,13 +43,20 @@ export async function render() {
   readUrl();
   ui = buildPage();
   document.body.replaceChildren(ui.page);
+  // plotly.js (3.5 MB) loads and compiles (seconds on a busy CPU, blocking the page) once the
+  // first requests for curves and table are out, so the server answers meanwhile; charts wait for it
+  plotlyReady = new Promise((resolve, reject) => {
+    startPlotly = () => {
+      startPlotly = () => {};
+      loadPlotly().then((loaded) => { Plotly = loaded; resolve(loaded); }, reject);
+    };
+  });
   try {
-    Plotly = await loadPlotly();
+    await Promise.all([plotlyReady, refreshAll()]);
   } catch (error) {
     ui.status.textContent = error.message;
     return;
   }
-  await refreshAll();
   document.body.dataset.state = "ready";
   setInterval(() => {
     if (state.live && document.visibilityState !== "hidden") refreshAll();
@@ -143,11 +152,13 @@ class ChartSlot {
     this.message.hidden = true;
     this.plot.hidden = false;
     this.plotted = true;
-    return views.plot(Plotly, this.plot, figure.data, figure.layout);
+    this.figure = figure;
+    return plotlyReady.then(() => (this.figure === figure ? views.plot(Plotly, this.plot, figure.data, figure.layout) : null));
   }
 
   empty(text, kind = "empty") {
-    if (this.plotted) Plotly.purge(this.plot);
+    this.figure = null;
+    if (this.plotted && Plotly) Plotly.purge(this.plot);
     this.plotted = false;
     this.plot.hidden = true;
     this.message.className = `message ${kind}`;
@@ -410,11 +421,14 @@ function refreshAll() {
         drawCompare();
         syncMetric();
         writeUrl();
-        await refreshViews();
+        const drawn = refreshViews();  // its requests are out now
+        startPlotly();
+        await drawn;
         ui.status.textContent = `updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
         ui.status.textContent = `error: ${error.message}`;
       } finally {
+        startPlotly();
         refreshing = null;
       }
     })();
@@ -432,7 +446,9 @@ function refreshViews() {
     ui.weightsChart.empty("");
     return Promise.resolve();
   }
-  return Promise.all([refreshCurves(), refreshSummary(), refreshRegularization()]);
+  // the regularization section (below the fold) after the curves and the table: on a big family
+  // its route would compete with theirs for the server's CPU
+  return Promise.all([refreshCurves(), refreshSummary()]).then(() => refreshRegularization());
 }
 
 /** Fetches a view's data and draws it, unless a newer request for the view started meanwhile. */
@@ -487,6 +503,7 @@ function drawCurves() {
   }
   const plot = ui.curvesChart.plot;
   Promise.resolve(ui.curvesChart.show(views.familyFigure(answer, state, answers.summary))).then(() => {
+    if (!plot.on) return;  // superseded by a newer figure before plotly.js was ready
     plot.removeAllListeners("plotly_legendclick");
     plot.removeAllListeners("plotly_legenddoubleclick");
     plot.on("plotly_legendclick", (event) => {
@@ -518,6 +535,9 @@ function refreshSummary() {
     (error) => { ui.summaryBody.replaceChildren(views.message(error.message, "error")); showFilterError(error); });
 }
 
+const TABLE_ROWS = 200;  // rows drawn at first (a table of 1,000 runs is slow to build)
+let showAllRows = false;
+
 function hparamKeys(answer) {
   if (state.columns === "none") return [];
   return state.columns === "all" ? answer.hparam_keys : answer.varying;
@@ -532,10 +552,18 @@ function drawSummaryTable() {
     drawSummaryTable();
   };
   const keys = hparamKeys(answer);
-  ui.summaryBody.replaceChildren(answer.rows.length
+  const limit = showAllRows ? Infinity : TABLE_ROWS;
+  const table = answer.rows.length
     ? views.summaryTable(answer, state.sort, onSort, runColors(answer.rows),
-      {keys, hidden: state.hidden, highlight: state.highlight, onToggle: toggleRun, onHighlight: highlightRun})
-    : views.message(answer.filter ? `No run matches the filter ${answer.filter}.` : "No runs."));
+      {keys, hidden: state.hidden, highlight: state.highlight, onToggle: toggleRun, onHighlight: highlightRun, limit})
+    : views.message(answer.filter ? `No run matches the filter ${answer.filter}.` : "No runs.");
+  const more = [];
+  if (answer.rows.length > limit) {
+    const all = views.el("button", {type: "button", className: "button small", id: "all-rows"}, `show all ${answer.rows.length} rows`);
+    all.addEventListener("click", () => { showAllRows = true; drawSummaryTable(); });
+    more.push(views.el("p", {className: "section-note"}, `The first ${limit} rows (in the table's order) of ${answer.rows.length}; filter or group to narrow. `, all));
+  }
+  ui.summaryBody.replaceChildren(table, ...more);
 }
 
 function drawSummary() {

@@ -105,6 +105,7 @@ export function familyFigure(answer, options, summary = null) {
   const hidden = options.hidden || new Set();
   const highlight = answer.runs.some((r) => r.run === options.highlight) ? options.highlight : null;
   const legend = answer.runs.length <= LEGEND_MAX;
+  const merged = new Map();
   const sameView = summary && JSON.stringify(summary.families) === JSON.stringify(answer.families) &&
     summary.group === answer.group && summary.filter === answer.filter;
   const rows = new Map(sameView ? summary.rows.map((r) => [r.run, r]) : []);
@@ -140,6 +141,7 @@ export function familyFigure(answer, options, summary = null) {
         marker: {color},
         hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>${value}${smoothed}<extra></extra>`,
       });
+      if (!legend && !spread && run.run !== highlight) mergeLine(merged, lines.pop(), dim, label, split);
       first = false;
       if (spread && !dim && band[split].drops.length) marks.push(nDropTrace(series, band[split], options.smoothing, color, run.run, label, split));
     }
@@ -147,7 +149,8 @@ export function familyFigure(answer, options, summary = null) {
     const validation = run.series.validation;
     if (row && validation && !hidden.has(run.run) && !dim) marks.push(...markerTraces(row, validation, options.smoothing, color, run.run, label));
   }
-  const data = [...bands, ...lines, ...(legend ? marks : mergeMarkers(marks))]; // bands below every line, markers above
+  // many runs: one trace per color, split and dimming (runs apart by a gap), the highlighted run on top
+  const data = [...bands, ...merged.values(), ...lines, ...(legend ? marks : mergeMarkers(marks))]; // bands below every line, markers above
   const layout = baseLayout({
     uirevision: `${answer.families}\u0000${answer.metric}\u0000${answer.group}`,
     height: 420,
@@ -184,6 +187,30 @@ function valueAt(series, step, smoothing) {
   if (j <= 0) return null;
   const [s0, s1, v0, v1] = [series.steps[j - 1], series.steps[j], values[j - 1], values[j]];
   return v0 === null || v1 === null ? null : v0 + ((v1 - v0) * (step - s0)) / (s1 - s0);
+}
+
+/** Adds a run's line trace to the merged trace of its color, split and dimming (`merged`). */
+function mergeLine(merged, trace, dim, label, split) {
+  const key = `${trace.line.color}|${trace.line.dash}|${trace.line.width}|${dim}`;
+  if (!merged.has(key)) {
+    merged.set(key, {
+      type: "scatter", mode: "lines", legendgroup: "", showlegend: false, opacity: trace.opacity,
+      x: [], y: [], customdata: [], hovertext: [], line: trace.line, connectgaps: false,
+      hovertemplate: "%{hovertext}<br>epoch %{x}<br>value %{customdata:.4g}<extra></extra>",
+    });
+  }
+  const m = merged.get(key);
+  const text = `<b>${label}</b> · ${plotlyText(split)}`;
+  trace.x.forEach((x, i) => {
+    m.x.push(x);
+    m.y.push(trace.y[i]);
+    m.customdata.push(trace.customdata[i]);
+    m.hovertext.push(text);
+  });
+  m.x.push(null);
+  m.y.push(null);
+  m.customdata.push(null);
+  m.hovertext.push("");
 }
 
 /** Marker traces of many runs as one trace per kind (symbol): one point per run, its own color. */
@@ -371,7 +398,7 @@ export function summaryTable(answer, sort, onSort, colors, view = {}) {
     th.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && onSort(column.key));
     return th;
   }));
-  const body = sortRows(withHparams(answer.rows, columns), sort).map((row) => {
+  const body = sortRows(withHparams(answer.rows, columns), sort).slice(0, view.limit ?? Infinity).map((row) => {
     const box = el("input", {type: "checkbox", checked: !hidden.has(row.run), title: "show in the chart"});
     box.addEventListener("click", (e) => e.stopPropagation());
     box.addEventListener("change", () => view.onToggle && view.onToggle(row.run));
