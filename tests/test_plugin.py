@@ -1236,6 +1236,11 @@ def test_group_by_a_hyperparameter_is_the_seed_band_of_its_runs(sweep):
         ci = analysis.interval([c[best_epoch] for c in member_curves])
         assert row["best_ci"] == (pytest.approx(ci.half) if ci and ci.half is not None else None)
         assert row["seeds"] == len(members)
+    # a downsampled answer in between leaves the kept groups whole (they are reused while no curve changed)
+    small = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", group="dropout", points=20)
+    assert all(len(s["steps"]) <= 26 for r in small["runs"] for s in r["series"].values())
+    again = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", group="dropout", points=0)
+    assert again == curves
     # grouping by a key no run has is an error naming the keys
     response = sweep.get("summary", family="sweep", group="nope")
     assert response.status_code == 400 and "cannot group by 'nope'" in response.get_data(as_text=True)

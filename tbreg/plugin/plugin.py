@@ -278,7 +278,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="overfitting")
         self._plotly = None  # gzipped plotly.min.js, once read
-        self._summaries = {}  # view -> (the series and records it read, its summary rows)
+        self._summaries = {}  # view -> (the series and records it read, its summary rows or group curves)
         self._penalties = {}  # (id(loss), id(data)) -> (loss, data, penalty Series)
         self._active = False  # once a log has curves to show, it keeps them
 
@@ -475,8 +475,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         series = self._scalars(ctx, experiment, snapshot, [] if analysis.is_std_tag(metric) else wanted)
         if runs and not any(tag == metric for _, tag in series):
             raise errors.NotFoundError(f"no metric {metric!r} in family {', '.join(families)!r}")
-        if groups:
-            out = _group_curves(groups, metric, band, series)
+        if groups:  # each group's band over all its curves: kept while none of them changed
+            used = tuple(series.get(w) for w in wanted)
+            key = ("family", tuple(families), filter_text or "", group, metric, band, tuple(r.run for r in runs))
+            kept = self._reuse(key, used, lambda: _group_curves(groups, metric, band, series))
+            out = [{**e, "series": dict(e["series"]), "band": dict(e["band"])} for e in kept]  # downsampled below
         else:
             out = _member_curves(runs, metric, std, band, series)
         n_series = sum(len(r["series"]) for r in out)
@@ -528,18 +531,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         # the rows depend only on these series and records: while none changed (the same cached
         # objects), the last answer's rows stand (summarizing 1,000 long runs takes seconds)
         used = (*(series.get(w) for w in wanted), *(r.record for r in runs))
-        key = (tuple(families), filter_text or "", group, tuple((r.run, r.baseline) for r in runs))
-        with self._lock:
-            hit = self._summaries.get(key)
-        if hit and len(hit[0]) == len(used) and all(a is b for a, b in zip(hit[0], used)):
-            rows = hit[1]
-        else:
-            rows = self._summary_rows(snapshot, selection, series, group)
-            with self._lock:
-                self._summaries.pop(key, None)
-                self._summaries[key] = (used, rows)
-                while len(self._summaries) > 16:
-                    self._summaries.pop(next(iter(self._summaries)))
+        key = ("summary", tuple(families), filter_text or "", group, tuple((r.run, r.baseline) for r in runs))
+        rows = self._reuse(key, used, lambda: self._summary_rows(snapshot, selection, series, group))
         return {
             "family": families[0] if len(families) == 1 else families,
             "families": families,
@@ -613,6 +606,21 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     r[key] = r[key].downsampled(points)
             r["layers"] = {layer: s.downsampled(points) for layer, s in r["layers"].items()}
         return {"family": family, "runs": out, "weights": weights.result()}
+
+    def _reuse(self, key, used: tuple, compute):
+        """`compute()`, or its result for `key` from before while it read the same objects `used`
+        (cached series and records: a changed one is a new object)."""
+        with self._lock:
+            hit = self._summaries.get(key)
+        if hit and len(hit[0]) == len(used) and all(a is b for a, b in zip(hit[0], used)):
+            return hit[1]
+        got = compute()
+        with self._lock:
+            self._summaries.pop(key, None)
+            self._summaries[key] = (used, got)
+            while len(self._summaries) > 16:
+                self._summaries.pop(next(iter(self._summaries)))
+        return got
 
     def _penalty(self, series: dict, train, data_loss: str) -> tuple:
         """`_penalty`, its computed curve kept while the loss and data-loss series are the same."""
