@@ -712,3 +712,208 @@ def _seed_bests(run: RunCurves) -> dict:
         if value is not None:
             out[seed] = value
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing runs the way W&B and Aim users do: a run's hyperparameters as columns, a filter over
+# them, runs grouped by any hyperparameter (one line and band per value, whatever the seeds) and
+# long curves downsampled without moving their minimum or best epoch.
+
+# config fields that are hyperparameters too (the rest of a record's config is plumbing)
+CONFIG_HPARAMS = (
+    "learning_rate",
+    "batch_size",
+    "patience",
+    "max_epochs",
+    "decay_epochs",
+    "n_train",
+    "dtype_policy",
+)
+MISSING = "–"  # a group's value for runs without the key
+
+
+def _scalar(value) -> bool:
+    return isinstance(value, (str, bool)) or number(value) is not None or (type(value) is int and abs(value) < 2**53)
+
+
+def run_hparams(record) -> dict:
+    """A run's hyperparameters as every view shows them: the record's `hparams` (any key), its
+    config's CONFIG_HPARAMS, `dataset` and `seed`; values that are not a str, bool or finite
+    number are left out (records are written by hand too)."""
+    if not isinstance(record, dict):
+        return {}
+    hp = record.get("hparams") if isinstance(record.get("hparams"), dict) else {}
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    values = {
+        **{str(k): v for k, v in hp.items()},
+        **{k: config.get(k) for k in CONFIG_HPARAMS},
+        "dataset": record.get("dataset"),
+        "seed": record.get("seed", config.get("seed")),
+    }
+    return {k: v for k, v in values.items() if v is not None and _scalar(v)}
+
+
+def hparam_columns(hparams: list[dict]) -> tuple[list[str], list[str]]:
+    """(every key some run has, the keys whose value differs between runs — a key missing in one
+    run differs), in first-seen order."""
+    keys = list(dict.fromkeys(k for hp in hparams for k in hp))
+    varying = [k for k in keys if len({repr(hp.get(k)) for hp in hparams}) > 1]
+    return keys, varying
+
+
+_CLAUSE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(<=|>=|!=|==|=|<|>|~)\s*(.*?)\s*")
+_OPS = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+NAME_KEYS = ("name", "run")  # filter keys that are a run's name (`tiny`) and path (`sizes/tiny`)
+
+
+class FilterError(ValueError):
+    """A filter that cannot be read; its message is one line naming the clause and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFilter:
+    """A filter over runs: clauses separated by `,` or ` and `, all of which must hold. A clause is
+    `key op value` (op one of < <= > >= = != ~; `~` a regex) on a hyperparameter or on `name`/`run`,
+    or else a regex searched in the run's path (`sizes/tiny`). Numbers compare as numbers
+    (`l2 > 1e-4`), anything else as text (`model = large`); a run without the key never matches."""
+
+    text: str
+    clauses: tuple = ()
+
+    def __call__(self, path: str, name: str, hparams: dict) -> bool:
+        for key, op, value in self.clauses:
+            if key is None:
+                if not (value.search(path) or value.search(name)):
+                    return False
+                continue
+            have = {"name": name, "run": path}.get(key, hparams.get(key))
+            if have is None:
+                return False
+            if op == "~":
+                if not value.search(str(have)):
+                    return False
+            elif isinstance(value, float) and not isinstance(have, str):
+                if isinstance(have, bool) or number(have) is None or not _OPS[op](float(have), value):
+                    return False
+            elif op in ("=", "==", "!="):
+                same = str(have).lower() == str(value).lower()
+                if same != (op != "!="):
+                    return False
+            else:
+                return False  # `<` on text: no order
+        return True
+
+
+def _regex(text: str, clause: str):
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise FilterError(f"filter {clause.strip()!r}: not a valid regex ({e}); escape special characters with \\")
+
+
+def parse_filter(text: str | None, keys=()) -> RunFilter:
+    """The RunFilter of `text` ("" or None: every run). `keys` are the hyperparameters the runs
+    have: a comparison on another key is an error that lists them (a typo, not an empty view)."""
+    text = (text or "").strip()
+    clauses = []
+    for part in re.split(r",|\s+and\s+", text) if text else []:
+        if not part.strip():
+            continue
+        m = _CLAUSE.fullmatch(part)
+        if m is None:
+            clauses.append((None, "~", _regex(part.strip(), part)))
+            continue
+        key, op, value = m.groups()
+        if key not in keys and key not in NAME_KEYS:
+            known = ", ".join(sorted(keys)) or "none"
+            raise FilterError(
+                f"filter {part.strip()!r}: no hyperparameter {key!r} in these runs (they have: {known}; "
+                "or filter by name, e.g. name ~ tiny)"
+            )
+        if value == "":
+            raise FilterError(f"filter {part.strip()!r}: a value is missing after {op!r} (e.g. {key} {op} 0.5)")
+        if op == "~":
+            clauses.append((key, op, _regex(value, part)))
+            continue
+        try:
+            parsed = float(value)
+            if not math.isfinite(parsed):
+                raise ValueError
+        except ValueError:
+            if op not in ("=", "==", "!="):
+                raise FilterError(
+                    f"filter {part.strip()!r}: {op} needs a number (e.g. {key} {op} 1e-4); use = or ~ for text"
+                ) from None
+            parsed = value.strip("'\"")
+        clauses.append((key, op, parsed))
+    return RunFilter(text, tuple(clauses))
+
+
+def group_value(hparams: dict, key: str):
+    """The value of `key` that groups a run (MISSING without it)."""
+    return hparams.get(key, MISSING)
+
+
+def group_runs(hparams: list[dict], key: str) -> list[tuple[str, list[int]]]:
+    """Runs grouped by their value of hyperparameter `key`: [(label "key=value", [indices])],
+    ordered by value (numbers numerically, runs without the key last)."""
+    groups = collections.defaultdict(list)
+    for i, hp in enumerate(hparams):
+        groups[group_value(hp, key)].append(i)
+
+    def order(value):
+        if value == MISSING:
+            return (2, 0.0, "")
+        n = number(value)
+        return (0, n, "") if n is not None and not isinstance(value, bool) else (1, 0.0, str(value))
+
+    return [
+        (
+            f"{key}={value:g}" if number(value) is not None and not isinstance(value, bool) else f"{key}={value}",
+            groups[value],
+        )
+        for value in sorted(groups, key=order)
+    ]
+
+
+def downsample(steps: list, values: list, points: int, keep=()) -> list[int]:
+    """Indices of at most about `points` points of a curve that draw it faithfully: per bucket of
+    steps its lowest and highest value, plus always the first and last point, the curve's minimum
+    and maximum (so its best epoch stays exact), its first non-finite value (None) and the points
+    at the steps in `keep` (a recorded best epoch, where early stopping fired). All indices when
+    the curve has no more than `points` points."""
+    import numpy as np
+
+    n = len(steps)
+    if n <= max(points, 4):
+        return list(range(n))
+    y = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    finite = np.isfinite(y)
+    chosen = {0, n - 1}
+    if not finite.all():
+        chosen.add(int(np.argmin(finite)))  # the first non-finite value
+    if finite.any():
+        low, high = np.where(finite, y, np.inf), np.where(finite, y, -np.inf)
+        chosen.update((int(np.argmin(low)), int(np.argmax(high))))
+        wanted = set(keep)
+        chosen.update(i for i, s in enumerate(steps) if s in wanted)
+        buckets = max(1, (points - len(chosen)) // 2)
+        size = -(-n // buckets)  # ceil
+        pad = buckets * size - n
+        lows = np.concatenate([low, np.full(pad, np.inf)]).reshape(buckets, size)
+        highs = np.concatenate([high, np.full(pad, -np.inf)]).reshape(buckets, size)
+        base = np.arange(buckets) * size
+        for found, ok in (
+            (base + lows.argmin(axis=1), np.isfinite(lows.min(axis=1))),
+            (base + highs.argmax(axis=1), np.isfinite(highs.max(axis=1))),
+        ):
+            chosen.update(int(i) for i in found[ok])
+    return sorted(chosen)

@@ -204,7 +204,15 @@ def test_family_view(scripts, script_tree, metric):
                 }
             )
         answer = scripts.json("family", family=family, metric=metric)
-        assert answer == {"family": family, "metric": metric, "band": "ci", "runs": expected_runs}
+        view = {"families", "group", "filter", "points", "longest", "hparam_keys", "varying", "total", "shown"}
+        assert {k: v for k, v in answer.items() if k not in view} == {
+            "family": family,
+            "metric": metric,
+            "band": "ci",
+            "runs": expected_runs,
+        }
+        assert answer["points"] is None and answer["filter"] == "" and answer["group"] is None  # every epoch
+        assert answer["total"] == answer["shown"] == len(expected_runs)
         assert all(set(r["series"]) >= {"train", "validation"} for r in answer["runs"])
         assert all(r["series"]["train"]["steps"] == [0, 1, 2, 3] for r in answer["runs"])
 
@@ -852,6 +860,11 @@ def bad(tmp_path_factory):
 def test_bad_record_values_are_ignored(bad):
     answer = bad.json("summary", family="bad")["rows"]
     assert all(isinstance(r["verdict"], str) for r in answer)  # bad records still get a verdict
+    for r in answer:  # hyperparameter columns keep only plain values (no dicts, NaN or huge ints)
+        assert all(
+            isinstance(v, (str, bool)) or (isinstance(v, (int, float)) and math.isfinite(v) and abs(v) < 2**53)
+            for v in r["hparams"].values()
+        )
     rows = {r["name"]: summary_fields(r) for r in answer}
     from_curves = {
         "params": None,
@@ -1049,3 +1062,256 @@ def test_plotly_is_served_from_the_plotly_package(synthetic):
     plain = synthetic.client.get(PREFIX + "vendor/plotly.min.js")
     assert plain.get_data(as_text=True) == text and "Content-Encoding" not in plain.headers
     assert plotly.__version__
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing runs: hyperparameter columns, filters, group-by, several families, downsampling
+
+
+SWEEP_EPOCHS = 300
+
+
+def sweep_curve(l2, dropout, seed, epochs=SWEEP_EPOCHS):
+    """A validation curve with one clear minimum (where depends on the hyperparameters) and noise."""
+    rng = np.random.default_rng(int(seed + 10 * dropout + 1e4 * l2))
+    e = np.arange(epochs)
+    turn = 60 + 200 * dropout + 30000 * l2 + 7 * seed
+    return 1.0 / (1 + e / 20) + 0.002 * np.maximum(e - turn, 0) + 0.3 + rng.normal(0, 0.01, epochs)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """`sweep/`: l2 × dropout × 2 seeds, 300 epochs each (event files from tbreg.events), plus a run
+    whose record has no dropout; `other/`: one run (for comparisons across families)."""
+    from tbreg.events import EventWriter
+
+    logdir = tmp_path_factory.mktemp("sweep")
+
+    def write(run_dir, family, hparams, seed, validation):
+        rec = {
+            "family": family,
+            "model": run_dir.name,
+            "params": 10,
+            "monitor": "val_binary_crossentropy",
+            "status": "completed",
+            "epochs": len(validation),
+            "stopped_epoch": len(validation) - 1,
+            "seed": seed,
+            "hparams": hparams,
+        }
+        run_dir.mkdir(parents=True)
+        logtree.write_record(str(run_dir), rec)  # run.json: what the oracle reads
+        summary.write_run_end(str(run_dir), rec)  # the record as the plugin reads it
+        for split, curve in (("train", validation - 0.2), ("validation", validation)):
+            writer = EventWriter(str(run_dir / split))
+            for step, v in enumerate(curve):
+                writer._write_event(_scalar_event("epoch_binary_crossentropy", v, step))
+                writer._write_event(_scalar_event("epoch_loss", v + l2_of(hparams), step))
+            writer.close()
+
+    for l2 in (0.0, 1e-3):
+        for dropout in (0.0, 0.5):
+            for seed in (0, 1):
+                hp = {"model": "m", "l2": l2, "dropout": dropout}
+                write(
+                    logdir / "sweep" / f"l2_{l2:g}_do_{dropout:g}_s{seed}",
+                    "sweep",
+                    hp,
+                    seed,
+                    sweep_curve(l2, dropout, seed),
+                )
+    write(logdir / "sweep" / "nodropout", "sweep", {"model": "m", "l2": 1e-4}, 0, sweep_curve(1e-4, 0.2, 3))
+    write(
+        logdir / "other" / "big", "other", {"model": "big", "l2": 0.0, "dropout": 0.0}, 0, sweep_curve(0, 0.1, 4, 120)
+    )
+    return Server(logdir)
+
+
+def l2_of(hparams):
+    return hparams.get("l2", 0.0)
+
+
+def _scalar_event(tag, value, step):
+    from tensorboard.compat.proto import event_pb2
+
+    from tbreg import events
+
+    event = event_pb2.Event(wall_time=1.7e9 + step, step=step)
+    event.summary.value.add(tag=tag, tensor=events.scalar_tensor(value), metadata=events._SCALAR)
+    return event
+
+
+def sweep_records(server, family="sweep"):
+    root = pathlib.Path(server.logdir) / family
+    return {f"{family}/{d.name}": logtree.read_run_json(str(d)) for d in sorted(root.iterdir())}
+
+
+def validation_curve(server, run):
+    points = reader.scalars(str(pathlib.Path(server.logdir) / run / "validation"))["epoch_binary_crossentropy"]
+    return {p.step: p.value for p in points}
+
+
+def test_summary_has_every_runs_hyperparameters(sweep):
+    answer = sweep.json("summary", family="sweep")
+    records = sweep_records(sweep)
+    assert {r["run"]: r["hparams"] for r in answer["rows"]} == {
+        run: analysis.run_hparams(rec) for run, rec in records.items()
+    }
+    assert set(answer["hparam_keys"]) == {"model", "l2", "dropout", "seed"}
+    # a key missing in one run is a column of its own (shown missing there), and it differs
+    assert "dropout" not in next(r["hparams"] for r in answer["rows"] if r["run"] == "sweep/nodropout")
+    assert set(answer["varying"]) == {"l2", "dropout", "seed"}  # model is the same everywhere
+    assert answer["total"] == answer["shown"] == len(records)
+
+
+@pytest.mark.parametrize(
+    "text, keep",
+    [
+        ("l2 > 1e-4", lambda name, hp: hp.get("l2", 0) > 1e-4),
+        ("dropout = 0.5", lambda name, hp: hp.get("dropout") == 0.5),
+        ("dropout != 0.5", lambda name, hp: "dropout" in hp and hp["dropout"] != 0.5),
+        ("_s1$", lambda name, hp: name.endswith("_s1")),
+        ("l2 >= 1e-3, dropout = 0", lambda name, hp: hp.get("l2", 0) >= 1e-3 and hp.get("dropout") == 0),
+        ("name ~ ^nodrop and seed = 0", lambda name, hp: name.startswith("nodrop") and hp.get("seed") == 0),
+        ("seed = 1", lambda name, hp: hp.get("seed") == 1),  # the record's seed is a column too
+    ],
+)
+def test_filter_narrows_table_and_curves(sweep, text, keep):
+    expected = {run for run, rec in sweep_records(sweep).items() if keep(run.split("/")[1], analysis.run_hparams(rec))}
+    assert expected  # the filter has something to keep …
+    assert expected != set(sweep_records(sweep))  # … and something to drop
+    table = sweep.json("summary", family="sweep", filter=text)
+    curves = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", filter=text)
+    assert {r["run"] for r in table["rows"]} == expected
+    assert {r["run"] for r in curves["runs"]} == expected
+    assert table["shown"] == len(expected) and table["total"] == len(sweep_records(sweep))
+    # the filtered rows are the unfiltered ones: a run's numbers do not depend on the filter
+    everything = {r["run"]: r for r in sweep.json("summary", family="sweep")["rows"]}
+    for row in table["rows"]:
+        assert row["best_epoch"] == everything[row["run"]]["best_epoch"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nope > 1", "no hyperparameter 'nope' in these runs (they have: dropout, l2, model, seed"),
+        ("l2 > abc", "filter 'l2 > abc': > needs a number (e.g. l2 > 1e-4)"),
+        ("(unclosed", "filter '(unclosed': not a valid regex"),
+        ("l2 >", "a value is missing after '>'"),
+    ],
+)
+def test_bad_filter_is_a_one_line_message(sweep, text, message):
+    for route, params in (("summary", {}), ("family", {"metric": "epoch_binary_crossentropy"})):
+        response = sweep.get(route, family="sweep", filter=text, **params)
+        assert response.status_code == 400
+        body = response.get_data(as_text=True).strip()
+        assert message in body and "\n" not in body
+
+
+def group_label(hparams, key="dropout"):
+    return f"{key}={hparams[key]:g}" if key in hparams else f"{key}={analysis.MISSING}"
+
+
+def test_group_by_a_hyperparameter_is_the_seed_band_of_its_runs(sweep):
+    records = sweep_records(sweep)
+    curves = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", group="dropout", points=0)
+    table = sweep.json("summary", family="sweep", group="dropout")
+    assert [r["name"] for r in curves["runs"]] == ["dropout=0", "dropout=0.5", "dropout=–"]  # by value, missing last
+    assert {r["name"] for r in curves["runs"]} == {group_label(analysis.run_hparams(r)) for r in records.values()}
+    assert [r["name"] for r in curves["runs"]] == [r["name"] for r in table["rows"]]
+    for line, row in zip(curves["runs"], table["rows"]):
+        members = sorted(line["members"])
+        assert members == sorted(
+            run for run, rec in records.items() if group_label(analysis.run_hparams(rec)) == line["name"]
+        )
+        member_curves = [validation_curve(sweep, m) for m in members]
+        band = analysis.seed_band(member_curves, "ci")
+        got = line["series"]["validation"]
+        assert got["steps"] == band.steps
+        assert np.allclose(got["values"], band.mean)
+        assert line["band"]["validation"]["n"] == [len(members)] * len(band.steps)
+        mean = dict(zip(band.steps, band.mean))
+        best_epoch, best_value = analysis.lowest(mean)
+        assert row["best_epoch"] == best_epoch and row["best_value"] == pytest.approx(best_value)
+        ci = analysis.interval([c[best_epoch] for c in member_curves])
+        assert row["best_ci"] == (pytest.approx(ci.half) if ci and ci.half is not None else None)
+        assert row["seeds"] == len(members)
+    # a downsampled answer in between leaves the kept groups whole (they are reused while no curve changed)
+    small = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", group="dropout", points=20)
+    assert all(len(s["steps"]) <= 26 for r in small["runs"] for s in r["series"].values())
+    again = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", group="dropout", points=0)
+    assert again == curves
+    # grouping by a key no run has is an error naming the keys
+    response = sweep.get("summary", family="sweep", group="nope")
+    assert response.status_code == 400 and "cannot group by 'nope'" in response.get_data(as_text=True)
+
+
+def test_several_families_in_one_comparison(sweep):
+    answer = sweep.json("family", family=["sweep", "other"], metric="epoch_binary_crossentropy", filter="dropout = 0")
+    table = sweep.json("summary", family=["sweep", "other"], filter="dropout = 0")
+    expected = {
+        run
+        for family in ("sweep", "other")
+        for run, rec in sweep_records(sweep, family).items()
+        if analysis.run_hparams(rec).get("dropout") == 0
+    }
+    assert {r["run"] for r in answer["runs"]} == {r["run"] for r in table["rows"]} == expected
+    assert "other/big" in expected
+    names = {r["run"]: r["name"] for r in answer["runs"]}
+    assert names["other/big"] == "other/big" and names["sweep/l2_0_do_0_s0"] == "sweep/l2_0_do_0_s0"
+    assert answer["families"] == ["sweep", "other"]
+
+
+def test_long_curves_are_downsampled_keeping_each_minimum(sweep):
+    full = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", points=0)
+    for points in (40, 100):
+        small = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy", points=points)
+        assert small["points"] == points and small["longest"] == SWEEP_EPOCHS
+        by_run = {r["run"]: r for r in full["runs"]}
+        for run in small["runs"]:
+            for split, got in run["series"].items():
+                whole = by_run[run["run"]]["series"][split]
+                assert len(whole["steps"]) == SWEEP_EPOCHS
+                assert len(got["steps"]) <= points + 6
+                assert set(got["steps"]) <= set(whole["steps"])  # real points, not averages
+                at = dict(zip(whole["steps"], whole["values"]))
+                assert all(at[s] == v for s, v in zip(got["steps"], got["values"]))
+                low = min(whole["values"])
+                assert whole["steps"][whole["values"].index(low)] in got["steps"]  # the minimum and its epoch
+                assert min(got["values"]) == low and max(got["values"]) == max(whole["values"])
+                assert got["steps"][0] == 0 and got["steps"][-1] == SWEEP_EPOCHS - 1
+    # the table's best epoch is the full curve's (the summary never sees downsampled curves)
+    rows = {r["run"]: r for r in sweep.json("summary", family="sweep")["rows"]}
+    for run in full["runs"]:
+        best_epoch, _ = analysis.lowest(validation_curve(sweep, run["run"]))
+        assert rows[run["run"]]["best_epoch"] == best_epoch
+    # by default an answer stays within the point budget
+    default = sweep.json("family", family="sweep", metric="epoch_binary_crossentropy")
+    assert default["points"] is None  # 18 curves × 300 epochs is within the budget: every point
+
+
+def test_downsample_rule():
+    rng = np.random.default_rng(3)
+    values = list(rng.normal(size=1000))
+    values[500] = None
+    steps = list(range(1000))
+    idx = analysis.downsample(steps, values, 50, keep=[777])
+    finite = [i for i, v in enumerate(values) if v is not None]
+    assert {0, 999, 500, 777} <= set(idx)
+    assert min(finite, key=lambda i: values[i]) in idx and max(finite, key=lambda i: values[i]) in idx
+    assert len(idx) <= 56 and idx == sorted(set(idx))
+    assert analysis.downsample(steps[:30], values[:30], 50) == list(range(30))
+
+
+def test_weight_history_is_a_runs_histograms_over_its_epochs(synthetic):
+    answer = synthetic.json("weight_history", family="fam", tag="weights/hidden_1/kernel", run="fam/l2")
+    assert answer["run"] == "fam/l2" and answer["epochs"] == [0, 1]
+    assert len(answer["centers"]) == len(answer["shares"][0])
+    for shares in answer["shares"]:
+        assert sum(shares) == pytest.approx(1.0, abs=1e-4)
+    # the weights of epoch 0 span -1 … 3, those of epoch 1 only -0.5 … 1: no share above 1 then
+    above = [j for j, c in enumerate(answer["centers"]) if c > 1.1]
+    assert sum(answer["shares"][0][j] for j in above) > 0
+    assert sum(answer["shares"][1][j] for j in above) == 0
+    response = synthetic.get("weight_history", family="fam", tag="weights/hidden_1/kernel", run="fam/nope")
+    assert response.status_code == 404

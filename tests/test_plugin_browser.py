@@ -679,3 +679,136 @@ def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def view_hash(**params):
+    """TensorBoard's hash for the Overfitting tab with a view (`#overfitting&view=<query>`)."""
+    import urllib.parse
+
+    query = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in (vs if isinstance(vs, list) else [vs])])
+    return "#overfitting&view=" + urllib.parse.quote(query, safe="")
+
+
+VIEW_STATE_JS = """
+  const plot = doc.querySelector("#curves .js-plotly-plot");
+  const rows = [...doc.querySelectorAll("#summary tbody tr")];
+  if (!plot || !plot.data || !rows.length || doc.body.dataset.state !== "ready") return null;
+  const lines = plot.data.filter((t) => t.mode === "lines" && !t.fill);
+  return {
+    family: doc.querySelector("#family-select").value,
+    metric: doc.querySelector("#metric-select").value,
+    smoothing: doc.querySelector("#smoothing").value,
+    logX: doc.querySelector("#log-x").checked,
+    yMin: doc.querySelector("#y-min").value,
+    yMax: doc.querySelector("#y-max").value,
+    filter: doc.querySelector("#filter-input").value,
+    group: doc.querySelector("#group-select").value,
+    xType: plot.layout.xaxis.type,
+    yRange: plot.layout.yaxis.range,
+    rows: rows.map((r) => r.dataset.run),
+    unticked: rows.filter((r) => !r.querySelector("td input[type=checkbox]").checked).map((r) => r.dataset.run),
+    hiddenLines: [...new Set(lines.filter((t) => t.visible === "legendonly").map((t) => t.legendgroup))],
+    shownLines: [...new Set(lines.filter((t) => t.visible !== "legendonly").map((t) => t.legendgroup))],
+    hash: doc.defaultView.parent.location.hash,
+  };
+"""
+
+
+def test_a_deep_link_reopens_the_same_view(demo):
+    """A link with the view in TensorBoard's hash opens the tab on that view (family, metric,
+    smoothing, log-x, y-range, hidden runs, filter); a change in the tab goes into the hash, and the
+    link then reopens it in a fresh browser (a colleague) and after a reload; a bad filter is a
+    one-line message beside the filter box, not a blank page."""
+    url, _ = demo
+    link = url + view_hash(
+        family="demo",
+        metric="epoch_binary_crossentropy",
+        smoothing="0.3",
+        logx="1",
+        ymin="0.3",
+        ymax="1.2",
+        hide="demo/l2/mean",
+        filter="dropout = 0",
+    )
+    first = Browser(height=1300)
+    try:
+        first.goto(link)
+        state = first.wait_for(in_frame(VIEW_STATE_JS))
+        assert state["family"] == "demo" and state["metric"] == "epoch_binary_crossentropy"
+        assert (state["smoothing"], state["logX"], state["yMin"], state["yMax"]) == ("0.3", True, "0.3", "1.2")
+        assert state["xType"] == "log" and state["yRange"] == [0.3, 1.2]
+        assert state["filter"] == "dropout = 0"
+        assert state["rows"] == ["demo/tiny/mean", "demo/l2/mean"]  # the dropout run is filtered out
+        assert state["unticked"] == ["demo/l2/mean"] and state["hiddenLines"] == ["demo/l2/mean"]
+        assert state["shownLines"] == ["demo/tiny/mean"]
+        first.screenshot(os.path.join(SCREENS, "tab_deep_link.png"))
+
+        # a change in the tab: group by dropout, no filter, l2 shown again -> into the hash
+        first.evaluate(
+            in_frame(
+                """
+            const filter = doc.querySelector("#filter-input");
+            filter.value = "";
+            filter.dispatchEvent(new Event("change"));
+            const group = doc.querySelector("#group-select");
+            group.value = "dropout";
+            group.dispatchEvent(new Event("change"));
+            return true;
+            """
+            )
+        )
+        grouped = first.wait_for(
+            in_frame(
+                VIEW_STATE_JS.replace(
+                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
+                )
+            )
+        )
+        assert grouped["rows"] == ["group:dropout=0", "group:dropout=0.5"]
+        assert "group%3Ddropout" in grouped["hash"] and "filter" not in grouped["hash"]
+        link = first.evaluate("location.href")
+        assert first.errors == []
+    finally:
+        first.close()
+
+    colleague = Browser(height=1300)
+    try:
+        colleague.goto(link)
+        again = colleague.wait_for(
+            in_frame(
+                VIEW_STATE_JS.replace(
+                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
+                )
+            )
+        )
+        for key in ("family", "metric", "smoothing", "logX", "yMin", "yMax", "filter", "group", "rows", "yRange"):
+            assert again[key] == grouped[key], key
+        colleague.send("Page.reload")
+        reloaded = colleague.wait_for(
+            in_frame(
+                VIEW_STATE_JS.replace(
+                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
+                )
+            )
+        )
+        assert reloaded["rows"] == grouped["rows"] and reloaded["group"] == "dropout"
+        colleague.screenshot(os.path.join(SCREENS, "tab_grouped.png"))
+
+        # a bad filter: one line beside the box, the page stays
+        colleague.evaluate(
+            in_frame(
+                """
+            const filter = doc.querySelector("#filter-input");
+            filter.value = "nope > 1";
+            filter.dispatchEvent(new Event("change"));
+            return true;
+            """
+            )
+        )
+        message = colleague.wait_for(in_frame('return doc.querySelector("#filter-message").textContent;'))
+        assert message.startswith("filter 'nope > 1': no hyperparameter 'nope'") and "\n" not in message
+        assert colleague.evaluate(in_frame('return !!doc.querySelector("#family-select");'))
+        colleague.screenshot(os.path.join(SCREENS, "tab_bad_filter.png"))
+        assert [e for e in colleague.errors if "400" not in str(e)] == []
+    finally:
+        colleague.close()

@@ -11,10 +11,19 @@ Records are untrusted: a value of the wrong type or a non-finite number is ignor
 Routes (`*_route` parses and responds, `*_impl` computes plain data):
   /families                          families, their runs, metrics and data loss
   /family?family=F&metric=TAG        one metric of every run of F, per split (and a group's std)
-  /summary?family=F                  per run: best epoch, best validation data loss, gap, status, …
-  /regularization?family=F           per run: data loss, penalty and per-layer penalties
+  /summary?family=F                  per run: best epoch, best validation data loss, gap, status, …,
+                                     and its hyperparameters (`hparams`; `hparam_keys`, `varying`)
+     both take  &family=G …  more families (runs of several families in one comparison),
+                &filter=TEXT  runs whose hyperparameters or name match (`analysis.parse_filter`),
+                &group=KEY    runs sharing KEY's value as one line and band (`analysis.group_runs`);
+     /family also  &points=N  at most ~N points per curve (`analysis.downsample`: minimum, best
+                              epoch and ends exact; 0 = all; default: a budget per answer)
+  /regularization?family=F           per run: data loss, penalty and per-layer penalties (long
+                                     curves of many runs downsampled like /family's)
   /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
                                      (a seed group's: its first seed run's, named in `seed_run`)
+  /weight_history?family=F&tag=T&run=R  one run's weights histograms over its epochs, as shares
+                                     of weights in HISTORY_BINS common value bins (a heatmap)
   /static/*, /vendor/plotly.min.js   the frontend (ES module) and plotly.js from the plotly package
 """
 
@@ -37,8 +46,8 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tbreg.plugin import metadata
 from tbreg import analysis
+from tbreg.plugin import metadata
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STATIC_TYPES = {
@@ -51,6 +60,12 @@ _STATIC_TYPES = {
 _SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _SCALARS, _HISTOGRAMS = "scalars", "histograms"
 _ALL = 1_000_000_000  # downsample: every point TensorBoard keeps (its --samples_per_plugin decides)
+# /family's curves: about this many points per answer in all (≈ 1–2 MB of JSON before gzip), but
+# at least MIN_POINTS per curve; the summary is always computed from the full curves.
+POINT_BUDGET = 60_000
+MIN_POINTS = 24
+HISTORY_BINS = 60  # value bins of /weight_history
+GROUP_PREFIX = "group:"  # the `run` of a group of runs (group-by) in /family and /summary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +90,24 @@ class Series:
         """{step: value}, the curve as `tbreg.analysis` takes it."""
         return dict(zip(self.steps, self.values))
 
+    @functools.cached_property
+    def _samples(self) -> dict:
+        return {}
+
+    def downsampled(self, points: int, keep=()) -> "Series":
+        """`analysis.downsample` of this series (itself when that keeps every point), cached."""
+        key = (points, tuple(keep))
+        if key not in self._samples:
+            idx = analysis.downsample(self.steps, self.values, points, keep)
+            got = (
+                self
+                if len(idx) == len(self.steps)
+                else Series([self.steps[i] for i in idx], [self.values[i] for i in idx])
+            )
+            self._samples.clear()  # one size at a time: the budget changes only with the view
+            self._samples[key] = got
+        return self._samples[key]
+
 
 @dataclasses.dataclass
 class Run:
@@ -98,6 +131,13 @@ class Run:
     def header(self) -> dict:
         return {"run": self.run, "name": self.name, "baseline": self.baseline, "seeds": self.seeds}
 
+    def member_curves(self, split: str) -> list:
+        """The TensorBoard runs of `split` whose curves this member stands for: its seed runs'
+        (a seed group), else its own."""
+        if self.seed_runs:
+            return [s[split] for s in self.seed_runs.values() if split in s]
+        return [self.splits[split]] if split in self.splits else []
+
     def histogram_splits(self) -> dict:
         return self.seed_splits if self.seed_run else self.splits
 
@@ -114,10 +154,49 @@ class Snapshot:
             raise errors.NotFoundError(f"no family {name!r} in this log dir")
         return self.families[name]
 
+    def select(self, families: list, filter_text: str | None = None) -> "Selection":
+        """The runs of `families` (several: named `<family>/<name>`) that pass `filter_text`."""
+        runs = []
+        for family in dict.fromkeys(families):
+            members = self.family(family)
+            if len(families) > 1:
+                members = [dataclasses.replace(r, name=f"{family or '.'}/{r.name}") for r in members]
+            runs += members
+        hparams = [analysis.run_hparams(r.record) for r in runs]
+        keys, varying = analysis.hparam_columns(hparams)
+        try:
+            keep = analysis.parse_filter(filter_text, keys)
+        except analysis.FilterError as e:
+            raise errors.InvalidArgumentError(str(e)) from None
+        chosen = [i for i, r in enumerate(runs) if keep(r.run, r.name, hparams[i])]
+        return Selection([runs[i] for i in chosen], [hparams[i] for i in chosen], keys, varying, len(runs))
+
     def data_loss(self, run: Run) -> str:
         """The tag of the run's data loss (see `analysis.data_loss_tag`); `epoch_loss` before any is logged."""
         logged = {tag for name in run.splits.values() for tag in self.last.get(name, {})}
         return analysis.data_loss_tag(run.record, logged) or metadata.LOSS_TAG
+
+
+@dataclasses.dataclass
+class Selection:
+    """The runs a comparison shows (after the filter), their hyperparameters, and the columns of
+    every run of its families: `keys` (their union) and `varying` (those that differ)."""
+
+    runs: list
+    hparams: list
+    keys: list
+    varying: list
+    total: int  # runs before the filter
+
+    def groups(self, key: str) -> list:
+        """[(label, [Run])] of `analysis.group_runs`; a key no run has is an error."""
+        if key not in self.keys:
+            known = ", ".join(self.keys) or "none"
+            raise errors.InvalidArgumentError(f"cannot group by {key!r}: no run has it (hyperparameters: {known})")
+        return [(label, [self.runs[i] for i in idx]) for label, idx in analysis.group_runs(self.hparams, key)]
+
+    def columns(self) -> dict:
+        return {"hparam_keys": self.keys, "varying": self.varying, "total": self.total, "shown": len(self.runs)}
 
 
 def _finite(value):
@@ -199,6 +278,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="overfitting")
         self._plotly = None  # gzipped plotly.min.js, once read
+        self._summaries = {}  # view -> (the series and records it read, its summary rows or group curves)
+        self._penalties = {}  # (id(loss), id(data)) -> (loss, data, penalty Series)
         self._active = False  # once a log has curves to show, it keeps them
 
     # ---------------------------------------------------------------------------------------
@@ -211,6 +292,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "/summary": self.summary_route,
             "/regularization": self.regularization_route,
             "/weights": self.weights_route,
+            "/weight_history": self.weight_history_route,
             "/static/*": self.static_route,
             "/vendor/plotly.min.js": self.plotly_route,
         }
@@ -356,14 +438,32 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             )
         return {"families": out}
 
-    def family_impl(self, ctx, experiment, family: str, metric: str, band: str = "ci") -> dict:
+    def family_impl(
+        self,
+        ctx,
+        experiment,
+        family,
+        metric: str,
+        band: str = "ci",
+        filter_text: str | None = None,
+        group: str | None = None,
+        points: int | None = None,
+    ) -> dict:
         """Per run and split, the metric's series; for a seed group also its `band` per split
         (`analysis.seed_band` over its seed runs: the 95 % CI of the mean, or ± std with
-        band=std; n per step), or, when its seed runs are gone, the mean run's `<tag>/std`."""
+        band=std; n per step), or, when its seed runs are gone, the mean run's `<tag>/std`.
+
+        `family` is a name or a list of them; `filter_text` narrows the runs; `group` (a
+        hyperparameter) makes each set of runs sharing its value one member, its mean line and
+        band over every member curve (a seed group's seed runs), whatever their seeds. Curves
+        are downsampled to about `points` points (None: POINT_BUDGET per answer; 0: all)."""
         if band not in analysis.BAND_KINDS:
             raise errors.InvalidArgumentError(f"band must be one of {', '.join(analysis.BAND_KINDS)}, not {band!r}")
+        families = [family] if isinstance(family, str) else list(family)
         snapshot = self._snapshot(ctx, experiment)
-        runs = snapshot.family(family)
+        selection = snapshot.select(families, filter_text)
+        runs = selection.runs
+        groups = selection.groups(group) if group else None
         std = analysis.std_tag(metric)
         wanted = [
             (name, tag)
@@ -373,42 +473,46 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         ]
         wanted += [(name, metric) for r in runs for splits in r.seed_runs.values() for name in splits.values()]
         series = self._scalars(ctx, experiment, snapshot, [] if analysis.is_std_tag(metric) else wanted)
-        if not any(tag == metric for _, tag in series):
-            raise errors.NotFoundError(f"no metric {metric!r} in family {family!r}")
-        out = []
-        for r in runs:
-            splits = sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
-            bands = {}
-            for split, name in splits:
-                curves = [
-                    series[(s[split], metric)].by_step
-                    for s in r.seed_runs.values()
-                    if split in s and (s[split], metric) in series
-                ]
-                if curves:
-                    bands[split] = dataclasses.asdict(analysis.seed_band(curves, band))
-                elif (name, std) in series:  # no seed runs to compute from: the mean run's std (ddof=0)
-                    got = series[(name, std)]
-                    bands[split] = {
-                        "kind": "std0",
-                        "steps": got.steps,
-                        "mean": None,
-                        "half": got.values,
-                        "n": None,
-                        "drops": [],
-                    }
-            out.append(
-                {
-                    **r.header(),
-                    "series": {split: series[(name, metric)] for split, name in splits if (name, metric) in series},
-                    "band": bands,
-                }
-            )
-        return {"family": family, "metric": metric, "band": band, "runs": out}
+        if runs and not any(tag == metric for _, tag in series):
+            raise errors.NotFoundError(f"no metric {metric!r} in family {', '.join(families)!r}")
+        if groups:  # each group's band over all its curves: kept while none of them changed
+            used = tuple(series.get(w) for w in wanted)
+            key = ("family", tuple(families), filter_text or "", group, metric, band, tuple(r.run for r in runs))
+            kept = self._reuse(key, used, lambda: _group_curves(groups, metric, band, series))
+            out = [{**e, "series": dict(e["series"]), "band": dict(e["band"])} for e in kept]  # downsampled below
+        else:
+            out = _member_curves(runs, metric, std, band, series)
+        n_series = sum(len(r["series"]) for r in out)
+        longest = max((len(s.steps) for r in out for s in r["series"].values()), default=0)
+        if points is None:
+            points = max(MIN_POINTS, POINT_BUDGET // max(1, n_series))
+        downsampled = bool(points) and longest > points
+        if downsampled:
+            for i, entry in enumerate(out):
+                record = {} if groups else (runs[i].record or {})
+                keep = [analysis.count(record.get(k)) for k in ("best_epoch", "stopped_epoch")]
+                _downsample_entry(entry, points, [e for e in keep if e is not None])
+        return {
+            "family": families[0] if len(families) == 1 else families,
+            "families": families,
+            "metric": metric,
+            "band": band,
+            "group": group,
+            "filter": filter_text or "",
+            "points": points if downsampled else None,
+            "longest": longest,
+            **selection.columns(),
+            "runs": out,
+        }
 
-    def summary_impl(self, ctx, experiment, family: str) -> dict:
+    def summary_impl(self, ctx, experiment, family, filter_text: str | None = None, group: str | None = None) -> dict:
+        """Every member's row (`analysis.summarize_family` over the full curves) with its
+        hyperparameters; with `group`, a row per group: its mean curves, and the CI and onsets
+        over its member curves (a seed group's seed runs)."""
+        families = [family] if isinstance(family, str) else list(family)
         snapshot = self._snapshot(ctx, experiment)
-        runs = snapshot.family(family)
+        selection = snapshot.select(families, filter_text)
+        runs = selection.runs
         wanted = []
         for r in runs:
             train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
@@ -421,10 +525,43 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 (r.splits.get(metadata.TRAIN_EVAL), tag),
             ]
             wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
+            if group:
+                wanted += [(s.get(split), tag) for s in r.seed_runs.values() for split in metadata.SPLITS]
         series = self._scalars(ctx, experiment, snapshot, wanted)
-        curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
-        rows = [{**r.header(), **row.flat()} for r, row in zip(runs, analysis.summarize_family(curves))]
-        return {"family": family, "rows": rows, "criterion": _criterion()}
+        # the rows depend only on these series and records: while none changed (the same cached
+        # objects), the last answer's rows stand (summarizing 1,000 long runs takes seconds)
+        used = (*(series.get(w) for w in wanted), *(r.record for r in runs))
+        key = ("summary", tuple(families), filter_text or "", group, tuple((r.run, r.baseline) for r in runs))
+        rows = self._reuse(key, used, lambda: self._summary_rows(snapshot, selection, series, group))
+        return {
+            "family": families[0] if len(families) == 1 else families,
+            "families": families,
+            "group": group,
+            "filter": filter_text or "",
+            **selection.columns(),
+            "rows": rows,
+            "criterion": _criterion(),
+        }
+
+    @staticmethod
+    def _summary_rows(snapshot, selection, series, group) -> list:
+        runs = selection.runs
+        if group:
+            groups = selection.groups(group)
+            index = {id(r): i for i, r in enumerate(runs)}
+            curves = [_group_run_curves(members, snapshot, series) for _, members in groups]
+            headers = [_group_header(label, members) for label, members in groups]
+            hparams = [_common_hparams([selection.hparams[index[id(m)]] for m in members]) for _, members in groups]
+            for h, hp in zip(headers, hparams):
+                h["varies"] = [k for k in selection.keys if k not in hp]  # differs inside the group
+        else:
+            curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
+            headers = [r.header() for r in runs]
+            hparams = selection.hparams
+        return [
+            {**h, **row.flat(), "hparams": hp}
+            for h, row, hp in zip(headers, analysis.summarize_family(curves), hparams)
+        ]
 
     def regularization_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
@@ -445,7 +582,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         out = []
         for r in runs:
             train, data_loss = r.splits.get(metadata.TRAIN), snapshot.data_loss(r)
-            penalty, source = _penalty(series, train, data_loss)
+            penalty, source = self._penalty(series, train, data_loss)
             layers = {
                 tag[len(metadata.LAYER_PENALTY_PREFIX) :]: s
                 for (name, tag), s in sorted(series.items())
@@ -460,7 +597,46 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     "layers": layers,
                 }
             )
+        # long curves of many runs: the same point budget as /family (minimum and ends exact)
+        n_series = sum(bool(r["data_loss"]) + bool(r["penalty"]) + len(r["layers"]) for r in out)
+        points = max(MIN_POINTS, POINT_BUDGET // max(1, n_series))
+        for r in out:
+            for key in ("data_loss", "penalty"):
+                if r[key]:
+                    r[key] = r[key].downsampled(points)
+            r["layers"] = {layer: s.downsampled(points) for layer, s in r["layers"].items()}
         return {"family": family, "runs": out, "weights": weights.result()}
+
+    def _reuse(self, key, used: tuple, compute):
+        """`compute()`, or its result for `key` from before while it read the same objects `used`
+        (cached series and records: a changed one is a new object)."""
+        with self._lock:
+            hit = self._summaries.get(key)
+        if hit and len(hit[0]) == len(used) and all(a is b for a, b in zip(hit[0], used)):
+            return hit[1]
+        got = compute()
+        with self._lock:
+            self._summaries.pop(key, None)
+            self._summaries[key] = (used, got)
+            while len(self._summaries) > 16:
+                self._summaries.pop(next(iter(self._summaries)))
+        return got
+
+    def _penalty(self, series: dict, train, data_loss: str) -> tuple:
+        """`_penalty`, its computed curve kept while the loss and data-loss series are the same."""
+        loss, data = series.get((train, metadata.LOSS_TAG)), series.get((train, data_loss))
+        if (train, metadata.PENALTY_TAG) in series or not (loss and data):
+            return _penalty(series, train, data_loss)
+        with self._lock:
+            hit = self._penalties.get((id(loss), id(data)))
+        if hit and hit[0] is loss and hit[1] is data:
+            return hit[2]
+        got = _penalty(series, train, data_loss)
+        with self._lock:
+            self._penalties[(id(loss), id(data))] = (loss, data, got)
+            while len(self._penalties) > 20_000:
+                self._penalties.pop(next(iter(self._penalties)))
+        return got
 
     def _weight_tags(self, ctx, experiment, runs) -> dict:
         """{tag: last epoch} of the weights histograms logged by `runs`."""
@@ -503,6 +679,29 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         out = [{**r.header(), "seed_run": r.seed_run, **found[r.run]} for r in runs if r.run in found]
         return {"family": family, "tag": tag, "epoch": epoch, "runs": out}
 
+    def weight_history_impl(self, ctx, experiment, family: str, tag: str, run: str | None = None) -> dict:
+        """Run `run`'s (default: the family's first) histograms of `tag` at every logged epoch,
+        rebinned into HISTORY_BINS bins over the range of all of them: {epochs,
+        centers, shares} with shares[i][j] the share of weights in bin j at epochs[i]."""
+        runs = self._snapshot(ctx, experiment).family(family)
+        r = next((r for r in runs if r.run == run), None) if run else (runs[0] if runs else None)
+        if r is None:
+            raise errors.NotFoundError(f"no run {run!r} in family {family!r}")
+        names = sorted(r.histogram_splits().values(), key=lambda n: _split_of(n)[1] != metadata.TRAIN)
+        data = {}
+        if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and names:
+            data = self._provider.read_tensors(
+                ctx,
+                experiment_id=experiment,
+                plugin_name=_HISTOGRAMS,
+                downsample=_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=names, tags=[tag]),
+            )
+        datums = next((data[n][tag] for n in names if data.get(n, {}).get(tag)), None)
+        if not datums:
+            raise errors.NotFoundError(f"no weights histogram {tag!r} in run {r.run!r}")
+        return {"family": family, "run": r.run, "tag": tag, "seed_run": r.seed_run, **_history(datums)}
+
     # ---------------------------------------------------------------------------------------
     # Routes: parse the request, call the implementation, respond
 
@@ -516,14 +715,31 @@ class OverfittingPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def family_route(self, request):
-        family, metric = _required(request, "family"), _required(request, "metric")
+        families, metric = _families(request), _required(request, "metric")
         band = request.args.get("band", "ci")
-        return _json_response(request, self.family_impl(*self._request(request), family, metric, band))
+        points = request.args.get("points")
+        if points is not None and not re.fullmatch(r"[0-9]{1,9}", points):
+            raise errors.InvalidArgumentError(
+                f"points must be a non-negative integer (0 = every point), not {points!r}"
+            )
+        answer = self.family_impl(
+            *self._request(request),
+            families,
+            metric,
+            band,
+            request.args.get("filter"),
+            request.args.get("group") or None,
+            None if points is None else int(points),
+        )
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def summary_route(self, request):
-        family = _required(request, "family")
-        return _json_response(request, self.summary_impl(*self._request(request), family))
+        args = request.args
+        answer = self.summary_impl(
+            *self._request(request), _families(request), args.get("filter"), args.get("group") or None
+        )
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def regularization_route(self, request):
@@ -536,6 +752,12 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         if not re.fullmatch(r"[0-9]{1,12}", epoch):
             raise errors.InvalidArgumentError(f"epoch must be a non-negative integer, not {epoch!r}")
         return _json_response(request, self.weights_impl(*self._request(request), family, tag, int(epoch)))
+
+    @wrappers.Request.application
+    def weight_history_route(self, request):
+        family, tag = _required(request, "family"), _required(request, "tag")
+        answer = self.weight_history_impl(*self._request(request), family, tag, request.args.get("run") or None)
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def static_route(self, request):
@@ -559,6 +781,125 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 raise errors.NotFoundError("plotly.js not found: pip install plotly") from None
             self._plotly = gzip.compress(raw, compresslevel=6, mtime=0)
         return http_util.Respond(request, self._plotly, "text/javascript", content_encoding="gzip", expires=3600)
+
+
+def _families(request) -> list:
+    """The `family` parameters (one or more: a comparison across families)."""
+    families = request.args.getlist("family")
+    if not families:
+        raise errors.InvalidArgumentError("missing query parameter 'family'")
+    return families
+
+
+def _member_curves(runs, metric, std, band, series) -> list:
+    """/family's entry per member: its series per split, and a seed group's band."""
+    out = []
+    for r in runs:
+        splits = sorted(r.splits.items(), key=lambda kv: metadata.SPLITS.index(kv[0]))
+        bands = {}
+        for split, name in splits:
+            curves = [
+                series[(s[split], metric)].by_step
+                for s in r.seed_runs.values()
+                if split in s and (s[split], metric) in series
+            ]
+            if curves:
+                bands[split] = dataclasses.asdict(analysis.seed_band(curves, band))
+            elif (name, std) in series:  # no seed runs to compute from: the mean run's std (ddof=0)
+                got = series[(name, std)]
+                bands[split] = {
+                    "kind": "std0",
+                    "steps": got.steps,
+                    "mean": None,
+                    "half": got.values,
+                    "n": None,
+                    "drops": [],
+                }
+        out.append(
+            {
+                **r.header(),
+                "series": {split: series[(name, metric)] for split, name in splits if (name, metric) in series},
+                "band": bands,
+            }
+        )
+    return out
+
+
+def _group_curves(groups, metric, band, series) -> list:
+    """/family's entry per group (group-by): per split the mean over its members' curves (a seed
+    group's seed runs) with their band (`analysis.seed_band`)."""
+    out = []
+    for label, members in groups:
+        lines, bands = {}, {}
+        for split in metadata.SPLITS:
+            curves = [
+                series[(n, metric)].by_step for r in members for n in r.member_curves(split) if (n, metric) in series
+            ]
+            if not curves:
+                continue
+            got = analysis.seed_band(curves, band)
+            lines[split] = Series(got.steps, [_finite(v) for v in got.mean])
+            bands[split] = {**dataclasses.asdict(got), "half": [None if h is None else _finite(h) for h in got.half]}
+        out.append({**_group_header(label, members), "series": lines, "band": bands})
+    return out
+
+
+def _group_header(label: str, members: list) -> dict:
+    return {
+        "run": GROUP_PREFIX + label,
+        "name": label,
+        "baseline": False,
+        "seeds": sum(len(r.seed_runs) or 1 for r in members),  # member curves in the band
+        "members": [r.run for r in members],
+    }
+
+
+def _common_hparams(hparams: list) -> dict:
+    """The hyperparameters every member of a group shares (the others vary inside it)."""
+    first = hparams[0] if hparams else {}
+    return {k: v for k, v in first.items() if all(k in hp and hp[k] == v for hp in hparams[1:])}
+
+
+def _group_run_curves(members: list, snapshot: Snapshot, series: dict) -> analysis.RunCurves:
+    """What `analysis.summarize_family` reads of a group: its mean curves, and each member curve
+    (a seed group's seed runs) as one of its "seeds", for the CI at its best epoch and the onsets."""
+    tag = collections.Counter(snapshot.data_loss(r) for r in members).most_common(1)[0][0]
+
+    def member_curves(split):
+        return [series[(n, tag)].by_step for r in members for n in r.member_curves(split) if (n, tag) in series]
+
+    def mean(split):
+        curves = member_curves(split)
+        if not curves:
+            return {}
+        got = analysis.seed_band(curves, "std")
+        return dict(zip(got.steps, got.mean))
+
+    return analysis.RunCurves(
+        {"status": analysis.AGGREGATE_STATUS},
+        tag,
+        validation=mean(metadata.VALIDATION),
+        train=mean(metadata.TRAIN),
+        train_eval=mean(metadata.TRAIN_EVAL),
+        seeds={i: {"validation": c} for i, c in enumerate(member_curves(metadata.VALIDATION))},
+    )
+
+
+def _downsample_entry(entry: dict, points: int, keep: list) -> None:
+    """Downsamples a /family entry's series in place (`analysis.downsample`) and its band at the
+    same steps (and where its n drops)."""
+    for split, s in list(entry["series"].items()):
+        small = s.downsampled(points, keep)
+        if small is s:
+            continue
+        entry["series"][split] = small
+        band = entry["band"].get(split)
+        if band:
+            steps = set(small.steps) | set(band["drops"])
+            at = [i for i, step in enumerate(band["steps"]) if step in steps]
+            entry["band"][split] = {
+                k: [v[i] for i in at] if isinstance(v, list) and k != "drops" else v for k, v in band.items()
+            }
 
 
 def _static_file(relative: str) -> str:
@@ -644,3 +985,33 @@ def _histogram_at(datums, epoch: int) -> dict:
     d = datums[i]
     buckets = d.numpy.reshape(-1, 3).tolist() if d.numpy.size else []
     return {"epoch": d.step, "buckets": [[_finite(a), _finite(b), _finite(c)] for a, b, c in buckets]}
+
+
+def _history(datums) -> dict:
+    """Histograms (TensorBoard's [left, right, count] buckets) at their steps, as shares of weights
+    in HISTORY_BINS common bins (a bucket's count spread over the bins it overlaps)."""
+    import numpy as np
+
+    datums = sorted(datums, key=lambda d: d.step)
+    arrays = [d.numpy.reshape(-1, 3).astype(np.float64) for d in datums]
+    edges = np.concatenate([a[:, :2].ravel() for a in arrays if a.size]) if any(a.size for a in arrays) else np.zeros(0)
+    edges = edges[np.isfinite(edges)]
+    lo, hi = (float(edges.min()), float(edges.max())) if edges.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    width = (hi - lo) / HISTORY_BINS
+    shares = []
+    for a in arrays:
+        counts = np.zeros(HISTORY_BINS)
+        for left, right, count in a[np.isfinite(a).all(axis=1)] if a.size else ():
+            first = min(HISTORY_BINS - 1, max(0, int((left - lo) / width)))
+            last = min(HISTORY_BINS - 1, max(first, int((right - lo) / width)))
+            if right <= left or first == last:
+                counts[first] += count
+                continue
+            for j in range(first, last + 1):  # spread over the bins it overlaps, by overlap
+                overlap = min(right, lo + (j + 1) * width) - max(left, lo + j * width)
+                counts[j] += count * max(0.0, overlap) / (right - left)
+        total = counts.sum()
+        shares.append([round(float(v), 6) for v in (counts / total if total > 0 else counts)])
+    centers = [lo + (j + 0.5) * width for j in range(HISTORY_BINS)]
+    return {"epochs": [d.step for d in datums], "centers": centers, "shares": shares}

@@ -5,7 +5,10 @@ const BASE = new URL("../", import.meta.url); // /data/plugin/overfitting/
 /** GETs a plugin route: {text, value} of its JSON; throws an Error with the server's one-line message. */
 export async function fetchJson(route, params = {}) {
   const url = new URL(route, BASE);
-  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, String(value));
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, String(v));
+  }
   const response = await fetch(url, {headers: {Accept: "application/json"}});
   const text = await response.text();
   if (!response.ok) throw new Error(text.trim() || `${response.status} ${response.statusText}`);
@@ -89,6 +92,28 @@ export function formatNumber(value, digits = 4) {
 
 export function formatPercent(value) {
   return value === null || value === undefined ? "–" : `${(100 * value).toFixed(1)}%`;
+}
+
+/** Saves `text` as a file named `name` (the browser's download). */
+export function download(name, text, type) {
+  const url = URL.createObjectURL(new Blob([text], {type}));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** CSV text of rows (arrays); cells quoted when they need it (RFC 4180). */
+export function csv(rows) {
+  const cell = (v) => {
+    if (v === null || v === undefined) return "";
+    const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+    return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return rows.map((row) => row.map(cell).join(",")).join("\r\n") + "\r\n";
 }
 
 /** "epoch_sparse_categorical_crossentropy" → "sparse categorical crossentropy". */

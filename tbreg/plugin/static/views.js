@@ -55,6 +55,7 @@ export function familyLabel(family) {
 
 /** "tiny", "tiny (baseline)", "tiny (3 seeds)": a seed group is named by its model, with its seed count. */
 export function runLabel(run) {
+  if (run.members) return `${run.name} (${run.members.length} run${run.members.length === 1 ? "" : "s"}, ${run.seeds} curve${run.seeds === 1 ? "" : "s"})`;
   const notes = [];
   if (run.baseline) notes.push("baseline");
   if (run.seeds) notes.push(`${run.seeds} seed${run.seeds === 1 ? "" : "s"}`);
@@ -92,21 +93,33 @@ export function plot(Plotly, node, data, layout) {
 
 export const BAND_LABEL = {ci: "95% CI of the mean", std: "± std (ddof=1)", std0: "± std (the mean run's, ddof=0)"};
 
+// Above this many members the chart has no legend (hide and highlight runs in the table) and
+// the markers of all runs are one trace per kind: thousands of traces are slow to draw.
+export const LEGEND_MAX = 40;
+
 export function familyFigure(answer, options, summary = null) {
   const colors = runColors(answer.runs);
   const bands = [];
   const lines = [];
   const marks = [];
-  const rows = new Map(summary && summary.family === answer.family ? summary.rows.map((r) => [r.run, r]) : []);
+  const hidden = options.hidden || new Set();
+  const highlight = answer.runs.some((r) => r.run === options.highlight) ? options.highlight : null;
+  const legend = answer.runs.length <= LEGEND_MAX;
+  const merged = new Map();
+  const sameView = summary && JSON.stringify(summary.families) === JSON.stringify(answer.families) &&
+    summary.group === answer.group && summary.filter === answer.filter;
+  const rows = new Map(sameView ? summary.rows.map((r) => [r.run, r]) : []);
   for (const run of answer.runs) {
+    if (hidden.has(run.run) && !legend) continue;
     const label = plotlyText(runLabel(run));
     const color = colors.get(run.run);
-    const band = run.band || {};
+    const band = hidden.has(run.run) ? {} : run.band || {};
+    const dim = highlight !== null && highlight !== run.run;
     let first = true;
     for (const [split, series] of Object.entries(run.series)) {
       const uid = `${safeId(run.run)}-${split.replace(/[^a-z_]/g, "")}`;
       const spread = band[split] ? bandByStep(band[split]) : null;
-      if (spread) bands.push(bandTrace(series, spread, options.smoothing, color, run.run, uid));
+      if (spread && !dim) bands.push(bandTrace(series, spread, options.smoothing, color, run.run, uid));
       const smoothed = options.smoothing > 0 ? "<br>smoothed %{y:.4g}" : "";
       const kind = spread ? BAND_LABEL[band[split].kind] : "";
       const value = spread ? `mean %{customdata[0]:.4g} ± %{customdata[1]:.3g} (${kind})<br>n = %{customdata[2]} seeds` : "value %{customdata:.4g}";
@@ -116,27 +129,32 @@ export function familyFigure(answer, options, summary = null) {
         uid,
         name: label,
         legendgroup: run.run,
-        showlegend: first,
+        showlegend: first && legend,
+        visible: hidden.has(run.run) ? "legendonly" : true,
+        opacity: dim ? 0.22 : 1,
         x: series.steps,
         y: smooth(series.values, options.smoothing),
         customdata: spread
           ? series.values.map((v, i) => { const d = spread.get(series.steps[i]) || {}; return [v, d.half ?? null, d.n ?? "?"]; })
           : series.values,
-        line: {color, dash: SPLIT_DASH[split] || "longdash", width: run.baseline ? 2.5 : 1.8},
+        line: {color, dash: SPLIT_DASH[split] || "longdash", width: run.run === highlight ? 3.4 : run.baseline ? 2.5 : 1.8},
         marker: {color},
         hovertemplate: `<b>${label}</b> · ${plotlyText(split)}<br>epoch %{x}<br>${value}${smoothed}<extra></extra>`,
       });
+      if (!legend && !spread && run.run !== highlight) mergeLine(merged, lines.pop(), dim, label, split);
       first = false;
-      if (spread && band[split].drops.length) marks.push(nDropTrace(series, band[split], options.smoothing, color, run.run, label, split));
+      if (spread && !dim && band[split].drops.length) marks.push(nDropTrace(series, band[split], options.smoothing, color, run.run, label, split));
     }
     const row = rows.get(run.run);
     const validation = run.series.validation;
-    if (row && validation) marks.push(...markerTraces(row, validation, options.smoothing, color, run.run, label));
+    if (row && validation && !hidden.has(run.run) && !dim) marks.push(...markerTraces(row, validation, options.smoothing, color, run.run, label));
   }
-  const data = [...bands, ...lines, ...marks]; // bands below every line, markers above
+  // many runs: one trace per color, split and dimming (runs apart by a gap), the highlighted run on top
+  const data = [...bands, ...merged.values(), ...lines, ...(legend ? marks : mergeMarkers(marks))]; // bands below every line, markers above
   const layout = baseLayout({
-    uirevision: `${answer.family}\u0000${answer.metric}`,
+    uirevision: `${answer.families}\u0000${answer.metric}\u0000${answer.group}`,
     height: 420,
+    showlegend: legend,
     xaxis: {
       title: {text: options.logX ? "epoch (log scale; epoch 0 not shown)" : "epoch"},
       type: options.logX ? "log" : "linear",
@@ -159,10 +177,60 @@ function bandByStep(band) {
   return new Map(band.steps.map((step, i) => [step, {half: band.half[i], n: band.n ? band.n[i] : null}]));
 }
 
-/** The value a line shows at `step` (smoothed as drawn), or null. */
+/** The value a line shows at `step` (smoothed as drawn), or null; between two drawn points of a
+ * downsampled curve, on the straight line that joins them. */
 function valueAt(series, step, smoothing) {
+  const values = smooth(series.values, smoothing);
   const i = series.steps.indexOf(step);
-  return i < 0 ? null : smooth(series.values, smoothing)[i];
+  if (i >= 0) return values[i];
+  const j = series.steps.findIndex((s) => s > step);
+  if (j <= 0) return null;
+  const [s0, s1, v0, v1] = [series.steps[j - 1], series.steps[j], values[j - 1], values[j]];
+  return v0 === null || v1 === null ? null : v0 + ((v1 - v0) * (step - s0)) / (s1 - s0);
+}
+
+/** Adds a run's line trace to the merged trace of its color, split and dimming (`merged`). */
+function mergeLine(merged, trace, dim, label, split) {
+  const key = `${trace.line.color}|${trace.line.dash}|${trace.line.width}|${dim}`;
+  if (!merged.has(key)) {
+    merged.set(key, {
+      type: "scatter", mode: "lines", legendgroup: "", showlegend: false, opacity: trace.opacity,
+      x: [], y: [], customdata: [], hovertext: [], line: trace.line, connectgaps: false,
+      hovertemplate: "%{hovertext}<br>epoch %{x}<br>value %{customdata:.4g}<extra></extra>",
+    });
+  }
+  const m = merged.get(key);
+  const text = `<b>${label}</b> · ${plotlyText(split)}`;
+  trace.x.forEach((x, i) => {
+    m.x.push(x);
+    m.y.push(trace.y[i]);
+    m.customdata.push(trace.customdata[i]);
+    m.hovertext.push(text);
+  });
+  m.x.push(null);
+  m.y.push(null);
+  m.customdata.push(null);
+  m.hovertext.push("");
+}
+
+/** Marker traces of many runs as one trace per kind (symbol): one point per run, its own color. */
+function mergeMarkers(marks) {
+  const kinds = new Map();
+  for (const t of marks) {
+    const key = `${t.mode}|${t.marker.symbol}|${t.marker.size}`;
+    if (!kinds.has(key)) kinds.set(key, {...t, legendgroup: "", x: [], y: [], text: [], customdata: [], hovertext: [], marker: {...t.marker, color: [], line: {...t.marker.line}}});
+    const k = kinds.get(key);
+    t.x.forEach((x, i) => {
+      k.x.push(x);
+      k.y.push(t.y[i]);
+      k.text.push(t.text ? t.text[i] : "");
+      k.customdata.push(Array.isArray(t.customdata) ? t.customdata[i] : null);
+      const value = Array.isArray(t.customdata) ? t.customdata[i] : null;
+      k.hovertext.push(t.hovertemplate.split("<br>")[0] + (typeof value === "number" ? `<br>validation ${formatNumber(value)}` : ""));
+      k.marker.color.push(t.marker.color);
+    });
+  }
+  return [...kinds.values()].map((k) => ({...k, hovertemplate: `%{hovertext}<br>epoch %{x}<extra></extra>`}));
 }
 
 /** Where a seed group's n drops (seeds that stopped early): a labelled tick on its line. */
@@ -285,9 +353,40 @@ export function sortRows(rows, sort) {
   });
 }
 
-/** The summary <table>; clicking a header calls onSort(key). */
-export function summaryTable(answer, sort, onSort, colors) {
-  const head = el("tr", {}, SUMMARY_COLUMNS.map((column) => {
+/** A column per hyperparameter `key`: its value, or "–" for a run without it. */
+function hparamColumn(key) {
+  return {
+    key: `hp:${key}`, label: key, title: `hyperparameter ${key} (run.json)`, hparam: key,
+    format: (v, row) => (row.varies && row.varies.includes(key) ? "(varies)" : v === null || v === undefined ? "–" : typeof v === "number" ? formatNumber(v) : String(v)),
+    numeric: true,
+  };
+}
+
+/** The columns of the table: the run, the hyperparameters `keys`, then the summary's. */
+export function tableColumns(keys) {
+  return [SUMMARY_COLUMNS[0], ...keys.map(hparamColumn), ...SUMMARY_COLUMNS.slice(1)];
+}
+
+/** A row's value in a column (a hyperparameter's from its `hparams`). */
+export function cellValue(row, column) {
+  return column.hparam ? (row.hparams || {})[column.hparam] : row[column.key];
+}
+
+/** Rows with their hyperparameter columns' values as keys of their own (`hp:<key>`), for sorting. */
+export function withHparams(rows, columns) {
+  return rows.map((row) => Object.assign(Object.create(null), row, Object.fromEntries(
+    columns.filter((c) => c.hparam).map((c) => [c.key, cellValue(row, c)]))));
+}
+
+/**
+ * The summary <table>; clicking a header calls onSort(key). `view`: `keys` (the hyperparameter
+ * columns), `hidden` (runs hidden in the chart: their box unticked), `highlight`, and the
+ * callbacks onToggle(run) (the box) and onHighlight(run) (a click elsewhere on the row).
+ */
+export function summaryTable(answer, sort, onSort, colors, view = {}) {
+  const columns = tableColumns(view.keys || []);
+  const hidden = view.hidden || new Set();
+  const head = el("tr", {}, columns.map((column) => {
     const active = sort.key === column.key;
     const arrow = active ? (sort.descending ? " ▼" : " ▲") : "";
     const th = el("th", {
@@ -299,13 +398,17 @@ export function summaryTable(answer, sort, onSort, colors) {
     th.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && onSort(column.key));
     return th;
   }));
-  const body = sortRows(answer.rows, sort).map((row) => el(
-    "tr", {className: row.baseline ? "baseline" : "", attrs: {"data-run": row.run}},
-    SUMMARY_COLUMNS.map((column) => {
+  const body = sortRows(withHparams(answer.rows, columns), sort).slice(0, view.limit ?? Infinity).map((row) => {
+    const box = el("input", {type: "checkbox", checked: !hidden.has(row.run), title: "show in the chart"});
+    box.addEventListener("click", (e) => e.stopPropagation());
+    box.addEventListener("change", () => view.onToggle && view.onToggle(row.run));
+    const classes = [row.baseline ? "baseline" : "", hidden.has(row.run) ? "hidden-run" : "", view.highlight === row.run ? "highlight" : ""];
+    const tr = el("tr", {className: classes.filter(Boolean).join(" "), attrs: {"data-run": row.run}},
+    columns.map((column) => {
       const text = column.format(row[column.key], row);
       if (column.key === "name") {
         const swatch = el("span", {className: "swatch", attrs: {style: `background:${colors.get(row.run) || BASELINE_COLOR}`}});
-        return el("td", {title: row.run}, swatch, text);
+        return el("td", {title: row.run, className: "name"}, box, swatch, text);
       }
       if (column.key === "gap") {
         const why = row.gap_note || (row.gap_split === "train_eval" ? "against train_eval: the training data in inference mode (dropout off)" : "");
@@ -320,9 +423,11 @@ export function summaryTable(answer, sort, onSort, colors) {
       if (column.key === "status") {
         return el("td", {}, el("span", {className: `status status-${String(row.status || "unknown").replace(/[^a-z_]/g, "")}`}, text));
       }
-      return el("td", {className: column.numeric ? "num" : ""}, text);
-    }),
-  ));
+      return el("td", {className: column.hparam ? "num hparam" : column.numeric ? "num" : ""}, text);
+    }));
+    tr.addEventListener("click", () => view.onHighlight && view.onHighlight(row.run));
+    return tr;
+  });
   return el("table", {className: "summary"}, el("thead", {}, head), el("tbody", {}, body));
 }
 
@@ -380,7 +485,7 @@ export function layersFigure(run) {
 const LAYER_COLORS = ["#174ea6", "#188038", "#e37400", "#a142f4", "#d01884", "#007b83"];
 
 /** Each run's histogram of one weights tag as an outlined, lightly filled step curve. */
-export function weightsFigure(answer, colors) {
+export function weightsFigure(answer, colors, logY = false) {
   const data = answer.runs.map((run) => {
     const x = [];
     const y = [];
@@ -402,7 +507,30 @@ export function weightsFigure(answer, colors) {
     height: 320,
     uirevision: answer.tag,
     xaxis: {title: {text: `${plotlyText(answer.tag)} value`}, gridcolor: "#e8eaed"},
-    yaxis: {title: {text: "share of weights"}, gridcolor: "#e8eaed", tickformat: ".0%", rangemode: "tozero"},
+    yaxis: logY
+      ? {title: {text: "share of weights (log scale)"}, gridcolor: "#e8eaed", type: "log", tickformat: ".1~%"}
+      : {title: {text: "share of weights"}, gridcolor: "#e8eaed", tickformat: ".0%", rangemode: "tozero"},
+  });
+  return {data, layout};
+}
+
+/**
+ * One run's weight distribution over its epochs: an epoch × value heatmap of the share of
+ * weights per bin (answer of /weight_history), on a log color scale when `logY`.
+ */
+export function weightHistoryFigure(answer, logY = false) {
+  const z = answer.shares.map((row) => row.map((v) => (logY ? (v > 0 ? Math.log10(v) : null) : v)));
+  const data = [{
+    type: "heatmap", x: answer.epochs, y: answer.centers, z: z[0] ? z[0].map((_, j) => z.map((row) => row[j])) : [],
+    colorscale: "Viridis", zsmooth: false,
+    colorbar: {title: {text: logY ? "log10 share" : "share"}, thickness: 12},
+    hovertemplate: `epoch %{x}<br>weight %{y:.3g}<br>${logY ? "log10 share %{z:.2f}" : "share %{z:.2%}"}<extra></extra>`,
+  }];
+  const layout = baseLayout({
+    height: 320,
+    uirevision: `${answer.run}\u0000${answer.tag}`,
+    xaxis: {title: {text: "epoch"}, gridcolor: "#e8eaed"},
+    yaxis: {title: {text: `${plotlyText(answer.tag)} value`}, gridcolor: "#e8eaed"},
   });
   return {data, layout};
 }
