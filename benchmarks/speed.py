@@ -15,6 +15,10 @@ from other jobs on the machine hits both sides; each ratio is taken within a rep
 shows min / median over repeats. The whole-tutorial table is end-to-end wall time, set-up included.
 
     python benchmarks/speed.py --parts=epochs --models=tiny,small,medium,large --variants=fast,callbacks,bf16
+    python benchmarks/speed.py --parts=epochs --models=tiny,small,medium --variants=fast,blocks --rows=11000
+
+Variants with several epochs per compiled call (blocks, k8…) are timed as the mean time per epoch
+after the first epoch, on both sides (EpochTimer.mean_epoch); the tutorial cell then also shows it.
 """
 
 import gc
@@ -120,7 +124,15 @@ def _fresh():
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing."""
+    """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing.
+
+    `median_epoch`: the median gap between consecutive epoch ends (one epoch per call or per fit
+    epoch). `mean_epoch`: (last end − first end) / epochs after the first — what a block of several
+    epochs per compiled call costs per epoch (its epochs end together when the block is replayed to
+    the callbacks); the first epoch (tracing; with epochs_per_call=auto the first call is one epoch)
+    is left out on both sides."""
+
+    tbreg_model_freq = 0  # reads only the clock: any number of epochs per compiled call
 
     def on_train_begin(self, logs=None):
         self.ends = []
@@ -130,6 +142,9 @@ class EpochTimer(keras.callbacks.Callback):
 
     def median_epoch(self) -> float:
         return statistics.median(b - a for a, b in zip(self.ends, self.ends[1:]))
+
+    def mean_epoch(self) -> float:
+        return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
 
 
 def _tbreg_spec(name):
@@ -152,25 +167,50 @@ def run_tutorial(name, path, epochs, logdir, timer=None):
     return history.history["val_binary_crossentropy"][-1]
 
 
-def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32"):
+def run_tbreg(
+    name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32", epochs_per_call=1, callback_freq=1
+):
     policy = {} if dtype_policy == "float32" else {"dtype_policy": dtype_policy}  # runs on older tbreg code too
+    if hasattr(config.TrainConfig, "epochs_per_call"):  # tbreg code from before it: one epoch per call
+        policy["epochs_per_call"] = epochs_per_call
     cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0, **policy)
     run_dir = logtree.claim_run_dir(logdir, "bench", name)
     extra = []
     if with_callbacks:
         from tbreg import callbacks
 
-        extra = callbacks.make(run_dir, callbacks.NAMES, train_data=(data.x_train, data.y_train))
+        extra = callbacks.make(
+            run_dir,
+            callbacks.NAMES,
+            train_data=(data.x_train, data.y_train),
+            histogram_freq=callback_freq,
+            train_eval_freq=callback_freq,
+        )
     result = training.train_run(_tbreg_spec(name), data, cfg, run_dir, "bench", [*extra, *([timer] if timer else [])])
     return result.history["val_binary_crossentropy"][-1]
 
 
-# tbreg variants timed against the tutorial: name -> (column header, run_tbreg keyword arguments)
+# tbreg variants timed against the tutorial: name -> (column header, run_tbreg keyword arguments). The
+# variants with several epochs per call ("blocks…") are timed by EpochTimer.mean_epoch on both sides, the
+# others by median_epoch (see EpochTimer).
 VARIANTS = {
     "fast": ("tbreg", {"with_callbacks": False}),
     "callbacks": ("tbreg + all callbacks", {"with_callbacks": True}),
     "bf16": ("tbreg mixed_bfloat16", {"with_callbacks": False, "dtype_policy": "mixed_bfloat16"}),
+    "blocks": ("tbreg epochs_per_call=auto", {"with_callbacks": False, "epochs_per_call": 0}),
+    "blocks_callbacks10": (
+        "tbreg auto + all callbacks every 10 epochs",
+        {"with_callbacks": True, "epochs_per_call": 0, "callback_freq": 10},
+    ),
+    "k8": ("tbreg epochs_per_call=8", {"with_callbacks": False, "epochs_per_call": 8}),
+    "k16": ("tbreg epochs_per_call=16", {"with_callbacks": False, "epochs_per_call": 16}),
+    "k32": ("tbreg epochs_per_call=32", {"with_callbacks": False, "epochs_per_call": 32}),
+    "k64": ("tbreg epochs_per_call=64", {"with_callbacks": False, "epochs_per_call": 64}),
 }
+
+
+def _blocks(variant: str) -> bool:
+    return VARIANTS[variant][1].get("epochs_per_call", 1) != 1
 
 
 def _spread(values) -> str:
@@ -194,21 +234,25 @@ def epochs_table(path, models, repeats, logdir, variants) -> list[str]:
     print("\n".join(lines), flush=True)
     for name in models:
         epochs = _LARGE_EPOCHS.value if 512 in _tbreg_spec(name).units else _SMALL_EPOCHS.value
-        ref, times, losses = [], {v: [] for v in variants}, {}
+        ref, ref_mean, times, losses = [], [], {v: [] for v in variants}, {}
         for _ in range(repeats):
             _fresh()
             timer = EpochTimer()
             losses["tutorial"] = run_tutorial(name, path, epochs, logdir, timer)
             ref.append(timer.median_epoch())
+            ref_mean.append(timer.mean_epoch())
             for v in variants:
                 _fresh()
                 timer = EpochTimer()
                 losses[v] = run_tbreg(name, data, epochs, logdir, timer=timer, **VARIANTS[v][1])
-                times[v].append(timer.median_epoch())
+                times[v].append(timer.mean_epoch() if _blocks(v) else timer.median_epoch())
         ms = [1000 * t for t in ref]
         cells = [f"{min(ms):.1f} / {statistics.median(ms):.1f}"]
+        if any(_blocks(v) for v in variants):
+            ms = [1000 * t for t in ref_mean]
+            cells[0] += f" (mean {min(ms):.1f} / {statistics.median(ms):.1f})"
         for v in variants:
-            ratios = [r / t for r, t in zip(ref, times[v])]
+            ratios = [r / t for r, t in zip(ref_mean if _blocks(v) else ref, times[v])]
             cells.append(f"{1000 * min(times[v]):.1f} / {1000 * statistics.median(times[v]):.1f}")
             cells.append(f"**{_spread(ratios)}×**")
         loss_cells = " / ".join(f"{losses[k]:.4f}" for k in ("tutorial", *variants))
