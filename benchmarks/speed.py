@@ -17,8 +17,8 @@ shows min / median over repeats. The whole-tutorial table is end-to-end wall tim
     python benchmarks/speed.py --parts=epochs --models=tiny,small,medium,large --variants=fast,callbacks,bf16
     python benchmarks/speed.py --parts=epochs --models=tiny,small,medium --variants=fast,blocks --rows=11000
 
-Variants with several epochs per compiled call (blocks, k8…) are timed as the mean time per epoch
-after the first epoch, on both sides (EpochTimer.mean_epoch); the tutorial cell then also shows it.
+With several epochs per compiled call (variants blocks, k8, …) a run's time per epoch is the
+median over its compiled calls after the first of their time per epoch (EpochTimer).
 """
 
 import gc
@@ -126,11 +126,12 @@ def _fresh():
 class EpochTimer(keras.callbacks.Callback):
     """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing.
 
-    `median_epoch`: the median gap between consecutive epoch ends (one epoch per call or per fit
-    epoch). `mean_epoch`: (last end − first end) / epochs after the first — what a block of several
-    epochs per compiled call costs per epoch (its epochs end together when the block is replayed to
-    the callbacks); the first epoch (tracing; with epochs_per_call=auto the first call is one epoch)
-    is left out on both sides."""
+    `median_epoch`: the median over compiled calls (fit: epochs) after the first of the time between
+    the ends of their last epochs, divided by their epochs. With one epoch per call (the tutorial,
+    `epochs_per_call=1`) that is the median gap between consecutive epoch ends; with blocks of
+    several epochs per call (whose epochs end together, when the block is replayed to the callbacks)
+    it is what a block costs per epoch. The History of tbreg's fast engine lists the epochs of each
+    call (`epochs_per_call`)."""
 
     tbreg_model_freq = 0  # reads only the clock: any number of epochs per compiled call
 
@@ -141,10 +142,11 @@ class EpochTimer(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
     def median_epoch(self) -> float:
-        return statistics.median(b - a for a, b in zip(self.ends, self.ends[1:]))
-
-    def mean_epoch(self) -> float:
-        return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
+        blocks = getattr(getattr(self.model, "history", None), "epochs_per_call", None) or [1] * len(self.ends)
+        last = [sum(blocks[: i + 1]) - 1 for i in range(len(blocks))]  # index of each block's last epoch
+        return statistics.median(
+            (self.ends[b] - self.ends[a]) / (b - a) for a, b in zip(last, last[1:]) if b < len(self.ends)
+        )
 
 
 def _tbreg_spec(name):
@@ -190,9 +192,7 @@ def run_tbreg(
     return result.history["val_binary_crossentropy"][-1]
 
 
-# tbreg variants timed against the tutorial: name -> (column header, run_tbreg keyword arguments). The
-# variants with several epochs per call ("blocks…") are timed by EpochTimer.mean_epoch on both sides, the
-# others by median_epoch (see EpochTimer).
+# tbreg variants timed against the tutorial: name -> (column header, run_tbreg keyword arguments)
 VARIANTS = {
     "fast": ("tbreg", {"with_callbacks": False}),
     "callbacks": ("tbreg + all callbacks", {"with_callbacks": True}),
@@ -207,10 +207,6 @@ VARIANTS = {
     "k32": ("tbreg epochs_per_call=32", {"with_callbacks": False, "epochs_per_call": 32}),
     "k64": ("tbreg epochs_per_call=64", {"with_callbacks": False, "epochs_per_call": 64}),
 }
-
-
-def _blocks(variant: str) -> bool:
-    return VARIANTS[variant][1].get("epochs_per_call", 1) != 1
 
 
 def _spread(values) -> str:
@@ -234,25 +230,21 @@ def epochs_table(path, models, repeats, logdir, variants) -> list[str]:
     print("\n".join(lines), flush=True)
     for name in models:
         epochs = _LARGE_EPOCHS.value if 512 in _tbreg_spec(name).units else _SMALL_EPOCHS.value
-        ref, ref_mean, times, losses = [], [], {v: [] for v in variants}, {}
+        ref, times, losses = [], {v: [] for v in variants}, {}
         for _ in range(repeats):
             _fresh()
             timer = EpochTimer()
             losses["tutorial"] = run_tutorial(name, path, epochs, logdir, timer)
             ref.append(timer.median_epoch())
-            ref_mean.append(timer.mean_epoch())
             for v in variants:
                 _fresh()
                 timer = EpochTimer()
                 losses[v] = run_tbreg(name, data, epochs, logdir, timer=timer, **VARIANTS[v][1])
-                times[v].append(timer.mean_epoch() if _blocks(v) else timer.median_epoch())
+                times[v].append(timer.median_epoch())
         ms = [1000 * t for t in ref]
         cells = [f"{min(ms):.1f} / {statistics.median(ms):.1f}"]
-        if any(_blocks(v) for v in variants):
-            ms = [1000 * t for t in ref_mean]
-            cells[0] += f" (mean {min(ms):.1f} / {statistics.median(ms):.1f})"
         for v in variants:
-            ratios = [r / t for r, t in zip(ref_mean if _blocks(v) else ref, times[v])]
+            ratios = [r / t for r, t in zip(ref, times[v])]
             cells.append(f"{1000 * min(times[v]):.1f} / {1000 * statistics.median(times[v]):.1f}")
             cells.append(f"**{_spread(ratios)}×**")
         loss_cells = " / ".join(f"{losses[k]:.4f}" for k in ("tutorial", *variants))

@@ -20,7 +20,9 @@ n: at epochs 0, n, 2n, … — a block then ends at those epochs); a callback wi
 is assumed to read the model (or stop training) every epoch and gets one epoch per call.
 """
 
+import concurrent.futures
 import math
+import threading
 import time
 import warnings
 
@@ -134,6 +136,8 @@ class _BlockRunner:
         self.batch_size = tf.constant(batch_size, tf.int32)
         self.generator = tf.random.Generator.from_seed(seed)
         self.early_stopping = early_stopping
+        self.halt = tf.Variable(False, trainable=False)  # set from Python: end the block after the current epoch
+        self.worker = None
         self.run = tf.function(self._block, autograph=True)
 
     def _reset(self):
@@ -167,6 +171,8 @@ class _BlockRunner:
         steps = tf.TensorArray(tf.int64, size=0, dynamic_size=True)
         done = tf.constant(0, tf.int64)
         for k in tf.range(epochs):
+            if tf.logical_and(k > 0, self.halt.read_value()):
+                break
             logs = self._epoch(x, y, x_val, y_val)
             arrays = {name: arrays[name].write(tf.cast(k, tf.int32), tf.cast(logs[name], tf.float32)) for name in keys}
             with tf.control_dependencies([logs[name] for name in keys]):
@@ -184,6 +190,33 @@ class _BlockRunner:
         """The names of the epoch logs (as fit gives them), from the compiled metrics."""
         names = list(self.model.get_metrics_result())
         self.keys = names + [f"val_{k}" for k in names]
+
+    def call(self, first_epoch: int, epochs: int, pending: list) -> tuple[list[dict], list[int]]:
+        """`self(first_epoch, epochs)`; a block of several epochs runs in a helper thread while this
+        (main) thread waits for it, so an interrupt that arrives meanwhile (`pending` gets it) ends
+        the block after the epoch it is in."""
+        if epochs == 1 or threading.current_thread() is not threading.main_thread():
+            return self(first_epoch, epochs)
+        self.halt.assign(False)
+        if self.worker is None:  # one thread for all blocks (a new thread per call measured ~40 % slower)
+            self.worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tbreg-block")
+        future = self.worker.submit(self, first_epoch, epochs)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.05)
+                except concurrent.futures.TimeoutError:
+                    if pending:
+                        self.halt.assign(True)
+        except BaseException:  # a second interrupt: the block ends after its current epoch, then it raises
+            self.halt.assign(True)
+            concurrent.futures.wait([future])
+            raise
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.shutdown(wait=True)
+            self.worker = None
 
     def __call__(self, first_epoch: int, epochs: int) -> tuple[list[dict], list[int]]:
         stacks, steps, done = self.run(*self.tensors, tf.constant(first_epoch, tf.int64), tf.constant(epochs, tf.int64))
@@ -241,11 +274,12 @@ def fast_fit(
     `epochs_per_call` lists how many epochs each compiled call trained).
 
     `epochs_per_call`: the most epochs one compiled call trains (1: one call per epoch; 0: auto,
-    blocks of about AUTO_BLOCK_SECS). The results do not depend on it. Stops when a callback sets
+    blocks of about AUTO_BLOCK_SECS). The results do not depend on it. An interrupt ends a block
+    after the epoch it arrives in. Stops when a callback sets
     `model.stop_training` (e.g. EarlyStopping) or the loss is not finite (like
     `keras.callbacks.TerminateOnNaN`, checked once per epoch). The callbacks' `on_train_end` runs
     however training ends, so their writers are flushed and closed. With `resume_dir`, an interrupt
-    (SIGINT, or SIGTERM turned into KeyboardInterrupt) stops at the end of the current block and
+    (SIGINT, or SIGTERM turned into KeyboardInterrupt) stops at the end of the current epoch and
     saves the training state there (see tbreg.resume); if that dir holds a saved state, training
     continues from it. With `checkpoint_secs` too, the state is also saved after the first block
     that ends at least that many seconds after the last save (0: every epoch, so one epoch per
@@ -268,6 +302,10 @@ def fast_fit(
         steps=math.ceil(len(x) / batch_size),
         verbose=0,
     )
+    blocks = []  # epochs of each compiled call: the History's `epochs_per_call`
+    for callback in callback_list.callbacks:
+        if isinstance(callback, keras.callbacks.History):
+            callback.epochs_per_call = blocks
     model.stop_training = False
     callback_list.on_train_begin()
     # after on_train_begin: callbacks decide there what they read (e.g. RegularizationLoss)
@@ -281,7 +319,6 @@ def fast_fit(
         rule = _EarlyStoppingRule(early_stopping, model, runner.keys)
         runner.early_stopping = rule
     length = _AutoLength(epochs_per_call)
-    blocks = []  # epochs of each compiled call, kept on the History as `epochs_per_call`
     iterations = model.optimizer.iterations
     logs = {}
     try:
@@ -299,7 +336,7 @@ def fast_fit(
                 if rule is not None:
                     rule.load()
                 began = time.monotonic()
-                block, steps = runner(epoch, count)
+                block, steps = runner.call(epoch, count, pending)
                 blocks.append(len(block))
                 length.measured(time.monotonic() - began, len(block), first_call)
                 first_call = False
@@ -339,11 +376,12 @@ def fast_fit(
                     resume.save(resume_dir, model, runner.generator, last, callback_list.callbacks)
                     last_save = time.monotonic()
     except BaseException:
+        runner.close()
         try:
             callback_list.on_train_end(logs)  # flush and close every writer
         except Exception as e:  # the first error is the one to report
             warnings.warn(f"closing the callbacks after an error failed too: {type(e).__name__}: {e}")
         raise
+    runner.close()
     callback_list.on_train_end(logs)
-    model.history.epochs_per_call = blocks
     return model.history

@@ -258,3 +258,50 @@ def test_interrupt_inside_a_block_saves_at_its_end_and_resumes_exactly(tmp_path)
     for key in want:
         assert got[key][0] == want[key][0], key
         np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
+
+
+class _InterruptDuringNextBlock(keras.callbacks.Callback):
+    """At the end of `epoch` (replayed), sends SIGINT 50 ms later: while the next block trains."""
+
+    tbreg_model_freq = 0
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            import threading
+
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
+def test_interrupt_during_a_block_ends_it_after_the_current_epoch_and_resumes_exactly(tmp_path):
+    from tbreg import families
+
+    data = _data(n_train=128, n_val=64)
+    cfg = config.TrainConfig(
+        dataset="synthetic",
+        n_train=128,
+        n_validation=64,
+        batch_size=64,
+        max_epochs=400,
+        patience=1000,
+        verbose=0,
+        epochs_per_call=200,
+    )
+    fam = families.Family("t", (models.ModelSpec("a", (8,)),))
+    (reference,) = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "ref"))
+    logdir = str(tmp_path / "runs")
+    with pytest.raises(training.Interrupted) as info:
+        sweep.train_family(fam, fam.models, data, cfg, logdir, callbacks_for=lambda _: [_InterruptDuringNextBlock(199)])
+    # the second block (epochs 200..399) ended soon after the signal, not at its last epoch
+    assert info.value.resumable and 200 < info.value.result.epochs < 400
+    (result,) = sweep.train_family(fam, fam.models, data, cfg, logdir, resume=True)
+    assert (result.status, result.epochs) == ("completed", 400)
+    assert result.history == reference.history
+    got, want = _scalars(result.run_dir), _scalars(reference.run_dir)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key][0] == want[key][0], key
+        np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
