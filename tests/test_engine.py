@@ -305,3 +305,12 @@ def test_interrupt_during_a_block_ends_it_after_the_current_epoch_and_resumes_ex
     for key in want:
         assert got[key][0] == want[key][0], key
         np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "8"])
+def test_epochs_per_call_must_be_a_whole_number(bad):
+    from tbreg.errors import UserError
+
+    with pytest.raises(UserError, match="epochs_per_call=.*give a whole number of epochs >= 1, or 0"):
+        config.TrainConfig(epochs_per_call=bad)
+    assert config.TrainConfig().epochs_per_call == 0  # auto
