@@ -15,6 +15,10 @@ from other jobs on the machine hits both sides; each ratio is taken within a rep
 shows min / median over repeats. The whole-tutorial table is end-to-end wall time, set-up included.
 
     python benchmarks/speed.py --parts=epochs --models=tiny,small,medium,large --variants=fast,callbacks,bf16
+    python benchmarks/speed.py --parts=epochs --models=tiny,small,medium --variants=fast,blocks --rows=11000
+
+With several epochs per compiled call (variants blocks, k8, …) a run's time per epoch is the
+median over its compiled calls after the first of their time per epoch (EpochTimer).
 """
 
 import gc
@@ -120,7 +124,16 @@ def _fresh():
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing."""
+    """Wall time between consecutive epoch ends: the steady per-epoch cost, without set-up and tracing.
+
+    `median_epoch`: the median over compiled calls (fit: epochs) after the first of the time between
+    the ends of their last epochs, divided by their epochs. With one epoch per call (the tutorial,
+    `epochs_per_call=1`) that is the median gap between consecutive epoch ends; with blocks of
+    several epochs per call (whose epochs end together, when the block is replayed to the callbacks)
+    it is what a block costs per epoch. The History of tbreg's fast engine lists the epochs of each
+    call (`epochs_per_call`)."""
+
+    tbreg_model_freq = 0  # reads only the clock: any number of epochs per compiled call
 
     def on_train_begin(self, logs=None):
         self.ends = []
@@ -129,7 +142,11 @@ class EpochTimer(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
     def median_epoch(self) -> float:
-        return statistics.median(b - a for a, b in zip(self.ends, self.ends[1:]))
+        blocks = getattr(getattr(self.model, "history", None), "epochs_per_call", None) or [1] * len(self.ends)
+        last = [sum(blocks[: i + 1]) - 1 for i in range(len(blocks))]  # index of each block's last epoch
+        return statistics.median(
+            (self.ends[b] - self.ends[a]) / (b - a) for a, b in zip(last, last[1:]) if b < len(self.ends)
+        )
 
 
 def _tbreg_spec(name):
@@ -152,10 +169,23 @@ def run_tutorial(name, path, epochs, logdir, timer=None):
     return history.history["val_binary_crossentropy"][-1]
 
 
-def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_policy="float32", seeds=1):
+def run_tbreg(
+    name,
+    data,
+    epochs,
+    logdir,
+    with_callbacks,
+    timer=None,
+    dtype_policy="float32",
+    epochs_per_call=1,
+    callback_freq=1,
+    seeds=1,
+):
     """One tbreg training; with `seeds` > 1 the seeds 0 … seeds-1 stacked (tbreg.stacked, as --seeds=N
     trains them), and `timer` then times one epoch of the whole stack."""
     policy = {} if dtype_policy == "float32" else {"dtype_policy": dtype_policy}  # runs on older tbreg code too
+    if hasattr(config.TrainConfig, "epochs_per_call"):  # tbreg code from before it: one epoch per call
+        policy["epochs_per_call"] = epochs_per_call
     cfg = config.for_dataset("higgs", max_epochs=epochs, patience=10**6, verbose=0, **policy)
     run_dir = logtree.claim_run_dir(logdir, "bench", name)
     if seeds > 1:
@@ -174,7 +204,13 @@ def run_tbreg(name, data, epochs, logdir, with_callbacks, timer=None, dtype_poli
     if with_callbacks:
         from tbreg import callbacks
 
-        extra = callbacks.make(run_dir, callbacks.NAMES, train_data=(data.x_train, data.y_train))
+        extra = callbacks.make(
+            run_dir,
+            callbacks.NAMES,
+            train_data=(data.x_train, data.y_train),
+            histogram_freq=callback_freq,
+            train_eval_freq=callback_freq,
+        )
     result = training.train_run(_tbreg_spec(name), data, cfg, run_dir, "bench", [*extra, *([timer] if timer else [])])
     return result.history["val_binary_crossentropy"][-1]
 
@@ -184,6 +220,15 @@ VARIANTS = {
     "fast": ("tbreg", {"with_callbacks": False}),
     "callbacks": ("tbreg + all callbacks", {"with_callbacks": True}),
     "bf16": ("tbreg mixed_bfloat16", {"with_callbacks": False, "dtype_policy": "mixed_bfloat16"}),
+    "blocks": ("tbreg epochs_per_call=auto", {"with_callbacks": False, "epochs_per_call": 0}),
+    "blocks_callbacks10": (
+        "tbreg auto + all callbacks every 10 epochs",
+        {"with_callbacks": True, "epochs_per_call": 0, "callback_freq": 10},
+    ),
+    "k8": ("tbreg epochs_per_call=8", {"with_callbacks": False, "epochs_per_call": 8}),
+    "k16": ("tbreg epochs_per_call=16", {"with_callbacks": False, "epochs_per_call": 16}),
+    "k32": ("tbreg epochs_per_call=32", {"with_callbacks": False, "epochs_per_call": 32}),
+    "k64": ("tbreg epochs_per_call=64", {"with_callbacks": False, "epochs_per_call": 64}),
     # --seeds=10 stacked: the time shown is per MODEL-epoch (one stack epoch / 10)
     "seeds10": ("tbreg --seeds=10 stacked, per model-epoch", {"with_callbacks": False, "seeds": 10}),
 }

@@ -153,6 +153,26 @@ DTYPE_POLICY = flags.DEFINE_enum(
 )
 
 
+EPOCHS_PER_CALL = flags.DEFINE_string(
+    "epochs_per_call",
+    "auto",
+    "Fast engine: most epochs trained per compiled call (validation and early stopping inside it; the same results "
+    "for any value). auto (or 0): blocks of about half a second; 1: one call per epoch. Callbacks that read the "
+    "model at an epoch (weights, train_eval, mc_dropout, regularization with penalties) end a block there.",
+)
+flags.register_validator(
+    "epochs_per_call",
+    lambda v: v.strip().lower() == "auto" or (v.strip().isdigit()),
+    message="must be auto or a whole number of epochs >= 0 (0: auto, 1: one compiled call per epoch)",
+)
+
+
+def epochs_per_call() -> int:
+    """--epochs_per_call as TrainConfig takes it: 0 for auto."""
+    value = EPOCHS_PER_CALL.value.strip().lower()
+    return 0 if value == "auto" else int(value)
+
+
 def make_config(engine: str = "fast") -> config_lib.TrainConfig:
     """The dataset's preset with the flags given on the command line."""
     return config_lib.for_dataset(
@@ -172,6 +192,7 @@ def make_config(engine: str = "fast") -> config_lib.TrainConfig:
         checkpoint_secs=CHECKPOINT_SECS.value,
         verbose=0 if QUIET.value else 1,
         dtype_policy=DTYPE_POLICY.value,
+        epochs_per_call=epochs_per_call(),
     )
 
 

@@ -28,7 +28,8 @@ _ENGINE = flags.DEFINE_enum(
     "engine",
     "fast",
     ["fast", "keras"],
-    "fast: one compiled call per epoch (default); keras: plain model.fit, for per-batch callbacks.",
+    "fast: blocks of epochs per compiled call (default; see --epochs_per_call); keras: plain model.fit, for per-batch "
+    "callbacks.",
 )
 _JOBS = flags.DEFINE_integer(
     "jobs", 1, "Train this many models of the family at once, in separate processes.", lower_bound=1

@@ -28,7 +28,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam's initial rate for InverseTimeDecay
     decay_epochs: float = 1_000  # InverseTimeDecay decay_steps = steps_per_epoch * decay_epochs
     seed: int = 0
-    engine: str = "fast"  # "fast": one compiled call per epoch; "keras": plain model.fit
+    engine: str = "fast"  # "fast": blocks of epochs per compiled call (tbreg.engine); "keras": plain model.fit
     checkpoint_secs: float | None = (
         None  # fast engine: save the state this often (0: every epoch), so a killed run resumes
     )
@@ -36,6 +36,9 @@ class TrainConfig:
     dtype_policy: str = (
         "float32"  # Keras' dtype policy of the hidden layers: float32 or mixed_bfloat16 (see DTYPE_POLICIES)
     )
+    # fast engine: most epochs per compiled call (0: auto, blocks of ~0.5 s; 1: one call per epoch); the results
+    # do not depend on it (tbreg.engine)
+    epochs_per_call: int = 0
 
     def __post_init__(self):
         # Values a flag, a sweep grid or a config file can give that no schedule can use.
@@ -48,6 +51,12 @@ class TrainConfig:
             )
 
         check_dtype_policy(self.dtype_policy)
+        if not (isinstance(self.epochs_per_call, int) and not isinstance(self.epochs_per_call, bool)) or (
+            self.epochs_per_call < 0
+        ):
+            raise UserError(
+                f"epochs_per_call={self.epochs_per_call!r}: give a whole number of epochs >= 1, or 0 (auto)"
+            )
 
     def steps_per_epoch(self) -> int:
         return max(1, -(-self.n_train // self.batch_size))

@@ -219,6 +219,8 @@ def _callback_class():
         class EpochProgress(keras.callbacks.Callback):
             """Reports each epoch's end and the best `monitor` to a FamilyProgress."""
 
+            tbreg_model_freq = 0  # the epoch's logs only: any number of epochs per compiled call
+
             def __init__(self, display: FamilyProgress, name: str, max_epochs: int, monitor: str):
                 super().__init__()
                 self.display, self.name, self.max_epochs, self.monitor = display, name, max_epochs, monitor

@@ -1,8 +1,9 @@
 """Interrupting and resuming a fast-engine training at an epoch boundary.
 
 While `deferred_interrupts()` is active, SIGINT (and SIGTERM, when a script turned it into
-KeyboardInterrupt) only set a flag: the engine finishes the epoch it is in (its events are written),
-saves the training state into `<run>/.resume/` and then raises KeyboardInterrupt. A second signal
+KeyboardInterrupt) only set a flag: the engine finishes the epoch — or the block of epochs of one
+compiled call — it is in (its events are written), saves the training state into `<run>/.resume/`
+and then raises KeyboardInterrupt. A second signal
 interrupts at once (no state saved). `load`/`restore` put the state back so training continues with
 the next epoch: same weights, optimizer, dropout and shuffle generators, EarlyStopping, History and
 the state of callbacks that define `resume_state()` / `restore_state(state)`.

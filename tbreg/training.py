@@ -70,7 +70,8 @@ def make_datasets(data, config):
 
 
 def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
-    """Trains a compiled model with `config.engine`: "fast" (one compiled call per epoch) or "keras".
+    """Trains a compiled model with `config.engine`: "fast" (blocks of `config.epochs_per_call` epochs
+    per compiled call, tbreg.engine) or "keras".
 
     The fast engine saves its state into `resume_dir` when interrupted and continues from it
     (tbreg.resume), and every `config.checkpoint_secs` too; the keras engine is not resumable.
@@ -87,6 +88,7 @@ def fit(model, data, config, callbacks, resume_dir: str | None = None) -> None:
             seed=config.seed,
             resume_dir=resume_dir,
             checkpoint_secs=config.checkpoint_secs,
+            epochs_per_call=config.epochs_per_call,
         )
     elif config.engine == "keras":
         train_ds, val_ds = make_datasets(data, config)

@@ -24,6 +24,10 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
         log_dir: the run's log dir, as for `keras.callbacks.TensorBoard`.
     """
 
+    # Reads only the optimizer's step count and learning rate, which tbreg's fast engine sets to each
+    # epoch's values when it replays a block of epochs: any number of epochs per compiled call.
+    tbreg_model_freq = 0
+
     def __init__(self, log_dir="logs"):
         super().__init__(log_dir, write_graph=False)
 

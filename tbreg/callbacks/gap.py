@@ -42,6 +42,8 @@ class GeneralizationGap(SummaryCallback):
         ```
     """
 
+    tbreg_model_freq = 0  # reads the epoch's logs (and TrainEval's values), not the model
+
     def __init__(self, log_dir, data_loss: str | None = None, train_eval=None):
         super().__init__(log_dir)
         self.data_loss = data_loss

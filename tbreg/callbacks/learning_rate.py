@@ -33,6 +33,8 @@ class LearningRate(SummaryCallback):
         ```
     """
 
+    tbreg_model_freq = 0  # the optimizer's rate at the epoch's step, which the fast engine sets per epoch
+
     def __init__(self, log_dir):
         super().__init__(log_dir)
         self.active = True

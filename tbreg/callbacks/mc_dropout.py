@@ -50,6 +50,11 @@ class MCDropout(SummaryCallback):
         ```
     """
 
+    @property
+    def tbreg_model_freq(self) -> int:
+        """It reads the model at the epochs it is due: tbreg's fast engine ends a block of epochs there."""
+        return self.freq
+
     def __init__(
         self,
         log_dir,

@@ -59,6 +59,12 @@ class RegularizationLoss(SummaryCallback):
         ```
     """
 
+    @property
+    def tbreg_model_freq(self) -> int:
+        """With penalties it reads them from the weights every epoch (one epoch per compiled call in
+        tbreg's fast engine); without, only the epoch's logs."""
+        return 1 if self._has_penalty else 0
+
     def __init__(self, log_dir, data_loss: str | None = None, activity_data=None):
         super().__init__(log_dir)
         self.data_loss = data_loss
@@ -66,6 +72,7 @@ class RegularizationLoss(SummaryCallback):
         self._keras_tensorboard = False
         self._layers = []
         self._has_activity = self._has_regularizers = False
+        self._has_penalty = True  # until on_train_begin knows
 
     def on_train_begin(self, logs=None):
         self._keras_tensorboard = keras_tensorboard_in_fit(self, self.log_dir)
@@ -78,6 +85,7 @@ class RegularizationLoss(SummaryCallback):
         self._has_regularizers = self._has_activity or any(
             getattr(w, "regularizer", None) is not None for w in self.model.trainable_weights
         )
+        self._has_penalty = self._has_regularizers or bool(self.model.losses)
         if self.activity_data is not None:
             self.activity_data = tf.convert_to_tensor(self.activity_data)
 

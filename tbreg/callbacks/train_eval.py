@@ -63,6 +63,11 @@ class TrainEval(SummaryCallback):
         ```
     """
 
+    @property
+    def tbreg_model_freq(self) -> int:
+        """It reads the model at the epochs it is due: tbreg's fast engine ends a block of epochs there."""
+        return self.freq
+
     def __init__(self, log_dir, freq: int = 1, max_examples: int | None = 1000, *, x, y=None, batch_size=None):
         super().__init__(log_dir)
         if not isinstance(freq, int) or freq < 0:

@@ -105,6 +105,11 @@ class WeightHistograms(SummaryCallback):
         ```
     """
 
+    @property
+    def tbreg_model_freq(self) -> int:
+        """It reads the model at the epochs it is due: tbreg's fast engine ends a block of epochs there."""
+        return self.freq
+
     def __init__(self, log_dir, freq: int = 1, layers=None, sparsity_threshold: float = 1e-3):
         super().__init__(log_dir)
         if not isinstance(freq, int) or freq < 0:

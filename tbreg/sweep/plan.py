@@ -70,7 +70,8 @@ def trial_key(family: str, spec, config: TrainConfig, callbacks: dict) -> str:
         "config": {
             k: v
             for k, v in dataclasses.asdict(config).items()
-            if k not in ("cache_dir", "verbose", "checkpoint_secs") and not (k == "dtype_policy" and v == "float32")
+            if k not in ("cache_dir", "verbose", "checkpoint_secs", "epochs_per_call")
+            and not (k == "dtype_policy" and v == "float32")
         },  # the keys of sweeps from before it
         "callbacks": {k: list(v) if isinstance(v, tuple) else v for k, v in callbacks.items()},
     }
