@@ -5,6 +5,7 @@ the same meaning as in `keras.callbacks.TensorBoard` (it writes under `log_dir/t
 `log_dir/validation`, …). tbreg's training scripts add them all by default; `make` builds that set.
 """
 
+from tbreg.callbacks.diagnostics import WeightDiagnostics
 from tbreg.callbacks.epoch_tensorboard import EpochTensorBoard
 from tbreg.callbacks.gap import GeneralizationGap
 from tbreg.callbacks.learning_rate import LearningRate
@@ -21,6 +22,7 @@ __all__ = [
     "MCDropout",
     "RegularizationLoss",
     "TrainEval",
+    "WeightDiagnostics",
     "WeightHistograms",
     "NAMES",
     "make",
@@ -53,6 +55,7 @@ def make(
     train_data=None,
     train_eval_freq: int = 1,
     train_eval_examples: int | None = 1000,
+    diagnostics_freq: int = 5,
 ) -> list:
     """The callbacks `names` for one run dir, as the scripts use them.
 
@@ -80,4 +83,6 @@ def make(
             out.append(LearningRate(log_dir))
         elif name == "train_eval" and train_eval is not None and train_eval not in out:
             out.append(train_eval)
+        elif name == "diagnostics" and diagnostics_freq:
+            out.append(WeightDiagnostics(log_dir, diagnostics_freq))
     return out

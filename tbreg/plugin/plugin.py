@@ -13,6 +13,8 @@ Routes (`*_route` parses and responds, `*_impl` computes plain data):
   /family?family=F&metric=TAG        one metric of every run of F, per split (and a group's std)
   /summary?family=F                  per run: best epoch, best validation data loss, gap, status, …
   /regularization?family=F           per run: data loss, penalty and per-layer penalties
+  /diagnostics?family=F              per run and layer the weight diagnostics over epochs, and per
+                                     diagnostic its rank correlation with the runs' gaps
   /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
                                      (a seed group's: its first seed run's, named in `seed_run`)
   /static/*, /vendor/plotly.min.js   the frontend (ES module) and plotly.js from the plotly package
@@ -211,6 +213,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "/summary": self.summary_route,
             "/regularization": self.regularization_route,
             "/weights": self.weights_route,
+            "/diagnostics": self.diagnostics_route,
             "/static/*": self.static_route,
             "/vendor/plotly.min.js": self.plotly_route,
         }
@@ -409,6 +412,51 @@ class OverfittingPlugin(base_plugin.TBPlugin):
     def summary_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
         runs = snapshot.family(family)
+        series = self._scalars(ctx, experiment, snapshot, self._summary_wanted(snapshot, runs))
+        curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
+        rows = [{**r.header(), **row.flat()} for r, row in zip(runs, analysis.summarize_family(curves))]
+        return {"family": family, "rows": rows, "criterion": _criterion()}
+
+    def diagnostics_impl(self, ctx, experiment, family: str) -> dict:
+        """Per run: {measure: {layer: Series}} of its weight diagnostics (train split); and per
+        diagnostic its rank correlation with the runs' gaps at their best epochs
+        (`analysis.diagnostic_correlations`, the rule the report shows)."""
+        snapshot = self._snapshot(ctx, experiment)
+        runs = snapshot.family(family)
+        tags = {
+            r.run: [t for t in snapshot.last.get(r.splits.get(metadata.TRAIN), {}) if analysis.is_diagnostic_tag(t)]
+            for r in runs
+        }
+        wanted = self._summary_wanted(snapshot, runs)
+        wanted += [(r.splits.get(metadata.TRAIN), t) for r in runs for t in tags[r.run]]
+        series = self._scalars(ctx, experiment, snapshot, wanted)
+        rows = analysis.summarize_family([_run_curves(r, snapshot.data_loss(r), series) for r in runs])
+        scalars = [
+            {
+                t: series[(r.splits.get(metadata.TRAIN), t)]
+                for t in tags[r.run]
+                if (r.splits.get(metadata.TRAIN), t) in series
+            }
+            for r in runs
+        ]
+        correlations = analysis.diagnostic_correlations(
+            rows, [{t: s.by_step for t, s in got.items()} for got in scalars]
+        )
+        out = []
+        for r, row, got in zip(runs, rows, scalars):
+            layers = analysis.diagnostic_layers(got)
+            out.append(
+                {**r.header(), "best_epoch": row.summary.best_epoch, "gap": row.summary.gap, "diagnostics": layers}
+            )
+        return {
+            "family": family,
+            "runs": out,
+            "correlations": [c.flat() for c in correlations],
+            "min_runs": analysis.MIN_CORRELATION_RUNS,
+        }
+
+    def _summary_wanted(self, snapshot, runs) -> list:
+        """The (TensorBoard run, tag) pairs `analysis.summarize_family` reads of `runs`."""
         wanted = []
         for r in runs:
             train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
@@ -421,10 +469,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 (r.splits.get(metadata.TRAIN_EVAL), tag),
             ]
             wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
-        series = self._scalars(ctx, experiment, snapshot, wanted)
-        curves = [_run_curves(r, snapshot.data_loss(r), series) for r in runs]
-        rows = [{**r.header(), **row.flat()} for r, row in zip(runs, analysis.summarize_family(curves))]
-        return {"family": family, "rows": rows, "criterion": _criterion()}
+        return wanted
 
     def regularization_impl(self, ctx, experiment, family: str) -> dict:
         snapshot = self._snapshot(ctx, experiment)
@@ -529,6 +574,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
     def regularization_route(self, request):
         family = _required(request, "family")
         return _json_response(request, self.regularization_impl(*self._request(request), family))
+
+    @wrappers.Request.application
+    def diagnostics_route(self, request):
+        family = _required(request, "family")
+        return _json_response(request, self.diagnostics_impl(*self._request(request), family))
 
     @wrappers.Request.application
     def weights_route(self, request):

@@ -3,6 +3,7 @@
 
 import {Latest, fetchJson, loadPlotly, metricLabel, runColors} from "./model.js";
 import * as views from "./views.js";
+import {Diagnostics} from "./diagnostics.js";
 
 const LIVE_SECONDS = 10;
 
@@ -181,9 +182,11 @@ function buildPage() {
     weightsChart.node,
   );
 
+  const diagnostics = new Diagnostics();
   const page = views.el("div", {className: "page"}, toolbar,
-    views.el("main", {}, curves.node, summary.node, reg.node));
+    views.el("main", {}, curves.node, summary.node, reg.node, diagnostics.node));
   return {
+    diagnostics,
     page, familySelect, metricSelect, status, curves, curvesChart, summary, summaryBody, reg,
     regRunSelect, penaltyChart, layersChart, weightSelect, epochInput, epochSlider, weightsChart, weightControls,
   };
@@ -249,7 +252,7 @@ function refreshViews() {
     ui.weightsChart.empty("");
     return Promise.resolve();
   }
-  return Promise.all([refreshCurves(), refreshSummary(), refreshRegularization()]);
+  return Promise.all([refreshCurves(), refreshSummary(), refreshRegularization(), ui.diagnostics.refresh(state.family, Plotly)]);
 }
 
 /** Fetches a view's data and draws it, unless a newer request for the view started meanwhile. */
