@@ -2,16 +2,19 @@
 
     python benchmarks/diagnostics_cost.py                       # freq 5, 3 repetitions x 16 epochs
     python benchmarks/diagnostics_cost.py --models=large --freq=1 --reps=2
+    python benchmarks/diagnostics_cost.py --sharpness=1000   # one sharpness estimate per model instead
 
 For each model the scripts' fit (tbreg.training.compile_model, the fast engine, batch 500) runs
 alternating without (A) and with (B) `WeightDiagnostics(freq)` in one process (A B B A …), so drift
 in machine load hits both alike. An epoch's time runs from one `on_epoch_begin` to the next (epoch 0,
-tracing, dropped). Reported per model: the median epoch time of each side, the difference (what the
-callback adds per epoch, amortized over `freq`), and the callback's own median time per logged epoch.
+tracing, dropped). Reported per model: the mean epoch time of each side (the logged epochs included), and the callback's own
+median time per logged epoch, amortized over `freq` (steadier than the difference of two noisy means
+on a shared machine).
 A measurement, never a timed test.
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -75,10 +78,13 @@ def main():
     parser.add_argument("--freq", type=int, default=5)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--sharpness", type=int, default=0, help="time sharpness estimates on this many examples")
     args = parser.parse_args()
     config = config_lib.for_dataset("mnist1d", max_epochs=args.epochs, patience=10_000, verbose=0)
     data = datasets.load(config)
     specs = {s.name: s for s in families.SIZES.models}
+    if args.sharpness:
+        return time_sharpness([specs[n] for n in args.models.split(",")], data, config, args.sharpness, args.reps)
     print(f"freq={args.freq}, {args.reps} repetitions x {args.epochs} epochs, mnist1d ({len(data.x_train)} train)")
     for name in args.models.split(","):
         without, with_, logged = [], [], []
@@ -87,11 +93,33 @@ def main():
                 epochs, calls = one_fit(specs[name], data, config, freq)
                 (with_ if freq else without).extend(epochs)
                 logged.extend(calls)
-        a, b = statistics.median(without), statistics.median(with_)
+        a, b = statistics.mean(without), statistics.mean(with_)
+        per_logged = statistics.median(logged)
         print(
-            f"{name:7s} epoch without {1000 * a:7.1f} ms  with {1000 * b:7.1f} ms  adds {1000 * (b - a):+7.1f} ms "
-            f"({100 * (b / a - 1):+.0f} %)  per logged epoch {1000 * statistics.median(logged):7.1f} ms"
+            f"{name:7s} mean epoch without {1000 * a:7.1f} ms  with {1000 * b:7.1f} ms ({100 * (b / a - 1):+.0f} %); "
+            f"the callback per logged epoch {1000 * per_logged:7.1f} ms = {1000 * per_logged / args.freq:6.1f} ms "
+            f"per epoch ({100 * per_logged / args.freq / a:.0f} % of an epoch without it)"
         )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+def time_sharpness(specs, data, config, examples, reps):
+    """The median time of one sharpness estimate (6 inference passes over `examples`) per model."""
+    sharp = (data.x_train[:examples], data.y_train[:examples])
+    for spec in specs:
+        model = training.compile_model(spec, data, config)
+        callback = WeightDiagnostics(tempfile.mkdtemp(prefix="tbreg-diag-bench-"), 0, sharpness_data=sharp)
+        callback.set_model(model)
+        callback.on_train_begin()
+        name = "sparse_categorical_crossentropy"
+        callback.sharpness(name)  # traced
+        times = []
+        for _ in range(max(reps, 3)):
+            start = time.perf_counter()
+            callback.sharpness(name)
+            times.append(time.perf_counter() - start)
+        print(f"{spec.name:7s} one sharpness estimate on {examples} examples: {1000 * statistics.median(times):.0f} ms")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,13 @@ DIAGNOSTICS_FREQ = flags.DEFINE_integer(
     "(0: off).",
     lower_bound=0,
 )
+SHARPNESS_EXAMPLES = flags.DEFINE_integer(
+    "sharpness_examples",
+    0,
+    "Weight diagnostics: estimate sharpness (loss increase under weight noise) on this many training examples at "
+    "each new best epoch (0: off; it costs 6 inference passes over them each time).",
+    lower_bound=0,
+)
 TRAIN_EVAL_EXAMPLES = flags.DEFINE_integer(
     "train_eval_examples", 1000, "Training examples evaluated by train_eval.", lower_bound=1
 )
@@ -149,6 +156,7 @@ def callback_options() -> dict:
         "train_eval_freq": TRAIN_EVAL_FREQ.value,
         "train_eval_examples": TRAIN_EVAL_EXAMPLES.value,
         "diagnostics_freq": DIAGNOSTICS_FREQ.value,
+        "sharpness_examples": SHARPNESS_EXAMPLES.value,
     }
 
 

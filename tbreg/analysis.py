@@ -766,6 +766,9 @@ DIAGNOSTICS = (
     ),
     Diagnostic("mean_stable_rank", "stable_rank", "mean", "mean over layers of ‖W‖²_F / ‖W‖²₂"),
     Diagnostic("mean_alpha", "alpha", "mean", "mean power-law α over the layers whose tail fit is reliable"),
+    Diagnostic(
+        "sharpness", "sharpness", "mean", "relative loss increase under weight noise σ·|w| (logged at each new best)"
+    ),
 )
 
 

@@ -106,6 +106,9 @@ def test_make_adds_diagnostics_unless_its_freq_is_0():
     made = cbs.make("logs", ["diagnostics"], diagnostics_freq=3)
     assert [type(c).__name__ for c in made] == ["WeightDiagnostics"] and made[0].freq == 3
     assert cbs.make("logs", ["diagnostics"], diagnostics_freq=0) == []
+    x, y = np.zeros((50, 3)), np.zeros(50)
+    sharp = cbs.make("logs", ["diagnostics"], diagnostics_freq=0, sharpness_examples=20, train_data=(x, y))
+    assert sharp[0].freq == 0 and len(sharp[0].sharpness_data[0]) == 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,3 +241,33 @@ def test_report_shows_the_same_table(family, tmp_path, capsys):
         pytest.approx(-1.0),
     ]
     assert os.path.getsize(out) > 0
+
+
+def test_sharpness_at_each_new_best_matches_a_perturbed_copy_and_restores_the_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6)).astype("float32")
+    y = (x[:, 0] + 0.5 * rng.normal(size=120) > 0).astype("float32")[:, None]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    model.compile("adam", loss, metrics=[keras.metrics.BinaryCrossentropy(from_logits=True)])
+    callback = cbs.WeightDiagnostics(str(tmp_path), freq=0, sharpness_data=(x[:80], y[:80]), sigma=0.1, samples=3)
+    history = model.fit(
+        x[:80], y[:80], validation_data=(x[80:], y[80:]), epochs=5, verbose=0, callbacks=[callback]
+    ).history
+    val = history["val_binary_crossentropy"]
+    new_best = [e for e in range(len(val)) if val[e] < min(val[:e], default=np.inf)]
+    got = reader.scalars(str(tmp_path / "train"))
+    assert set(got) == {diag.tag(diag.SHARPNESS, diag.MODEL)}  # freq=0: no kernel measures
+    assert [p.step for p in got[diag.tag(diag.SHARPNESS, diag.MODEL)]] == new_best
+    # an estimate now against an independent one: perturbed copies of the model, the same draws
+    weights = [w.copy() for w in model.get_weights()]
+    expected = []
+    noise = np.random.default_rng(0)
+    base = float(loss(y[:80], model.predict(x[:80], verbose=0)))
+    for _ in range(3):
+        copy = keras.models.clone_model(model)
+        copy.set_weights([w + 0.1 * np.abs(w) * noise.standard_normal(w.shape).astype(w.dtype) for w in weights])
+        expected.append(float(loss(y[:80], copy.predict(x[:80], verbose=0))))
+    assert callback.sharpness("binary_crossentropy") == pytest.approx((np.mean(expected) - base) / base, rel=1e-4)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))  # restored

@@ -11,11 +11,13 @@ import keras
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from tbreg.callbacks._base import SummaryCallback, due
+from tbreg.callbacks._base import SummaryCallback, data_loss_in_logs, due, to_float
 
 PREFIX = "diagnostics/"
 MEASURES = ("frobenius", "spectral", "stable_rank", "alpha")
 UNRELIABLE = "alpha_unreliable"  # 1 where the α fit is too small to mean much, else 0
+SHARPNESS = "sharpness"  # of the whole model: logged as `diagnostics/sharpness/model`
+MODEL = "model"
 # An α fit is flagged unreliable when the matrix has fewer eigenvalues (its smaller side) than
 # MIN_EIGENVALUES, or the fitted tail holds fewer than MIN_TAIL of them. WeightWatcher skips
 # layers with fewer than 50 eigenvalues by default; a 16-unit layer has 16.
@@ -110,6 +112,10 @@ def kernel_layers(model) -> list:
     return out
 
 
+def _numpy(variable) -> np.ndarray:
+    return variable.numpy() if hasattr(variable, "numpy") else keras.ops.convert_to_numpy(variable)
+
+
 class WeightDiagnostics(SummaryCallback):
     """Logs per Dense/Conv kernel, every `freq` epochs, the weight-space generalization measures.
 
@@ -122,6 +128,7 @@ class WeightDiagnostics(SummaryCallback):
     | `diagnostics/stable_rank/<layer>` | scalar | ‖W‖²_F / ‖W‖²₂ |
     | `diagnostics/alpha/<layer>` | scalar | power-law α of the tail of the eigenvalues of WᵀW (CSN fit) |
     | `diagnostics/alpha_unreliable/<layer>` | scalar | 1 when the layer is too small for a tail fit, else 0 |
+    | `diagnostics/sharpness/model` | scalar | with `sharpness_data`, at each epoch whose validation data loss is the lowest so far: the relative increase of the data loss on those examples when every trainable weight w gets Gaussian noise of std `sigma`·\|w\| (mean over `samples` draws, fixed seed) |
 
     A convolution's kernel (k…, in, out) is measured as the (k·…·in, out) matrix. The last
     trained epoch is logged too (at the end of training), so a run's final weights are always
@@ -134,6 +141,13 @@ class WeightDiagnostics(SummaryCallback):
     Args:
         log_dir: the run's log dir, as for `keras.callbacks.TensorBoard`.
         freq: log every `freq` epochs (epochs 0, freq, 2·freq, …); 0 logs nothing.
+        sharpness_data: (x, y) arrays (e.g. the first 1,000 training examples) for the sharpness
+            estimate; None (default) skips it. Each estimate costs `samples` + 1 inference passes
+            over them, and runs only at epochs with a new lowest validation data loss, so the
+            value logged last before the end is the best epoch's.
+        sigma: the perturbation's scale relative to each weight's magnitude.
+        samples: perturbations averaged per estimate.
+        seed: the perturbations' seed (the same draws at every estimate, so epochs and runs compare).
 
     Example:
         ```python
@@ -145,24 +159,78 @@ class WeightDiagnostics(SummaryCallback):
 
     tbreg_every_epoch = True
 
-    def __init__(self, log_dir, freq: int = 5):
+    def __init__(
+        self, log_dir, freq: int = 5, sharpness_data=None, sigma: float = 0.05, samples: int = 5, seed: int = 0
+    ):
         super().__init__(log_dir)
         if not isinstance(freq, int) or isinstance(freq, bool) or freq < 0:
             raise ValueError(f"freq must be an int >= 0 (epochs), not {freq!r}")
+        if not sigma > 0 or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"sigma must be > 0 and samples an int >= 1, not {sigma!r} and {samples!r}")
         self.freq = freq
+        self.sharpness_data = sharpness_data
+        self.sigma, self.samples, self.seed = float(sigma), samples, seed
         self._layers = []
         self._last = None  # (epoch, logged?)
+        self._best = None  # the lowest validation data loss so far
+        self._eval = None
 
     def on_train_begin(self, logs=None):
         self._layers = kernel_layers(self.model) if self.freq else []
         self._last = None
+        self._best = None
+        if self.sharpness_data is not None and self._eval is None:
+            import tensorflow as tf
+
+            x, y = (tf.convert_to_tensor(a) for a in self.sharpness_data)
+            model = self.model
+
+            def evaluate():
+                for metric in model.metrics:
+                    metric.reset_state()
+                return model.test_step((x, y))
+
+            self._eval = tf.function(evaluate)
+
+    def data_loss(self, name: str) -> float:
+        """The data loss `name` of `sharpness_data` with the model's current weights (inference mode)."""
+        return to_float(self._eval()[name])
+
+    def sharpness(self, name: str) -> float:
+        """(mean perturbed loss − loss) / loss over `samples` draws of w + N(0, (sigma·|w|)²) for every
+        trainable weight; the weights are restored afterwards."""
+        variables = self.model.trainable_variables
+        saved = [_numpy(v) for v in variables]
+        base = self.data_loss(name)
+        rng = np.random.default_rng(self.seed)
+        losses = []
+        try:
+            for _ in range(self.samples):
+                for v, w in zip(variables, saved):
+                    noise = rng.standard_normal(w.shape).astype(w.dtype)
+                    v.assign(w + self.sigma * np.abs(w) * noise)
+                losses.append(self.data_loss(name))
+        finally:
+            for v, w in zip(variables, saved):
+                v.assign(w)
+        return (float(np.mean(losses)) - base) / base if base > 0 else float("nan")
+
+    def _maybe_sharpness(self, epoch: int, logs) -> None:
+        if self._eval is None or not logs:
+            return
+        name = data_loss_in_logs(self.model, {k: v for k, v in logs.items() if not k.startswith("val_")})
+        value = logs.get(f"val_{name}") if name else None
+        if value is None or not np.isfinite(float(value)) or (self._best is not None and float(value) >= self._best):
+            return
+        self._best = float(value)
+        self.write_scalars("train", {tag(SHARPNESS, MODEL): self.sharpness(name)}, epoch)
 
     def measures(self) -> dict[str, dict[str, float]]:
         """{layer name: kernel_measures} of the model's current weights. numpy's BLAS runs on one
         thread here: these matrices are small, and on a loaded CPU its thread pool made the
         eigendecomposition 5–50× slower (docs/callbacks.md)."""
         with _blas().limit(limits=1, user_api="blas"):
-            return {layer.name: kernel_measures(keras.ops.convert_to_numpy(layer.kernel)) for layer in self._layers}
+            return {layer.name: kernel_measures(_numpy(layer.kernel)) for layer in self._layers}
 
     def _log(self, epoch: int) -> None:
         values = {}
@@ -175,6 +243,7 @@ class WeightDiagnostics(SummaryCallback):
         if logged:
             self._log(epoch)
         self._last = (epoch, logged)
+        self._maybe_sharpness(epoch, logs)
 
     def on_train_end(self, logs=None):
         if self._layers and self._last is not None and not self._last[1]:

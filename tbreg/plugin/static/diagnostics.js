@@ -11,6 +11,7 @@ const MEASURES = [
   ["frobenius", "Frobenius norm ‖W‖_F"],
   ["stable_rank", "stable rank ‖W‖²_F / ‖W‖²₂"],
   ["alpha", "power-law α (tail of the ESD of WᵀW)"],
+  ["sharpness", "sharpness (relative loss increase under weight noise)"],
 ];
 const UNRELIABLE = "alpha_unreliable";
 
