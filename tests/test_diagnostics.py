@@ -271,3 +271,46 @@ def test_sharpness_at_each_new_best_matches_a_perturbed_copy_and_restores_the_we
         expected.append(float(loss(y[:80], copy.predict(x[:80], verbose=0))))
     assert callback.sharpness("binary_crossentropy") == pytest.approx((np.mean(expected) - base) / base, rel=1e-4)
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))  # restored
+
+
+def test_tab_section_shows_the_table_and_a_line_per_run(family):
+    """The tab in a real TensorBoard and headless Chromium: the rank-correlation table, and the
+    chosen measure of the chosen layer as one line per run with a star where the table reads it."""
+    from test_plugin_browser import Browser, in_frame, start_tensorboard
+
+    proc, url = start_tensorboard(family)
+    browser = Browser()
+    try:
+        browser.goto(url + "#overfitting")
+        cells = browser.wait_for(
+            in_frame(
+                "const rows = doc.querySelectorAll('#diagnostics table.diagnostics tbody tr');"
+                "return rows.length ? [...rows].map((r) => [...r.cells].map((c) => c.textContent)) : null;"
+            )
+        )
+        by_name = {row[0]: row for row in cells}
+        assert by_name["log_prod_spectral"][2:5] == ["4", "+1.00", "0.083"]
+        assert by_name["log_prod_frobenius"][3] == "-1.00" and "not enough runs" in by_name["sharpness"][5]
+        traces = browser.wait_for(in_frame("return doc.querySelectorAll('#diagnostics .scatterlayer .trace').length;"))
+        assert traces == 2 * len(GAPS)  # a line and its star per run
+        browser.evaluate(
+            in_frame(
+                "const s = doc.querySelector('#diagnostics-measure'); s.value = 'alpha';"
+                "s.dispatchEvent(new Event('change')); return true;"
+            )
+        )
+        browser.evaluate(
+            in_frame(
+                "const s = doc.querySelector('#diagnostics-layer'); s.value = 'logits';"
+                "s.dispatchEvent(new Event('change')); return true;"
+            )
+        )
+        note = browser.wait_for(
+            in_frame("const m = doc.querySelector('#diagnostics .message'); return !m.hidden && m.textContent;")
+        )
+        assert "α unreliable on logits" in note and all(name in note for name in GAPS)
+        assert not browser.errors
+    finally:
+        browser.close()
+        proc.terminate()
+        proc.wait(timeout=30)
