@@ -218,8 +218,9 @@ class WeightDiagnostics(SummaryCallback):
     def _maybe_sharpness(self, epoch: int, logs) -> None:
         if self._eval is None or not logs:
             return
-        name = data_loss_in_logs(self.model, {k: v for k, v in logs.items() if not k.startswith("val_")})
-        value = logs.get(f"val_{name}") if name else None
+        train_logs = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        name = data_loss_in_logs(self.model, train_logs) or "loss"  # without a data-loss metric: the loss
+        value = logs.get(f"val_{name}")
         if value is None or not np.isfinite(float(value)) or (self._best is not None and float(value) >= self._best):
             return
         self._best = float(value)
