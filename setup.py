@@ -26,6 +26,7 @@ setup(
         "isal",  # ISA-L inflate: HIGGS .csv.gz decompressed ~3x faster than zlib
         "mnist1d",
         "plotly",  # the overfitting plugin serves plotly.js from this package (no CDN)
+        "threadpoolctl",  # WeightDiagnostics: numpy's BLAS on one thread for its small eigenproblems
         "rich",  # the training scripts' live progress lines (Keras 3 depends on it too)
     ],
     package_data={"tbreg.plugin": ["static/*"]},

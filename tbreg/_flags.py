@@ -88,6 +88,20 @@ SPARSITY_THRESHOLD = flags.DEFINE_float(
 TRAIN_EVAL_FREQ = flags.DEFINE_integer(
     "train_eval_freq", 1, "Evaluate training data in inference mode every N epochs (0: off).", lower_bound=0
 )
+DIAGNOSTICS_FREQ = flags.DEFINE_integer(
+    "diagnostics_freq",
+    5,
+    "Weight diagnostics (Frobenius and spectral norm, stable rank, power-law alpha per kernel) every N epochs "
+    "(0: off).",
+    lower_bound=0,
+)
+SHARPNESS_EXAMPLES = flags.DEFINE_integer(
+    "sharpness_examples",
+    0,
+    "Weight diagnostics: estimate sharpness (loss increase under weight noise) on this many training examples at "
+    "each new best epoch (0: off; it costs 6 inference passes over them each time).",
+    lower_bound=0,
+)
 TRAIN_EVAL_EXAMPLES = flags.DEFINE_integer(
     "train_eval_examples", 1000, "Training examples evaluated by train_eval.", lower_bound=1
 )
@@ -141,6 +155,8 @@ def callback_options() -> dict:
         "sparsity_threshold": SPARSITY_THRESHOLD.value,
         "train_eval_freq": TRAIN_EVAL_FREQ.value,
         "train_eval_examples": TRAIN_EVAL_EXAMPLES.value,
+        "diagnostics_freq": DIAGNOSTICS_FREQ.value,
+        "sharpness_examples": SHARPNESS_EXAMPLES.value,
     }
 
 

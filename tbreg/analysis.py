@@ -917,3 +917,152 @@ def downsample(steps: list, values: list, points: int, keep=()) -> list[int]:
         ):
             chosen.update(int(i) for i in found[ok])
     return sorted(chosen)
+
+
+# Weight diagnostics (tbreg.callbacks.WeightDiagnostics): which of them ranks a family's runs like
+# their measured gap. A run's diagnostics are `diagnostics/<measure>/<layer>` curves of its train
+# split; one number per run and diagnostic is taken at the logged epoch nearest its best epoch.
+
+DIAGNOSTIC_PREFIX = "diagnostics/"
+ALPHA_UNRELIABLE = "alpha_unreliable"
+MIN_CORRELATION_RUNS = 3
+EXACT_P_RUNS = 8  # up to this many runs the p-value is exact (all n! orderings), past it scipy's t approximation
+
+
+def spearman(x: list, y: list) -> tuple[float | None, float | None]:
+    """(Spearman's ρ, its two-sided p) of paired values (scipy.stats.spearmanr; ties get mean ranks).
+    For n ≤ EXACT_P_RUNS, p is exact: the share of the n! orderings of y whose |ρ| is at least as
+    large (scipy's t approximation says p = 0 for a perfect ρ at any n; exactly, n = 4 gives 1/12)."""
+    import itertools
+
+    import numpy as np
+    from scipy import stats
+
+    if len(set(x)) < 2 or len(set(y)) < 2:  # no ranking to compare (scipy would warn and say NaN)
+        return None, None
+    got = stats.spearmanr(x, y)
+    rho, p = number(float(got.statistic)), number(float(got.pvalue))
+    if rho is None or len(x) > EXACT_P_RUNS:
+        return rho, p
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    perms = ry[np.array(list(itertools.permutations(range(len(ry)))))]
+    rhos = perms @ rx / (np.linalg.norm(rx) * np.linalg.norm(ry))
+    return rho, float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnostic:
+    """How a run's per-layer `measure` becomes one number: `how` is "log_product" (Σ ln over its
+    layers: the log of the product, as the norm-based bounds multiply layers) or "mean" (over its
+    layers; for α only the layers whose fit is reliable)."""
+
+    name: str
+    measure: str
+    how: str
+    text: str
+
+
+DIAGNOSTICS = (
+    Diagnostic("log_prod_spectral", "spectral", "log_product", "Σ ln ‖W‖₂ over layers (log product of spectral norms)"),
+    Diagnostic(
+        "log_prod_frobenius", "frobenius", "log_product", "Σ ln ‖W‖_F over layers (log product of Frobenius norms)"
+    ),
+    Diagnostic("mean_stable_rank", "stable_rank", "mean", "mean over layers of ‖W‖²_F / ‖W‖²₂"),
+    Diagnostic("mean_alpha", "alpha", "mean", "mean power-law α over the layers whose tail fit is reliable"),
+    Diagnostic(
+        "sharpness", "sharpness", "mean", "relative loss increase under weight noise σ·|w| (logged at each new best)"
+    ),
+)
+
+
+def is_diagnostic_tag(tag: str) -> bool:
+    return tag.startswith(DIAGNOSTIC_PREFIX) and not is_std_tag(tag)
+
+
+def diagnostic_layers(scalars: dict) -> dict:
+    """{measure: {layer: curve}} of a run's `diagnostics/<measure>/<layer>` curves in `scalars` ({tag: curve})."""
+    out = collections.defaultdict(dict)
+    for tag, curve in scalars.items():
+        if is_diagnostic_tag(tag):
+            measure, _, layer = tag[len(DIAGNOSTIC_PREFIX) :].partition("/")
+            if layer:
+                out[measure][layer] = curve
+    return {m: dict(sorted(layers.items())) for m, layers in sorted(out.items())}
+
+
+def nearest_epoch(epochs, target: int) -> int | None:
+    """The epoch of `epochs` nearest `target` (the earlier one on ties); None if there is none."""
+    return min(epochs, key=lambda e: (abs(e - target), e), default=None)
+
+
+def diagnostic_value(layers: dict, d: Diagnostic, best_epoch: int | None) -> tuple[float | None, int | None]:
+    """(value, epoch) of diagnostic `d` for one run, from its `diagnostic_layers`, at the logged epoch
+    nearest `best_epoch`; (None, None) when it has none there."""
+    curves = layers.get(d.measure, {})
+    if best_epoch is None or not curves:
+        return None, None
+    epoch = nearest_epoch({e for c in curves.values() for e, v in c.items() if number(v) is not None}, best_epoch)
+    if epoch is None:
+        return None, None
+    unreliable = layers.get(ALPHA_UNRELIABLE, {}) if d.measure == "alpha" else {}
+    values = []
+    for layer, curve in curves.items():
+        value = number(curve.get(epoch))
+        flag = number(unreliable.get(layer, {}).get(epoch))
+        if value is None or (flag is not None and flag > 0):  # a seed group's mean flag: any seed unreliable
+            continue
+        if d.how == "log_product":
+            if value <= 0:
+                return None, epoch
+            value = math.log(value)
+        values.append(value)
+    if not values:
+        return None, epoch
+    return (math.fsum(values) if d.how == "log_product" else math.fsum(values) / len(values)), epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class Correlation:
+    """How well a diagnostic ranks a family's runs by their gap at the best epoch: Spearman's `rho`
+    over the `n` runs that have both, its two-sided `p`, and `note` (why there is no ρ, or its sign).
+    `values` are (run index, diagnostic, gap) of those runs."""
+
+    diagnostic: str
+    text: str
+    n: int
+    rho: float | None
+    p: float | None
+    note: str
+    values: tuple = ()
+
+    def flat(self) -> dict:
+        return {**dataclasses.asdict(self), "values": [list(v) for v in self.values]}
+
+
+def diagnostic_correlations(rows: list, diagnostics: list[dict]) -> list[Correlation]:
+    """For each of DIAGNOSTICS, Spearman's rank correlation across a family's shown runs between the
+    diagnostic at each run's best epoch and its measured gap there. `rows[i]` is run i's
+    `FamilyRow` (from `summarize_family`: its best epoch and gap), `diagnostics[i]` its train
+    split's scalars ({tag: curve}). Fewer than MIN_CORRELATION_RUNS runs with both: no ρ,
+    "not enough runs"."""
+    layers = [diagnostic_layers(scalars) for scalars in diagnostics]
+    out = []
+    for d in DIAGNOSTICS:
+        values = []
+        for i, (row, run_layers) in enumerate(zip(rows, layers)):
+            gap = row.summary.gap
+            value, _ = diagnostic_value(run_layers, d, row.summary.best_epoch)
+            if value is not None and gap is not None:
+                values.append((i, value, gap))
+        n, rho, p = len(values), None, None
+        if n < MIN_CORRELATION_RUNS:
+            note = f"not enough runs (n={n}; needs {MIN_CORRELATION_RUNS})"
+        else:
+            rho, p = spearman([v for _, v, _ in values], [g for _, _, g in values])
+            if rho is None:
+                note = "no ranking: the diagnostic or the gap is the same for every run"
+            else:
+                note = f"higher {d.measure} ↔ {'larger' if rho > 0 else 'smaller'} gap" if rho else "no rank relation"
+        out.append(Correlation(d.name, d.text, n, rho, p, note, tuple(values)))
+    return out

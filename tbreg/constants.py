@@ -5,4 +5,4 @@
 IF_EXISTS = ("new", "error", "overwrite")
 
 # tbreg.callbacks.make's callbacks, by the names `--callbacks` takes.
-CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval")
+CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval", "diagnostics")

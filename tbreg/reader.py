@@ -439,3 +439,12 @@ def run_curves(member: Member) -> analysis.RunCurves:
 def summarize_family(family: list[Member]) -> list[analysis.FamilyRow]:
     """`analysis.summarize_family` of a family's members, read from their event files."""
     return analysis.summarize_family([run_curves(m) for m in family])
+
+
+def diagnostic_correlations(family: list[Member], rows: list[analysis.FamilyRow]) -> list[analysis.Correlation]:
+    """`analysis.diagnostic_correlations` of a family's members (`rows`: their `summarize_family`)."""
+    scalars = [
+        {t: curve(m.run, "train", t) for t in m.run.scalars.get("train", {}) if analysis.is_diagnostic_tag(t)}
+        for m in family
+    ]
+    return analysis.diagnostic_correlations(rows, scalars)

@@ -89,8 +89,12 @@ def assert_one_line_error(code, err, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
+DIAGNOSTICS_FREQ = 5  # the scripts' --diagnostics_freq default
+
+
 def assert_steps_once(run_dir, epochs):
-    """Every epoch tag has steps 0..epochs-1 exactly once; per-iteration tags strictly increase."""
+    """Every epoch tag has steps 0..epochs-1 exactly once (WeightDiagnostics' `diagnostics/` tags: every
+    DIAGNOSTICS_FREQ-th epoch and the last, once); per-iteration tags strictly increase."""
     from tbreg import reader
 
     scalars = reader.run_scalars(str(run_dir))
@@ -102,6 +106,8 @@ def assert_steps_once(run_dir, epochs):
                 assert steps == sorted(set(steps)) and steps[-1] == epochs, (split, tag, steps)
             elif tag.endswith("_vs_iterations"):
                 assert steps == sorted(set(steps)), (split, tag)
+            elif tag.startswith("diagnostics/"):
+                assert steps == sorted({*range(0, epochs, DIAGNOSTICS_FREQ), epochs - 1}), (split, tag, steps)
             else:
                 assert steps == list(range(epochs)), (split, tag, steps)
 

@@ -428,12 +428,14 @@ def test_readme_example_runs_in_a_plain_fit(tmp_path, monkeypatch, capsys):
 # The scripts log all of it (conftest's script_tree: sizes/{tiny,small}, regularizers/{tiny,l2})
 
 DATA_LOSS = "sparse_categorical_crossentropy"
+DIAGNOSTICS = ("frobenius", "spectral", "stable_rank", "alpha", "alpha_unreliable")  # every 5 epochs and the last
 
 
 def tbreg_train_tags(layers):
     """Our non-`epoch_` tags in a script run's train dir."""
     return {
         *(f"{kind}/{layer}" for layer in layers for kind in ("regularization", "weight_norm", "weight_sparsity")),
+        *(f"diagnostics/{m}/{layer}" for layer in layers for m in DIAGNOSTICS),
         f"gap/{DATA_LOSS}",
         "gap/accuracy",
     }
@@ -455,7 +457,10 @@ def test_script_runs_have_every_callback_tag(script_tree, run, layers):
     assert keras_tags | {"epoch_learning_rate", "epoch_regularization_loss"} <= set(scalars["train"])
     assert set(scalars["train_eval"]) == keras_tags
     for split in ("train", "train_eval"):
-        assert all([p.step for p in points] == [0, 1, 2, 3] for points in scalars[split].values()), split
+        every = {t: ps for t, ps in scalars[split].items() if not t.startswith("diagnostics/")}
+        assert all([p.step for p in points] == [0, 1, 2, 3] for points in every.values()), split
+    diagnostics = [points for t, points in scalars["train"].items() if t.startswith("diagnostics/")]
+    assert diagnostics and all([p.step for p in points] == [0, 3] for points in diagnostics)
     # the learning rate is logged once per epoch (by Keras' callback only)
     assert len(scalars["train"]["epoch_learning_rate"]) == 4
     hists = reader.histograms(os.path.join(run_dir, "train"))
@@ -519,6 +524,7 @@ def test_make_builds_the_named_callbacks():
         "TrainEval",  # before the gap, which is measured against it
         "GeneralizationGap",
         "LearningRate",
+        "WeightDiagnostics",
     ]
     assert made[3].train_eval is made[2]
     assert [type(c).__name__ for c in cbs.make("logs", ["gap", "train_eval"], train_eval_freq=0)] == [

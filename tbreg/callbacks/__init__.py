@@ -5,6 +5,7 @@ the same meaning as in `keras.callbacks.TensorBoard` (it writes under `log_dir/t
 `log_dir/validation`, …). tbreg's training scripts add them all by default; `make` builds that set.
 """
 
+from tbreg.callbacks.diagnostics import WeightDiagnostics
 from tbreg.callbacks.epoch_tensorboard import EpochTensorBoard
 from tbreg.callbacks.gap import GeneralizationGap
 from tbreg.callbacks.learning_rate import LearningRate
@@ -21,6 +22,7 @@ __all__ = [
     "MCDropout",
     "RegularizationLoss",
     "TrainEval",
+    "WeightDiagnostics",
     "WeightHistograms",
     "NAMES",
     "make",
@@ -53,11 +55,14 @@ def make(
     train_data=None,
     train_eval_freq: int = 1,
     train_eval_examples: int | None = 1000,
+    diagnostics_freq: int = 5,
+    sharpness_examples: int = 0,
 ) -> list:
     """The callbacks `names` for one run dir, as the scripts use them.
 
-    `train_data` is `(x, y)` for `train_eval` (skipped without it); a frequency of 0 skips the
-    callback it drives.
+    `train_data` is `(x, y)` for `train_eval` (skipped without it) and, with `sharpness_examples`,
+    for the diagnostics' sharpness estimate on its first that many examples; a frequency of 0 skips
+    the callback it drives.
     """
     names = resolve_names(names)
     train_eval = None
@@ -80,4 +85,9 @@ def make(
             out.append(LearningRate(log_dir))
         elif name == "train_eval" and train_eval is not None and train_eval not in out:
             out.append(train_eval)
+        elif name == "diagnostics" and (diagnostics_freq or (sharpness_examples and train_data is not None)):
+            sharp = None
+            if sharpness_examples and train_data is not None:
+                sharp = (train_data[0][:sharpness_examples], train_data[1][:sharpness_examples])
+            out.append(WeightDiagnostics(log_dir, diagnostics_freq, sharpness_data=sharp))
     return out

@@ -20,6 +20,8 @@ Routes (`*_route` parses and responds, `*_impl` computes plain data):
                               epoch and ends exact; 0 = all; default: a budget per answer)
   /regularization?family=F           per run: data loss, penalty and per-layer penalties (long
                                      curves of many runs downsampled like /family's)
+  /diagnostics?family=F              per run and layer the weight diagnostics over epochs, and per
+                                     diagnostic its rank correlation with the runs' gaps
   /weights?family=F&tag=T&epoch=E    one weights histogram per run at the epoch closest below E
                                      (a seed group's: its first seed run's, named in `seed_run`)
   /weight_history?family=F&tag=T&run=R  one run's weights histograms over its epochs, as shares
@@ -293,6 +295,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "/regularization": self.regularization_route,
             "/weights": self.weights_route,
             "/weight_history": self.weight_history_route,
+            "/diagnostics": self.diagnostics_route,
             "/static/*": self.static_route,
             "/vendor/plotly.min.js": self.plotly_route,
         }
@@ -513,20 +516,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         snapshot = self._snapshot(ctx, experiment)
         selection = snapshot.select(families, filter_text)
         runs = selection.runs
-        wanted = []
-        for r in runs:
-            train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
-            tag = snapshot.data_loss(r)
-            wanted += [
-                (val, tag),
-                (train, tag),
-                (train, metadata.LOSS_TAG),
-                (train, metadata.PENALTY_TAG),
-                (r.splits.get(metadata.TRAIN_EVAL), tag),
-            ]
-            wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
-            if group:
-                wanted += [(s.get(split), tag) for s in r.seed_runs.values() for split in metadata.SPLITS]
+        wanted = self._summary_wanted(snapshot, runs, group)
         series = self._scalars(ctx, experiment, snapshot, wanted)
         # the rows depend only on these series and records: while none changed (the same cached
         # objects), the last answer's rows stand (summarizing 1,000 long runs takes seconds)
@@ -542,6 +532,63 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "rows": rows,
             "criterion": _criterion(),
         }
+
+    def diagnostics_impl(self, ctx, experiment, family: str) -> dict:
+        """Per run: {measure: {layer: Series}} of its weight diagnostics (train split); and per
+        diagnostic its rank correlation with the runs' gaps at their best epochs
+        (`analysis.diagnostic_correlations`, the rule the report shows)."""
+        snapshot = self._snapshot(ctx, experiment)
+        runs = snapshot.family(family)
+        tags = {
+            r.run: [t for t in snapshot.last.get(r.splits.get(metadata.TRAIN), {}) if analysis.is_diagnostic_tag(t)]
+            for r in runs
+        }
+        wanted = self._summary_wanted(snapshot, runs)
+        wanted += [(r.splits.get(metadata.TRAIN), t) for r in runs for t in tags[r.run]]
+        series = self._scalars(ctx, experiment, snapshot, wanted)
+        rows = analysis.summarize_family([_run_curves(r, snapshot.data_loss(r), series) for r in runs])
+        scalars = [
+            {
+                t: series[(r.splits.get(metadata.TRAIN), t)]
+                for t in tags[r.run]
+                if (r.splits.get(metadata.TRAIN), t) in series
+            }
+            for r in runs
+        ]
+        correlations = analysis.diagnostic_correlations(
+            rows, [{t: s.by_step for t, s in got.items()} for got in scalars]
+        )
+        out = []
+        for r, row, got in zip(runs, rows, scalars):
+            layers = analysis.diagnostic_layers(got)
+            out.append(
+                {**r.header(), "best_epoch": row.summary.best_epoch, "gap": row.summary.gap, "diagnostics": layers}
+            )
+        return {
+            "family": family,
+            "runs": out,
+            "correlations": [c.flat() for c in correlations],
+            "min_runs": analysis.MIN_CORRELATION_RUNS,
+        }
+
+    def _summary_wanted(self, snapshot, runs, group: str | None = None) -> list:
+        """The (TensorBoard run, tag) pairs `analysis.summarize_family` reads of `runs` (with `group`,
+        every split of their seed runs too: a group's mean curves are computed from them)."""
+        wanted = []
+        for r in runs:
+            train, val = r.splits.get(metadata.TRAIN), r.splits.get(metadata.VALIDATION)
+            tag = snapshot.data_loss(r)
+            wanted += [
+                (val, tag),
+                (train, tag),
+                (train, metadata.LOSS_TAG),
+                (train, metadata.PENALTY_TAG),
+                (r.splits.get(metadata.TRAIN_EVAL), tag),
+            ]
+            wanted += [(s.get(metadata.VALIDATION), tag) for s in r.seed_runs.values()]
+            if group:
+                wanted += [(s.get(split), tag) for s in r.seed_runs.values() for split in metadata.SPLITS]
+        return wanted
 
     @staticmethod
     def _summary_rows(snapshot, selection, series, group) -> list:
@@ -745,6 +792,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
     def regularization_route(self, request):
         family = _required(request, "family")
         return _json_response(request, self.regularization_impl(*self._request(request), family))
+
+    @wrappers.Request.application
+    def diagnostics_route(self, request):
+        family = _required(request, "family")
+        return _json_response(request, self.diagnostics_impl(*self._request(request), family))
 
     @wrappers.Request.application
     def weights_route(self, request):

@@ -413,6 +413,8 @@ def _family_section(index: int, family: str, all_runs: list[Run], max_points: in
     palette = iter(_palette(len(runs)))
     colors = {m.run.name: BASELINE_COLOR if m.baseline else next(palette) for m in members}
     main, regularization, other = _family_tags(runs)
+    diagnostics = [t for t in other if analysis.is_diagnostic_tag(t) and not _is_unreliable_flag(t)]
+    other = [t for t in other if not analysis.is_diagnostic_tag(t)]
     zero = [t for t in regularization if _all_zero(t, runs)]
     regularization = [t for t in regularization if t not in zero]
 
@@ -452,9 +454,68 @@ def _family_section(index: int, family: str, all_runs: list[Run], max_points: in
         f"<h3>Hyperparameters</h3>{_hparams_table(runs)}",
         f'<h3>Regularization components</h3><div class="regularization">{reg_html}</div>',
     ]
+    if diagnostics:
+        correlations = reader.diagnostic_correlations(members, [line["_row"] for line in lines])
+        parts.append(
+            f"<h3>Weight diagnostics</h3>{diagnostics_table(correlations, [m.run.name for m in members])}"
+            f"{_unreliable_note(runs)}{grid(diagnostics, 'diag')}"
+        )
     if other:
         parts.append(f"<h3>Other scalars</h3>{grid(other, 'other')}")
     return "".join(parts) + "</section>"
+
+
+def _is_unreliable_flag(tag: str) -> bool:
+    return tag.startswith(f"{analysis.DIAGNOSTIC_PREFIX}{analysis.ALPHA_UNRELIABLE}/")
+
+
+def diagnostics_table(correlations: list[analysis.Correlation], names: list[str]) -> str:
+    """The family's rank-correlation table (`analysis.diagnostic_correlations`) and each run's values."""
+    fmt_p = lambda v: "–" if v is None else f"{v:.2g}" if isinstance(v, float) else _fmt(v)  # noqa: E731
+    rows = [[c.diagnostic, c.text, c.n, None if c.rho is None else f"{c.rho:+.2f}", c.p, c.note] for c in correlations]
+    table = _table(
+        ["diagnostic", "per run, at its best epoch", "n", "Spearman ρ with the gap", "p", "reading"],
+        rows,
+        "diagnostics",
+        fmt_p,
+        wide=("per run, at its best epoch", "reading"),
+    )
+    values = {}  # run index -> {diagnostic: value}, and its gap
+    gaps = {}
+    for c in correlations:
+        for i, value, gap in c.values:
+            values.setdefault(i, {})[c.diagnostic] = value
+            gaps[i] = gap
+    per_run = [[names[i], gaps[i], *(values[i].get(c.diagnostic) for c in correlations)] for i in sorted(values)]
+    per_run_table = _table(["run", "gap at best", *(c.diagnostic for c in correlations)], per_run, "diagnostic-values")
+    return f'{table}<p class="note">{_DIAGNOSTICS_NOTE}</p>{per_run_table}'
+
+
+def _unreliable_note(runs: list[Run]) -> str:
+    """Which layers' α fits are flagged unreliable (too few eigenvalues), by run."""
+    flagged = []
+    for run in runs:
+        layers = sorted(
+            tag.rpartition("/")[2]
+            for tag, points in run.scalars.get("train", {}).items()
+            if _is_unreliable_flag(tag) and points and points[-1].value > 0
+        )
+        if layers:
+            flagged.append(f"{run.name}: {', '.join(layers)}")
+    if not flagged:
+        return ""
+    return (
+        '<p class="note">α unreliable (fewer than 50 eigenvalues or a tail under 10; left out of mean_alpha): '
+        f"{html.escape('; '.join(flagged))}.</p>"
+    )
+
+
+_DIAGNOSTICS_NOTE = html.escape(
+    "Each run's value is taken at the logged epoch nearest its best epoch (diagnostics are logged every few "
+    "epochs); the gap is the summary's gap at best. Spearman ρ ranks the runs: +1 = the diagnostic orders them "
+    f"exactly as the gap does. Fewer than {analysis.MIN_CORRELATION_RUNS} runs: no ρ. p is exact (all orderings) up to "
+    f"{analysis.EXACT_P_RUNS} runs: with few runs it stays large even for |ρ| = 1 (n = 4: p = 1/12 at best); see docs/callbacks.md for what each measure means."
+)
 
 
 _SUMMARY_NOTE = html.escape(

@@ -3,6 +3,7 @@
 
 import {Latest, csv, download, fetchJson, loadPlotly, metricLabel, runColors} from "./model.js";
 import * as views from "./views.js";
+import {Diagnostics} from "./diagnostics.js";
 
 const LIVE_SECONDS = 10;
 
@@ -344,9 +345,11 @@ function buildPage() {
     weightsChart.node,
   );
 
+  const diagnostics = new Diagnostics();
   const page = views.el("div", {className: "page"}, toolbar, filterBar,
-    views.el("main", {}, curves.node, summary.node, reg.node));
+    views.el("main", {}, curves.node, summary.node, reg.node, diagnostics.node));
   return {
+    diagnostics,
     page, familySelect, metricSelect, status, curves, curvesChart, summary, summaryBody, reg,
     compareSelect, compareChips, curvesInfo, filterInput, filterMessage, groupSelect, columnsSelect, epochField,
     regRunSelect, penaltyChart, layersChart, weightSelect, epochInput, epochSlider, weightsChart, weightControls,
@@ -446,9 +449,10 @@ function refreshViews() {
     ui.weightsChart.empty("");
     return Promise.resolve();
   }
-  // the regularization section (below the fold) after the curves and the table: on a big family
-  // its route would compete with theirs for the server's CPU
-  return Promise.all([refreshCurves(), refreshSummary()]).then(() => refreshRegularization());
+  // the regularization and diagnostics sections (below the fold) after the curves and the table:
+  // on a big family their routes would compete with theirs for the server's CPU
+  return Promise.all([refreshCurves(), refreshSummary()])
+    .then(() => Promise.all([refreshRegularization(), plotlyReady.then((loaded) => ui.diagnostics.refresh(state.family, loaded))]));
 }
 
 /** Fetches a view's data and draws it, unless a newer request for the view started meanwhile. */
