@@ -17,6 +17,7 @@ import posixpath
 import re
 import urllib.parse
 
+from tbreg import constants
 from tbreg.status import Status
 
 MEAN = "mean"  # the aggregate run of a seed group
@@ -719,16 +720,6 @@ def _seed_bests(run: RunCurves) -> dict:
 # them, runs grouped by any hyperparameter (one line and band per value, whatever the seeds) and
 # long curves downsampled without moving their minimum or best epoch.
 
-# config fields that are hyperparameters too (the rest of a record's config is plumbing)
-CONFIG_HPARAMS = (
-    "learning_rate",
-    "batch_size",
-    "patience",
-    "max_epochs",
-    "decay_epochs",
-    "n_train",
-    "dtype_policy",
-)
 MISSING = "–"  # a group's value for runs without the key
 
 
@@ -738,7 +729,7 @@ def _scalar(value) -> bool:
 
 def run_hparams(record) -> dict:
     """A run's hyperparameters as every view shows them: the record's `hparams` (any key), its
-    config's CONFIG_HPARAMS, `dataset` and `seed`; values that are not a str, bool or finite
+    config's constants.CONFIG_HPARAMS, `dataset` and `seed`; values that are not a str, bool or finite
     number are left out (records are written by hand too)."""
     if not isinstance(record, dict):
         return {}
@@ -746,7 +737,7 @@ def run_hparams(record) -> dict:
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
     values = {
         **{str(k): v for k, v in hp.items()},
-        **{k: config.get(k) for k in CONFIG_HPARAMS},
+        **{k: config.get(k) for k in constants.CONFIG_HPARAMS},
         "dataset": record.get("dataset"),
         "seed": record.get("seed", config.get("seed")),
     }

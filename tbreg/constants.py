@@ -6,3 +6,16 @@ IF_EXISTS = ("new", "error", "overwrite")
 
 # tbreg.callbacks.make's callbacks, by the names `--callbacks` takes.
 CALLBACK_NAMES = ("weights", "regularization", "gap", "learning_rate", "train_eval", "diagnostics")
+
+# The fields of a run's config that are hyperparameters too (the rest is plumbing): the HParams
+# tab's columns (plugin.summary) and the Overfitting tab's (analysis.run_hparams) both take them.
+CONFIG_HPARAMS = (
+    "learning_rate",
+    "batch_size",
+    "patience",
+    "max_epochs",
+    "decay_epochs",
+    "n_train",
+    "seed",
+    "dtype_policy",
+)

@@ -21,6 +21,7 @@ import time
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from tbreg import constants
 from tbreg.plugin import metadata
 
 # HParams names, in the order the dashboard lists them, and where each comes from in the record.
@@ -37,17 +38,7 @@ _FROM_HPARAMS = (
     "optimizer",
     "schedule",
 )
-_FROM_CONFIG = (
-    "learning_rate",
-    "batch_size",
-    "patience",
-    "max_epochs",
-    "decay_epochs",
-    "n_train",
-    "seed",
-    "dtype_policy",
-)
-HPARAM_NAMES = ("family", *_FROM_HPARAMS, *_FROM_CONFIG, "dataset", "params")
+HPARAM_NAMES = ("family", *_FROM_HPARAMS, *constants.CONFIG_HPARAMS, "dataset", "params")
 
 
 def run_record(record: dict, step: int) -> bool:
@@ -92,7 +83,7 @@ def hparams_of(record: dict) -> dict:
     values = {
         "family": record.get("family"),
         **{name: hparams.get(name, 0.0 if name == "l1" else None) for name in _FROM_HPARAMS},
-        **{name: config.get(name) for name in _FROM_CONFIG},
+        **{name: config.get(name) for name in constants.CONFIG_HPARAMS},
         "dataset": record.get("dataset"),
         "params": record.get("params"),
     }
