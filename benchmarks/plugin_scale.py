@@ -197,7 +197,9 @@ def first_paint(base: str) -> None:
     try:
         for attempt in ("cold", "warm", "warm"):
             browser.goto("about:blank")
-            time.sleep(0.5)
+            # the page before asked for its below-the-fold sections (regularization, diagnostics)
+            # after its paint: let the server finish them, or they compete with this paint's requests
+            time.sleep(5)
             start = time.perf_counter()
             browser.goto(base + "#overfitting")
             got = None
