@@ -22,7 +22,7 @@ import time
 import keras
 
 from tbreg import config as config_lib
-from tbreg import datasets, engine, families, training
+from tbreg import datasets, families, training
 from tbreg.callbacks import WeightDiagnostics
 
 
@@ -58,17 +58,7 @@ def one_fit(spec, data, config, freq):
     clock, extra = EpochClock(), []
     if freq:
         extra = [Timed(tempfile.mkdtemp(prefix="tbreg-diag-bench-"), freq)]
-    callbacks = keras.callbacks.CallbackList([*extra, clock], model=model)
-    engine.fast_fit(
-        model,
-        data.x_train,
-        data.y_train,
-        (data.x_val, data.y_val),
-        config.max_epochs,
-        config.batch_size,
-        callbacks.callbacks,
-        seed=0,
-    )
+    training.fit(model, data, config, [*extra, clock])  # the scripts' fit (config.engine, its seed)
     return clock.epochs(), (extra[0].logged if extra else [])
 
 

@@ -703,18 +703,23 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     tags[tag] = max(tags.get(tag, 0), meta.max_step or 0)
         return dict(sorted(tags.items()))
 
+    def _histograms(self, ctx, experiment, names: list, tag: str) -> dict:
+        """{TensorBoard run: {tag: every datum}} of the weights histogram `tag` of the runs `names`
+        ({} for a tag that is not a weights histogram, or no runs)."""
+        if not (tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and names):
+            return {}
+        return self._provider.read_tensors(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=_HISTOGRAMS,
+            downsample=_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=names, tags=[tag]),
+        )
+
     def weights_impl(self, ctx, experiment, family: str, tag: str, epoch: int) -> dict:
         runs = self._snapshot(ctx, experiment).family(family)
         owner = {name: r for r in runs for name in r.histogram_splits().values()}
-        data = {}
-        if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and owner:
-            data = self._provider.read_tensors(
-                ctx,
-                experiment_id=experiment,
-                plugin_name=_HISTOGRAMS,
-                downsample=_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=sorted(owner), tags=[tag]),
-            )
+        data = self._histograms(ctx, experiment, sorted(owner), tag)
         found = {}  # run dir -> histogram, preferring the train split
         for name in sorted(data, key=lambda n: _split_of(n)[1] != metadata.TRAIN):
             datums = data[name].get(tag)
@@ -735,15 +740,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         if r is None:
             raise errors.NotFoundError(f"no run {run!r} in family {family!r}")
         names = sorted(r.histogram_splits().values(), key=lambda n: _split_of(n)[1] != metadata.TRAIN)
-        data = {}
-        if tag.startswith(metadata.WEIGHTS_PREFIX) and not analysis.is_std_tag(tag) and names:
-            data = self._provider.read_tensors(
-                ctx,
-                experiment_id=experiment,
-                plugin_name=_HISTOGRAMS,
-                downsample=_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=names, tags=[tag]),
-            )
+        data = self._histograms(ctx, experiment, names, tag)
         datums = next((data[n][tag] for n in names if data.get(n, {}).get(tag)), None)
         if not datums:
             raise errors.NotFoundError(f"no weights histogram {tag!r} in run {r.run!r}")
