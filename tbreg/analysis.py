@@ -17,6 +17,8 @@ import posixpath
 import re
 import urllib.parse
 
+import numpy as np
+
 from tbreg import constants
 from tbreg.status import Status
 
@@ -147,6 +149,8 @@ def data_loss_for_outputs(outputs: int, label_shape: tuple = ()) -> str:
 
 def number(value) -> float | None:
     """`value` as a finite float when it is a real number (not a bool), else None."""
+    if type(value) is float:  # the common case, first: a curve's point
+        return value if math.isfinite(value) else None
     try:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     except OverflowError:  # an int too large for a float
@@ -176,12 +180,26 @@ def data_loss_tag(record, logged) -> str | None:
 
 def lowest(curve: dict) -> tuple[int | None, float | None]:
     """(epoch, value) of the lowest finite value of `curve`; the earliest on ties; (None, None) if none."""
-    best = (None, None)
-    for step in sorted(curve):
-        value = number(curve[step])
-        if value is not None and (best[1] is None or value < best[1]):
-            best = (step, value)
-    return best
+    steps, values = finite_points(curve)
+    if not steps:
+        return None, None
+    i = int(np.argmin(values))
+    return steps[i], float(values[i])
+
+
+def finite_points(curve: dict) -> tuple[list, "np.ndarray"]:
+    """(epochs ascending, float64 values) of the points of `curve` ({epoch: value}) whose value is
+    a finite number (`number`); a curve of floats (every curve a log holds) is checked in C."""
+    items = sorted(curve.items())  # epochs are unique: values are never compared
+    values = [v for _, v in items]
+    if set(map(type, values)) <= {float}:
+        array = np.array(values, dtype=np.float64)
+        ok = np.isfinite(array)
+        if ok.all():
+            return [e for e, _ in items], array
+        return [e for (e, _), keep in zip(items, ok.tolist()) if keep], array[ok]
+    kept = [(e, number(v)) for e, v in items if number(v) is not None]
+    return [e for e, _ in kept], np.array([v for _, v in kept], dtype=np.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,14 +364,22 @@ def behaves_differently_in_training(record) -> bool:
 def smooth_centered(curve: dict, window: int = SMOOTH_WINDOW) -> dict:
     """{epoch: mean of the finite values within ±window//2 points}: a moving average without lag
     (the ends average fewer points); non-finite values are left out."""
-    steps = [s for s in sorted(curve) if number(curve[s]) is not None]
-    values = [number(curve[s]) for s in steps]
-    half = max(0, int(window) // 2)
-    out = {}
-    for i, step in enumerate(steps):
-        part = values[max(0, i - half) : i + half + 1]
-        out[step] = sum(part) / len(part)
-    return out
+    steps, smoothed = _smoothed(curve, window)
+    return dict(zip(steps, smoothed.tolist()))
+
+
+def _smoothed(curve: dict, window: int) -> tuple[list, "np.ndarray"]:
+    """`smooth_centered` as (epochs, values): the sum of each window in order from its left end
+    (shifted copies of the curve, zero-padded), over the number of points it holds."""
+    steps, values = finite_points(curve)
+    half, n = max(0, int(window) // 2), len(steps)
+    padded = np.concatenate([np.zeros(half), values, np.zeros(half)])
+    total = np.zeros(n)
+    for k in range(2 * half + 1):
+        total += padded[k : k + n]
+    i = np.arange(n)
+    held = np.minimum(i + half, n - 1) - np.maximum(i - half, 0) + 1
+    return steps, total / held
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,19 +401,23 @@ def overfitting_onset(validation: dict, threshold: float = GL_THRESHOLD, window:
     Read after the fact, a firing whose reference low the curve later beats was a bump it
     recovered from (e.g. batch norm's noisy first epochs), not the onset: the onset is the first
     firing after which the smoothed curve never again goes below that low."""
-    smoothed = smooth_centered(validation, window)
-    steps = sorted(smoothed)
-    later_low = [math.inf] * (len(steps) + 1)  # the lowest smoothed value after each step
-    for i in range(len(steps) - 1, -1, -1):
-        later_low[i] = min(later_low[i + 1], smoothed[steps[i]])
-    best_step, best = None, None
-    for i, step in enumerate(steps):
-        value = smoothed[step]
-        if best is None or value < best:
-            best_step, best = step, value
-        elif best > 0 and 100.0 * (value / best - 1.0) > threshold and later_low[i + 1] >= best:
-            return Onset(best_step, step, 100.0 * (value / best - 1.0))
-    return None
+    return _onset(*_smoothed(validation, window), threshold)
+
+
+def _onset(steps: list, smoothed: "np.ndarray", threshold: float) -> Onset | None:
+    """`overfitting_onset` of a smoothed curve: at each epoch the lowest value so far (`best`, the
+    earliest on ties), GL there, and the lowest value after it (a later low means a bump)."""
+    if not steps:
+        return None
+    best = np.minimum.accumulate(smoothed)
+    later_low = np.append(np.minimum.accumulate(smoothed[::-1])[::-1][1:], math.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gl = 100.0 * (smoothed / best - 1.0)
+        fires = (best > 0) & (gl > threshold) & (later_low >= best)
+    if not fires.any():
+        return None
+    i = int(np.argmax(fires))
+    return Onset(steps[int(np.argmin(smoothed[: i + 1]))], steps[i], float(gl[i]))
 
 
 def t_quantile(n: int, level: float = CONFIDENCE) -> float | None:
@@ -535,12 +565,8 @@ def _last_value(curve: dict) -> tuple[int | None, float | None]:
 
 
 def _first_non_finite(*curves) -> int | None:
-    bad = [s for c in curves for s, v in c.items() if number(v) is None]
+    bad = [e for c in curves if len(finite_points(c)[0]) < len(c) for e, v in c.items() if number(v) is None]
     return min(bad) if bad else None
-
-
-def _epochs(curve: dict) -> list:
-    return sorted(s for s, v in curve.items() if number(v) is not None)
 
 
 def verdict(
@@ -563,10 +589,10 @@ def verdict(
         epoch = count(record.get("diverged_epoch"))
         epoch = epoch if epoch is not None else bad if bad is not None else s.stop_epoch
         return Verdict("diverged", f"diverged at epoch {epoch}" if epoch is not None else "diverged")
-    epochs = _epochs(run.validation)
+    epochs, smoothed = _smoothed(run.validation, window)
     if not epochs or s.best_value is None:
         return Verdict("unknown", "no validation data loss yet")
-    onset = overfitting_onset(run.validation, threshold, window)
+    onset = _onset(epochs, smoothed, threshold)
     if onset is not None:
         _, last = _last_value(run.validation)
         return Verdict(
@@ -575,8 +601,7 @@ def verdict(
             onset.epoch,
             onset.fired,
         )
-    smoothed = smooth_centered(run.validation, window)
-    low_step, _ = lowest(smoothed)
+    low_step = epochs[int(np.argmin(smoothed))]
     tail = max(2, math.ceil(IMPROVING_TAIL * len(epochs)))
     if low_step is not None and low_step >= epochs[-min(tail, len(epochs))]:
         return Verdict("improving", "still improving when stopped (raise --max_epochs)")

@@ -6,6 +6,7 @@ the data provider) and from run.json, so every comparison is exact.
 """
 
 import dataclasses
+import functools
 import gzip
 import json
 import math
@@ -1315,3 +1316,79 @@ def test_weight_history_is_a_runs_histograms_over_its_epochs(synthetic):
     assert sum(answer["shares"][1][j] for j in above) == 0
     response = synthetic.get("weight_history", family="fam", tag="weights/hidden_1/kernel", run="fam/nope")
     assert response.status_code == 404
+
+
+@pytest.fixture()
+def rustboard(synthetic):
+    """TensorBoard's default loader (RustBoard's data server) over the synthetic tree, and the
+    plugin reading through its gRPC data provider, as `tensorboard --logdir` runs it."""
+    import subprocess
+    import time
+
+    import grpc
+    import tensorboard_data_server
+    from tensorboard import context
+    from tensorboard.data import grpc_provider
+    from tensorboard.plugins import base_plugin
+
+    port_file = pathlib.Path(synthetic.logdir).parent / "rustboard.port"
+    port_file.unlink(missing_ok=True)
+    server = subprocess.Popen(
+        [tensorboard_data_server.server_binary(), "--logdir", synthetic.logdir, "--host", "127.0.0.1"]
+        + ["--port", "0", "--port-file", str(port_file), "--reload", "once", "--die-after-stdin"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().endswith("\n")):
+            assert time.monotonic() < deadline and server.poll() is None, "RustBoard did not start"
+            time.sleep(0.05)
+        address = f"127.0.0.1:{port_file.read_text().strip()}"
+        channel = grpc.insecure_channel(address)
+        data = grpc_provider.GrpcDataProvider(address, grpc_provider.make_stub(channel))
+        ctx, want = (
+            context.RequestContext(),
+            synthetic.plugin._provider.read_last_scalars(
+                context.RequestContext(), experiment_id="", plugin_name="scalars"
+            ),
+        )
+        while {r: {t: d.step for t, d in tags.items()} for r, tags in want.items()} != {
+            r: {t: d.step for t, d in tags.items()}
+            for r, tags in data.read_last_scalars(ctx, experiment_id="", plugin_name="scalars").items()
+        }:
+            assert time.monotonic() < deadline, "RustBoard did not load the tree"
+            time.sleep(0.05)
+        yield OverfittingPlugin(base_plugin.TBContext(data_provider=data)), ctx
+        channel.close()
+    finally:
+        server.stdin.close()
+        server.terminate()
+        server.wait()
+
+
+def test_reading_through_rustboard_equals_the_multiplexer(synthetic, rustboard):
+    """The plugin reads RustBoard's gRPC answer as columns (plugin._read_scalars: no object per
+    point); every route answers the same as through the in-process multiplexer, NaN included."""
+    from tensorboard import context
+    from tensorboard.data import provider
+
+    from tbreg.plugin.plugin import _encode, _read_scalars
+
+    plugin, ctx = rustboard
+    assert plugin._provider._stub is not None  # the columns path (TensorBoard renamed it otherwise)
+    everything = provider.RunTagFilter()
+    got = _read_scalars(plugin._provider, ctx, "", everything)
+    want = _read_scalars(synthetic.plugin._provider, context.RequestContext(), "", everything)
+    as_text = functools.partial(json.dumps, sort_keys=True)  # NaN == NaN as text
+    assert as_text(got) == as_text(want) and "NaN" in as_text(got)
+    assert got["fam/l2/train"]["epoch_binary_crossentropy"] == ([0, 1, 2, 3], [2.5, 1.5, 1.0, 0.75])
+    for impl, args in [
+        ("families_impl", ()),
+        ("family_impl", ("fam", "epoch_binary_crossentropy")),
+        ("family_impl", ("fam", "epoch_loss")),
+        ("summary_impl", ("fam",)),
+        ("regularization_impl", ("fam",)),
+    ]:
+        through_grpc = _encode(getattr(plugin, impl)(ctx, "", *args))
+        assert through_grpc == _encode(getattr(synthetic.plugin, impl)(context.RequestContext(), "", *args)), impl
