@@ -49,6 +49,6 @@ setup(
             "tbreg-train-regularizers=tbreg.train_regularizers:run",
             "tbreg-train=tbreg.train:run",
         ],
-        "tensorboard_plugins": ["overfitting = tbreg.plugin.plugin:OverfittingPlugin"],
+        "tensorboard_plugins": ["overfitting = tbreg.plugin.plugin:OverfittingLoader"],
     },
 )

@@ -4,14 +4,16 @@ A benchmark, not a test. It writes (once; `--logdir` reuses it) a sweep family o
 (l2 × dropout × seed, each run's record and HParams like tbreg's scripts write them) of `--epochs`
 epochs, train and validation, the data loss and Keras' loss per split, as real event files. Then a
 real `tensorboard --logdir …` (its default loader, RustBoard, default flags) loads it, and once
-TensorBoard's own Scalars route returns every run's last epoch this measures:
+TensorBoard's own Scalars route returns the last epoch of every tenth run this measures:
 
 - the response size (raw JSON, and gzipped as a browser receives it) of every plugin route the tab
   asks for on first paint, of the family grouped by a hyperparameter, and of TensorBoard's own
   Scalars route for the same tag and runs (`scalars_multirun`, what its Scalars dashboard asks);
 - the tab's first paint in headless Chromium (tests/test_plugin_browser.py's Browser): from the
   navigation to TensorBoard's `#overfitting` until the curves chart and the summary table are
-  drawn, cold (the plugin's first requests read every series) and warm (a reload).
+  drawn — first after TensorBoard has loaded the tree and the plugin's warm-up has ended (default
+  flags), then reloads; and again with `--overfitting_warm_up=false`, where the tab's first
+  requests read and summarize every series (cold).
 
     python benchmarks/plugin_scale.py                       # 1,000 runs × 1,000 epochs
     python benchmarks/plugin_scale.py --runs 100 --epochs 200 --logdir /tmp/scale-small
@@ -90,8 +92,19 @@ def write_tree(logdir: str, runs: int, epochs: int) -> None:
         summary.write_run_end(run_dir, record)
 
 
-def start_tensorboard(logdir: str):
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"]
+def start_tensorboard(logdir: str, *flags: str):
+    command = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        logdir,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *flags,
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     found = []
 
@@ -123,7 +136,7 @@ def fetch(url: str, body: bytes | None = None, content_type: str | None = None) 
 
 def wait_loaded(base: str, runs: int, epochs: int) -> float:
     start = time.perf_counter()
-    for i in (0, runs // 2, runs - 1):
+    for i in sorted({*range(0, runs, 10), runs - 1}):  # every tenth run and the last
         query = urllib.parse.urlencode({"tag": TAG, "run": f"{FAMILY}/run{i:04d}/validation"})
         while True:
             try:
@@ -190,12 +203,43 @@ PAINTED = """(() => {
 })()"""
 
 
-def first_paint(base: str) -> None:
+# ms from the page's navigation until TensorBoard created the tab's iframe (its document's time origin)
+FRAME_START = """(() => {
+  const find = (root) => {
+    for (const node of root.querySelectorAll("*")) {
+      if (node.tagName === "IFRAME" && node.contentWindow) return node;
+      if (node.shadowRoot) { const hit = find(node.shadowRoot); if (hit) return hit; }
+    }
+    return null;
+  };
+  return find(document).contentWindow.performance.timeOrigin - performance.timeOrigin;
+})()"""
+
+
+def wait_idle(pid: int, quiet: float = 0.05, span: float = 2.0, timeout: float = 600.0) -> float:
+    """Seconds until process `pid` used under `quiet` of a core over `span` s (Linux /proc): the
+    plugin's warm-up has ended (it logs nothing at TensorBoard's default verbosity)."""
+
+    def cpu() -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        before = cpu()
+        time.sleep(span)
+        if cpu() - before < quiet * span:
+            return time.perf_counter() - start - span
+    raise RuntimeError(f"tensorboard still busy after {timeout:.0f} s")
+
+
+def first_paint(base: str, attempts=("first", "reload", "reload")) -> None:
     from test_plugin_browser import Browser
 
     browser = Browser(height=1200)
     try:
-        for attempt in ("cold", "warm", "warm"):
+        for attempt in attempts:
             browser.goto("about:blank")
             # the page before asked for its below-the-fold sections (regularization, diagnostics)
             # after its paint: let the server finish them, or they compete with this paint's requests
@@ -208,8 +252,11 @@ def first_paint(base: str) -> None:
                 if got is None:
                     time.sleep(0.05)
             seconds = time.perf_counter() - start
+            frame = browser.evaluate(FRAME_START) / 1000
             print(
-                f"  {attempt}: {seconds:.2f} s from navigation to curves + table ({got['traces']} traces, {got['rows']} rows)"
+                f"  {attempt}: {seconds:.2f} s from navigation to curves + table ({got['traces']} traces, "
+                f"{got['rows']} rows): TensorBoard's page {frame:.2f} s until it opens the tab's frame, "
+                f"the tab {seconds - frame:.2f} s"
             )
         browser.screenshot(os.path.join(tempfile.gettempdir(), "tbreg-screens", "scale_tab.png"))
         if browser.errors:
@@ -233,11 +280,25 @@ def main(argv=None) -> None:
     if args.write_only:
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    # 1. TensorBoard as users start it: the plugin warms up once the tree is loaded
     proc, base = start_tensorboard(logdir)
     try:
-        print(f"tensorboard loaded the tree {wait_loaded(base, args.runs, args.epochs):.0f} s after start-up")
+        loaded = wait_loaded(base, args.runs, args.epochs)
+        print(f"tensorboard loaded the tree {loaded:.1f} s after start-up; ", end="", flush=True)
+        print(f"the plugin's warm-up ended {loaded + wait_idle(proc.pid):.1f} s after start-up (its process idle)")
+        print("first paint after TensorBoard has loaded the tree (default flags):")
         first_paint(base)
         sizes(base, args.runs)
+    finally:
+        proc.terminate()
+        proc.wait()
+    # 2. without the warm-up: the tab's first requests read and summarize everything
+    proc, base = start_tensorboard(logdir, "--overfitting_warm_up=false")
+    try:
+        wait_loaded(base, args.runs, args.epochs)
+        wait_idle(proc.pid)
+        print("first paint with --overfitting_warm_up=false (the tab's requests read every series):")
+        first_paint(base, ("cold", "reload"))
     finally:
         proc.terminate()
         proc.wait()

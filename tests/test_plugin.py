@@ -22,7 +22,7 @@ from conftest import run_script
 from tb_server import PREFIX, Server, strict_json
 
 from tbreg.plugin import metadata, summary
-from tbreg.plugin.plugin import STATIC_DIR, OverfittingPlugin, _static_file
+from tbreg.plugin.plugin import STATIC_DIR, OverfittingLoader, OverfittingPlugin, _static_file
 from tbreg import analysis, logtree, reader
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -108,7 +108,7 @@ def summary_fields(row: dict) -> dict:
 
 def test_entry_point_registers_the_plugin():
     (entry,) = [e for e in importlib_metadata.entry_points(group="tensorboard_plugins") if e.name == "overfitting"]
-    assert entry.load() is OverfittingPlugin
+    assert entry.load() is OverfittingLoader
 
 
 def test_plugins_listing_enables_the_tab(scripts):
@@ -1392,3 +1392,29 @@ def test_reading_through_rustboard_equals_the_multiplexer(synthetic, rustboard):
     ]:
         through_grpc = _encode(getattr(plugin, impl)(ctx, "", *args))
         assert through_grpc == _encode(getattr(synthetic.plugin, impl)(context.RequestContext(), "", *args)), impl
+
+
+def test_warm_up_summarizes_every_family_once_the_tree_is_loaded(synthetic, rustboard):
+    """With `warm_up` (TensorBoard's default, `--overfitting_warm_up`), the plugin waits until
+    RustBoard has loaded the tree, then answers each family's default view once: the tab's first
+    /summary finds its rows computed (the same object, not computed again) and equal to a cold read."""
+    import argparse
+
+    from tensorboard import context
+    from tensorboard.plugins import base_plugin
+
+    cold, ctx = rustboard
+    warm = OverfittingPlugin(base_plugin.TBContext(data_provider=cold._provider), warm_up=True)
+    assert warm.warmed.wait(60), "the warm-up did not end"
+    (key,) = [k for k in warm._summaries if k[:2] == ("summary", ("fam",))]
+    rows = warm._summaries[key][1]
+    answer = warm.summary_impl(context.RequestContext(), "", "fam")
+    assert answer["rows"] is rows and len(rows) == 4
+    assert json.dumps(answer, sort_keys=True) == json.dumps(cold.summary_impl(ctx, "", "fam"), sort_keys=True)
+    # TensorBoard's flag, through the loader it loads: on by default, `false` turns it off
+    parser = argparse.ArgumentParser()
+    OverfittingLoader().define_flags(parser)
+    assert parser.parse_args([]).overfitting_warm_up == "true"
+    off = base_plugin.TBContext(data_provider=cold._provider, flags=parser.parse_args(["--overfitting_warm_up=false"]))
+    plugin = OverfittingLoader().load(off)
+    assert plugin.warmed.is_set() and not plugin._summaries

@@ -652,7 +652,8 @@ def test_verdicts_markers_and_confidence_band_in_the_tab_and_the_report(demo, tm
 
 
 def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
-    """`tensorboard` itself (RustBoard by default) over keras.callbacks.TensorBoard's log alone."""
+    """`tensorboard` itself (RustBoard by default) over keras.callbacks.TensorBoard's log alone,
+    with the plugin's flag `--overfitting_warm_up=false`."""
     import keras
     import numpy as np
 
@@ -668,7 +669,8 @@ def test_tab_is_active_for_a_plain_keras_log_in_tensorboard(tmp_path):
         verbose=0,
         callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs" / "run1"))],
     )
-    proc, url = start_tensorboard(tmp_path / "logs", "--reload_interval", "1")
+    # the plugin's own flag (its TBLoader): read on request, no warm-up at start
+    proc, url = start_tensorboard(tmp_path / "logs", "--reload_interval", "1", "--overfitting_warm_up=false")
     try:
         wait_until(
             lambda: get_json(url + "data/plugins_listing")["overfitting"]["enabled"],

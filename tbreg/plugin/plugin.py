@@ -36,11 +36,13 @@ import dataclasses
 import functools
 import gzip
 import json
+import logging
 import math
 import os
 import posixpath
 import re
 import threading
+import time
 
 import grpc
 from tensorboard import errors, plugin_util
@@ -53,6 +55,7 @@ from werkzeug import wrappers
 from tbreg import analysis
 from tbreg.plugin import metadata
 
+logger = logging.getLogger(__name__)
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _STATIC_TYPES = {
     ".js": "text/javascript",
@@ -305,7 +308,9 @@ class OverfittingPlugin(base_plugin.TBPlugin):
 
     plugin_name = metadata.PLUGIN_NAME
 
-    def __init__(self, context):
+    def __init__(self, context, warm_up: bool = False):
+        """`warm_up`: once TensorBoard has loaded the log tree, read and summarize every family in
+        a background thread (`_warm_up`), so that the tab's first paint finds it done."""
         self._provider = context.data_provider
         # (experiment, TensorBoard run, tag) -> (fingerprint, Series | record): a series is read
         # again only when the (step, wall time) of its last point changed.
@@ -316,6 +321,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         self._summaries = {}  # view -> (the series and records it read, its summary rows or group curves)
         self._penalties = {}  # (id(loss), id(data)) -> (loss, data, penalty Series)
         self._active = False  # once a log has curves to show, it keeps them
+        self.warmed = threading.Event()  # set when the warm-up has ended (or was not asked for)
+        if warm_up and self._provider is not None:
+            threading.Thread(target=self._warm_up, name="overfitting-warm-up", daemon=True).start()
+        else:
+            self.warmed.set()
 
     # ---------------------------------------------------------------------------------------
     # TensorBoard plugin interface
@@ -451,6 +461,44 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                     self._store((experiment, run, tag), (datum.step, datum.wall_time), series)
                     out[(run, tag)] = series
         return out
+
+    def _warm_up(self, poll: float = 2.0, patience: float = 60.0, give_up: float = 600.0) -> None:
+        """Wait until TensorBoard has loaded the tree — two polls `poll` s apart see the same last
+        points, or `patience` s of points still arriving (a run training) —, then answer each
+        family's default view once (/family of its data loss, /summary): every series the tab's
+        first paint asks for is read and summarized, and stays cached until it changes. Gives up
+        on a tree still empty after `give_up` s; later requests read what they need as before."""
+        from tensorboard import context
+
+        start, before, since = time.monotonic(), None, None
+        try:
+            while time.monotonic() - start < give_up:
+                ctx = context.RequestContext()
+                last = self._provider.read_last_scalars(ctx, experiment_id="", plugin_name=_SCALARS)
+                seen = {(run, tag, d.step, d.wall_time) for run, tags in last.items() for tag, d in tags.items()}
+                if seen:
+                    since = since or time.monotonic()
+                    if seen == before or time.monotonic() - since >= patience:
+                        break
+                before = seen
+                time.sleep(poll)
+            else:
+                return
+            t0 = time.monotonic()
+            families = self.families_impl(ctx, "")["families"]
+            for f in families:
+                self.summary_impl(ctx, "", f["family"])
+                self.family_impl(ctx, "", f["family"], f["data_loss"])
+            logger.info(
+                "Overfitting tab: %d families (%d runs) read and summarized in %.1f s",
+                len(families),
+                sum(len(f["runs"]) for f in families),
+                time.monotonic() - t0,
+            )
+        except Exception as e:  # noqa: BLE001 - a warm-up only: requests read what they need
+            logger.warning("Overfitting tab: warm-up stopped (%s); the tab reads on request", e)
+        finally:
+            self.warmed.set()
 
     # ---------------------------------------------------------------------------------------
     # Implementations: plain data in, plain data out
@@ -862,6 +910,25 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 raise errors.NotFoundError("plotly.js not found: pip install plotly") from None
             self._plotly = gzip.compress(raw, compresslevel=6, mtime=0)
         return http_util.Respond(request, self._plotly, "text/javascript", content_encoding="gzip", expires=3600)
+
+
+class OverfittingLoader(base_plugin.TBLoader):
+    """What TensorBoard loads (the `tensorboard_plugins` entry point): the plugin, and its flag
+    `--overfitting_warm_up` (default true: read and summarize every family once the tree is
+    loaded, see `OverfittingPlugin._warm_up`; false: read only what a request asks for)."""
+
+    def define_flags(self, parser):
+        parser.add_argument(
+            "--overfitting_warm_up",
+            choices=("true", "false"),
+            default="true",
+            help="Overfitting tab: once the log tree is loaded, read and summarize every family in the "
+            "background so that the tab opens at once (default true; false: read on request)",
+        )
+
+    def load(self, context):
+        flags = context.flags
+        return OverfittingPlugin(context, warm_up=getattr(flags, "overfitting_warm_up", "true") == "true")
 
 
 def _families(request) -> list:
