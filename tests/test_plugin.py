@@ -537,6 +537,14 @@ def test_synthetic_weights(synthetic):
             ],
         }
     assert sum(b[2] for b in answer["runs"][1]["buckets"]) == 4
+    # the view's filter: the overlay and the history show only the runs it keeps
+    kept = synthetic.json("weights", family="fam", tag="weights/hidden_1/kernel", epoch="1", filter="name ~ ^l2$")
+    assert [r["run"] for r in kept["runs"]] == ["fam/l2"]
+    history = synthetic.json("weight_history", family="fam", tag="weights/hidden_1/kernel", filter="name ~ ^l2$")
+    assert history["run"] == "fam/l2"  # the view's first run, not the family's (base)
+    missing = synthetic.get("weight_history", family="fam", tag="weights/hidden_1/kernel", run="fam/base", filter="l2$")
+    assert missing.status_code == 404
+    assert missing.get_data(as_text=True).strip() == "Not found: no run 'fam/base' in family 'fam' (filter 'l2$')"
 
 
 def test_finished_run_best_epoch_comes_from_its_record(tmp_path):
@@ -1186,6 +1194,9 @@ def test_filter_narrows_table_and_curves(sweep, text, keep):
     assert {r["run"] for r in table["rows"]} == expected
     assert {r["run"] for r in curves["runs"]} == expected
     assert table["shown"] == len(expected) and table["total"] == len(sweep_records(sweep))
+    # and the sections below the table: the same runs
+    for route in ("regularization", "diagnostics"):
+        assert {r["run"] for r in sweep.json(route, family="sweep", filter=text)["runs"]} == expected, route
     # the filtered rows are the unfiltered ones: a run's numbers do not depend on the filter
     everything = {r["run"]: r for r in sweep.json("summary", family="sweep")["rows"]}
     for row in table["rows"]:
@@ -1202,7 +1213,8 @@ def test_filter_narrows_table_and_curves(sweep, text, keep):
     ],
 )
 def test_bad_filter_is_a_one_line_message(sweep, text, message):
-    for route, params in (("summary", {}), ("family", {"metric": "epoch_binary_crossentropy"})):
+    routes = [("summary", {}), ("family", {"metric": "epoch_binary_crossentropy"}), ("regularization", {})]
+    for route, params in routes:
         response = sweep.get(route, family="sweep", filter=text, **params)
         assert response.status_code == 400
         body = response.get_data(as_text=True).strip()
@@ -1261,6 +1273,10 @@ def test_several_families_in_one_comparison(sweep):
     names = {r["run"]: r["name"] for r in answer["runs"]}
     assert names["other/big"] == "other/big" and names["sweep/l2_0_do_0_s0"] == "sweep/l2_0_do_0_s0"
     assert answer["families"] == ["sweep", "other"]
+    # the sections below the table show the same runs, named the same way
+    for route in ("regularization", "diagnostics"):
+        section = sweep.json(route, family=["sweep", "other"], filter="dropout = 0")
+        assert {r["run"]: r["name"] for r in section["runs"]} == names, route
 
 
 def test_long_curves_are_downsampled_keeping_each_minimum(sweep):

@@ -743,6 +743,14 @@ def test_a_deep_link_reopens_the_same_view(demo):
         assert state["rows"] == ["demo/tiny/mean", "demo/l2/mean"]  # the dropout run is filtered out
         assert state["unticked"] == ["demo/l2/mean"] and state["hiddenLines"] == ["demo/l2/mean"]
         assert state["shownLines"] == ["demo/tiny/mean"]
+        # the regularization section below follows the filter too
+        picker = first.wait_for(
+            in_frame(
+                """const options = [...doc.querySelectorAll("#run-select option")].map((o) => o.value);
+                return options.length ? options : null;"""
+            )
+        )
+        assert picker == ["demo/tiny/mean", "demo/l2/mean"]
         first.screenshot(os.path.join(SCREENS, "tab_deep_link.png"))
 
         # a change in the tab: group by dropout, no filter, l2 shown again -> into the hash

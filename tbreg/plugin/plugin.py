@@ -613,12 +613,12 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             "criterion": _criterion(),
         }
 
-    def diagnostics_impl(self, ctx, experiment, family: str) -> dict:
-        """Per run: {measure: {layer: Series}} of its weight diagnostics (train split); and per
-        diagnostic its rank correlation with the runs' gaps at their best epochs
-        (`analysis.diagnostic_correlations`, the rule the report shows)."""
+    def diagnostics_impl(self, ctx, experiment, family, filter_text: str | None = None) -> dict:
+        """Per run of the view (`family`: one or several, `filter_text`): {measure: {layer: Series}}
+        of its weight diagnostics (train split); and per diagnostic its rank correlation with the
+        runs' gaps at their best epochs (`analysis.diagnostic_correlations`, the rule the report shows)."""
         snapshot = self._snapshot(ctx, experiment)
-        runs = snapshot.family(family)
+        runs = _view_runs(snapshot, family, filter_text)
         tags = {
             r.run: [t for t in snapshot.last.get(r.splits.get(metadata.TRAIN), {}) if analysis.is_diagnostic_tag(t)]
             for r in runs
@@ -690,9 +690,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             for h, row, hp in zip(headers, analysis.summarize_family(curves), hparams)
         ]
 
-    def regularization_impl(self, ctx, experiment, family: str) -> dict:
+    def regularization_impl(self, ctx, experiment, family, filter_text: str | None = None) -> dict:
+        """Per run of the view (`family`: one or several, `filter_text`): its data loss, penalty and
+        per-layer penalties (train split), and the weights histograms its runs logged."""
         snapshot = self._snapshot(ctx, experiment)
-        runs = snapshot.family(family)
+        runs = _view_runs(snapshot, family, filter_text)
         weights = self._pool.submit(self._weight_tags, ctx, experiment, runs)
         wanted = []
         for r in runs:
@@ -796,8 +798,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             run_tag_filter=provider.RunTagFilter(runs=names, tags=[tag]),
         )
 
-    def weights_impl(self, ctx, experiment, family: str, tag: str, epoch: int) -> dict:
-        runs = self._snapshot(ctx, experiment).family(family)
+    def weights_impl(self, ctx, experiment, family, tag: str, epoch: int, filter_text: str | None = None) -> dict:
+        runs = _view_runs(self._snapshot(ctx, experiment), family, filter_text)
         owner = {name: r for r in runs for name in r.histogram_splits().values()}
         data = self._histograms(ctx, experiment, sorted(owner), tag)
         found = {}  # run dir -> histogram, preferring the train split
@@ -807,18 +809,20 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             if datums and r and r.run not in found:
                 found[r.run] = _histogram_at(datums, epoch)
         if not found:
-            raise errors.NotFoundError(f"no weights histogram {tag!r} in family {family!r}")
+            raise errors.NotFoundError(f"no weights histogram {tag!r} in {_view_label(family, filter_text)}")
         out = [{**r.header(), "seed_run": r.seed_run, **found[r.run]} for r in runs if r.run in found]
         return {"family": family, "tag": tag, "epoch": epoch, "runs": out}
 
-    def weight_history_impl(self, ctx, experiment, family: str, tag: str, run: str | None = None) -> dict:
-        """Run `run`'s (default: the family's first) histograms of `tag` at every logged epoch,
+    def weight_history_impl(
+        self, ctx, experiment, family, tag: str, run: str | None = None, filter_text: str | None = None
+    ) -> dict:
+        """Run `run`'s (default: the view's first) histograms of `tag` at every logged epoch,
         rebinned into HISTORY_BINS bins over the range of all of them: {epochs,
         centers, shares} with shares[i][j] the share of weights in bin j at epochs[i]."""
-        runs = self._snapshot(ctx, experiment).family(family)
+        runs = _view_runs(self._snapshot(ctx, experiment), family, filter_text)
         r = next((r for r in runs if r.run == run), None) if run else (runs[0] if runs else None)
         if r is None:
-            raise errors.NotFoundError(f"no run {run!r} in family {family!r}")
+            raise errors.NotFoundError(f"no run {run!r} in {_view_label(family, filter_text)}")
         names = sorted(r.histogram_splits().values(), key=lambda n: _split_of(n)[1] != metadata.TRAIN)
         data = self._histograms(ctx, experiment, names, tag)
         datums = next((data[n][tag] for n in names if data.get(n, {}).get(tag)), None)
@@ -867,25 +871,28 @@ class OverfittingPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def regularization_route(self, request):
-        family = _required(request, "family")
-        return _json_response(request, self.regularization_impl(*self._request(request), family))
+        answer = self.regularization_impl(*self._request(request), _view(request), request.args.get("filter"))
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def diagnostics_route(self, request):
-        family = _required(request, "family")
-        return _json_response(request, self.diagnostics_impl(*self._request(request), family))
+        answer = self.diagnostics_impl(*self._request(request), _view(request), request.args.get("filter"))
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def weights_route(self, request):
-        family, tag, epoch = (_required(request, k) for k in ("family", "tag", "epoch"))
+        tag, epoch = (_required(request, k) for k in ("tag", "epoch"))
         if not re.fullmatch(r"[0-9]{1,12}", epoch):
             raise errors.InvalidArgumentError(f"epoch must be a non-negative integer, not {epoch!r}")
-        return _json_response(request, self.weights_impl(*self._request(request), family, tag, int(epoch)))
+        answer = self.weights_impl(*self._request(request), _view(request), tag, int(epoch), request.args.get("filter"))
+        return _json_response(request, answer)
 
     @wrappers.Request.application
     def weight_history_route(self, request):
-        family, tag = _required(request, "family"), _required(request, "tag")
-        answer = self.weight_history_impl(*self._request(request), family, tag, request.args.get("run") or None)
+        tag = _required(request, "tag")
+        answer = self.weight_history_impl(
+            *self._request(request), _view(request), tag, request.args.get("run") or None, request.args.get("filter")
+        )
         return _json_response(request, answer)
 
     @wrappers.Request.application
@@ -937,6 +944,23 @@ def _families(request) -> list:
     if not families:
         raise errors.InvalidArgumentError("missing query parameter 'family'")
     return families
+
+
+def _view(request):
+    """The `family` parameter: one family's name, or the list of several (a comparison)."""
+    families = _families(request)
+    return families[0] if len(families) == 1 else families
+
+
+def _view_runs(snapshot: Snapshot, family, filter_text: str | None = None) -> list:
+    """The runs a section shows: those of `family` (a name, or several: runs named `<family>/<run>`)
+    that pass `filter_text` — the runs of the curves and the table."""
+    return snapshot.select([family] if isinstance(family, str) else list(family), filter_text).runs
+
+
+def _view_label(family, filter_text: str | None) -> str:
+    names = ", ".join(repr(f) for f in ([family] if isinstance(family, str) else family))
+    return f"family {names}" + (f" (filter {filter_text!r})" if filter_text else "")
 
 
 def _member_curves(runs, metric, std, band, series) -> list:

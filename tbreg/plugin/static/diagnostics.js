@@ -1,6 +1,6 @@
 // The tab's "Weight diagnostics" section (route /diagnostics): the family's rank-correlation table
 // (which diagnostic orders the runs like their gap) and one measure of one layer over epochs, a line
-// per run. Self-contained: index.js only creates it, places `node` and calls refresh(family, Plotly).
+// per run. Self-contained: index.js only creates it, places `node` and calls refresh({family, filter}, Plotly).
 // Names from the log dir reach the DOM only as text and Plotly only through plotlyText().
 
 import {BASELINE_COLOR, fetchJson, formatNumber, plotlyText, runColors} from "./model.js";
@@ -43,12 +43,13 @@ export class Diagnostics {
     this.token = 0;
   }
 
-  async refresh(family, Plotly) {
+  /** `params`: the view's runs ({family, filter}: one or several families, the filter). */
+  async refresh(params, Plotly) {
     this.Plotly = Plotly;
     const token = ++this.token;
     let result;
     try {
-      result = await fetchJson("diagnostics", {family});
+      result = await fetchJson("diagnostics", params);
     } catch (error) {
       if (token !== this.token) return;
       this.answer = this.text = null;

@@ -133,6 +133,11 @@ function viewParams() {
   return {family: selectedFamilies(), filter: state.filter || null, group: state.group || null};
 }
 
+/** The runs of the sections below the table (regularization, weights, diagnostics): the view's, ungrouped. */
+function sectionParams() {
+  return {family: selectedFamilies(), filter: state.filter || null};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Page
 
@@ -371,10 +376,10 @@ function selectFamily(family) {
   refreshViews();
 }
 
-/** The filter, group or compared families changed: curves and table again (not the regularization). */
+/** The filter, group or compared families changed: curves and table, then the sections below. */
 function selectionChanged() {
   writeUrl();
-  return Promise.all([refreshCurves(), refreshSummary()]);
+  return Promise.all([refreshCurves(), refreshSummary()]).then(refreshSections);
 }
 
 function drawCompare() {
@@ -442,8 +447,11 @@ function refreshViews() {
   }
   // the regularization and diagnostics sections (below the fold) after the curves and the table:
   // on a big family their routes would compete with theirs for the server's CPU
-  return Promise.all([refreshCurves(), refreshSummary()])
-    .then(() => Promise.all([refreshRegularization(), plotlyReady.then((loaded) => ui.diagnostics.refresh(state.family, loaded))]));
+  return Promise.all([refreshCurves(), refreshSummary()]).then(refreshSections);
+}
+
+function refreshSections() {
+  return Promise.all([refreshRegularization(), plotlyReady.then((loaded) => ui.diagnostics.refresh(sectionParams(), loaded))]);
 }
 
 /** Fetches a view's data and draws it, unless a newer request for the view started meanwhile. */
@@ -627,7 +635,7 @@ function downloadTable(format) {
 }
 
 function refreshRegularization() {
-  return load("regularization", "regularization", {family: state.family}, (answer) => {
+  return load("regularization", "regularization", sectionParams(), (answer) => {
     drawRegularization();
     const tags = Object.keys(answer.weights);
     if (!tags.includes(state.weightTag)) {
@@ -657,7 +665,9 @@ function drawRegularization() {
   ui.reg.note.textContent = run && run.penalty_source
     ? `Penalty from ${run.penalty_source}; per-layer penalties and weights come from tbreg's callbacks.`
     : "Per-layer penalties and weights come from tbreg's callbacks.";
-  if (!run || (!run.data_loss && !run.penalty)) {
+  if (!runs.length) {
+    ui.penaltyChart.empty(state.filter ? `No run matches the filter ${state.filter}.` : "No runs.");
+  } else if (!run || (!run.data_loss && !run.penalty)) {
     ui.penaltyChart.empty("No training loss logged for this run yet.");
   } else {
     ui.penaltyChart.show(views.penaltyFigure(run, colors.get(run.run)));
@@ -684,10 +694,10 @@ function refreshWeights() {
   ui.epochField.hidden = state.weightsView === "history";
   answerTexts.weights = null;  // the view or the scale may have changed: draw the answer again
   if (state.weightsView === "history") {
-    return load("weights", "weight_history", {family: state.family, tag: state.weightTag, run: state.regRun}, drawWeights,
+    return load("weights", "weight_history", {...sectionParams(), tag: state.weightTag, run: state.regRun}, drawWeights,
       (error) => ui.weightsChart.empty(error.message, "error"));
   }
-  return load("weights", "weights", {family: state.family, tag: state.weightTag, epoch: state.weightEpoch}, drawWeights,
+  return load("weights", "weights", {...sectionParams(), tag: state.weightTag, epoch: state.weightEpoch}, drawWeights,
     (error) => ui.weightsChart.empty(error.message, "error"));
 }
 
