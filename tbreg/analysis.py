@@ -12,6 +12,7 @@ are never metrics of their own.
 
 import collections
 import dataclasses
+import functools
 import math
 import posixpath
 import re
@@ -420,6 +421,7 @@ def _onset(steps: list, smoothed: "np.ndarray", threshold: float) -> Onset | Non
     return Onset(steps[int(np.argmin(smoothed[: i + 1]))], steps[i], float(gl[i]))
 
 
+@functools.lru_cache(maxsize=1024)  # a band asks it per epoch: scipy takes ~0.1 ms per call
 def t_quantile(n: int, level: float = CONFIDENCE) -> float | None:
     """The two-sided `level` quantile of Student's t with n − 1 degrees of freedom (None for n < 2)."""
     if n < 2:

@@ -708,15 +708,15 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 (train, t) for t in (snapshot.data_loss(r), metadata.LOSS_TAG, metadata.PENALTY_TAG, *layer_tags)
             ]
         series = self._scalars(ctx, experiment, snapshot, wanted)
+        by_run = collections.defaultdict(dict)  # TensorBoard run -> {layer: its penalty Series}
+        for (name, tag), s in sorted(series.items()):
+            if tag.startswith(metadata.LAYER_PENALTY_PREFIX):
+                by_run[name][tag[len(metadata.LAYER_PENALTY_PREFIX) :]] = s
         out = []
         for r in runs:
             train, data_loss = r.splits.get(metadata.TRAIN), snapshot.data_loss(r)
             penalty, source = self._penalty(series, train, data_loss)
-            layers = {
-                tag[len(metadata.LAYER_PENALTY_PREFIX) :]: s
-                for (name, tag), s in sorted(series.items())
-                if name == train and tag.startswith(metadata.LAYER_PENALTY_PREFIX)
-            }
+            layers = by_run.get(train, {})
             out.append(
                 {
                     **r.header(),
