@@ -216,6 +216,11 @@ FRAME_START = """(() => {
 })()"""
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
 def wait_idle(pid: int, quiet: float = 0.05, span: float = 2.0, timeout: float = 600.0) -> float:
     """Seconds until process `pid` used under `quiet` of a core over `span` s (Linux /proc): the
     plugin's warm-up has ended (it logs nothing at TensorBoard's default verbosity)."""
@@ -286,6 +291,7 @@ def main(argv=None) -> None:
         loaded = wait_loaded(base, args.runs, args.epochs)
         print(f"tensorboard loaded the tree {loaded:.1f} s after start-up; ", end="", flush=True)
         print(f"the plugin's warm-up ended {loaded + wait_idle(proc.pid):.1f} s after start-up (its process idle)")
+        print(f"tensorboard's Python process (the plugin's cache included): {rss_mb(proc.pid):.0f} MB resident")
         print("first paint after TensorBoard has loaded the tree (default flags):")
         first_paint(base)
         sizes(base, args.runs)
@@ -297,6 +303,7 @@ def main(argv=None) -> None:
     try:
         wait_loaded(base, args.runs, args.epochs)
         wait_idle(proc.pid)
+        print(f"with --overfitting_warm_up=false, loaded: {rss_mb(proc.pid):.0f} MB resident")
         print("first paint with --overfitting_warm_up=false (the tab's requests read every series):")
         first_paint(base, ("cold", "reload"))
     finally:

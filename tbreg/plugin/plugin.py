@@ -465,8 +465,9 @@ class OverfittingPlugin(base_plugin.TBPlugin):
     def _warm_up(self, poll: float = 2.0, patience: float = 60.0, give_up: float = 600.0) -> None:
         """Wait until TensorBoard has loaded the tree — two polls `poll` s apart see the same last
         points, or `patience` s of points still arriving (a run training) —, then answer each
-        family's default view once (/family of its data loss, /summary): every series the tab's
-        first paint asks for is read and summarized, and stays cached until it changes. Gives up
+        family's default view once (/family of its data loss, /summary, /regularization,
+        /diagnostics): every series the tab asks for on opening is read and summarized, and stays
+        cached until it changes. Gives up
         on a tree still empty after `give_up` s; later requests read what they need as before."""
         from tensorboard import context
 
@@ -486,9 +487,11 @@ class OverfittingPlugin(base_plugin.TBPlugin):
                 return
             t0 = time.monotonic()
             families = self.families_impl(ctx, "")["families"]
-            for f in families:
-                self.summary_impl(ctx, "", f["family"])
+            for f in families:  # what the tab asks on opening a family, in its order
                 self.family_impl(ctx, "", f["family"], f["data_loss"])
+                self.summary_impl(ctx, "", f["family"])
+                self.regularization_impl(ctx, "", f["family"])
+                self.diagnostics_impl(ctx, "", f["family"])
             logger.info(
                 "Overfitting tab: %d families (%d runs) read and summarized in %.1f s",
                 len(families),
