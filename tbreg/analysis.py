@@ -908,8 +908,6 @@ def downsample(steps: list, values: list, points: int, keep=()) -> list[int]:
     and maximum (so its best epoch stays exact), its first non-finite value (None) and the points
     at the steps in `keep` (a recorded best epoch, where early stopping fired). All indices when
     the curve has no more than `points` points."""
-    import numpy as np
-
     n = len(steps)
     if n <= max(points, 4):
         return list(range(n))
@@ -953,7 +951,6 @@ def spearman(x: list, y: list) -> tuple[float | None, float | None]:
     large (scipy's t approximation says p = 0 for a perfect ρ at any n; exactly, n = 4 gives 1/12)."""
     import itertools
 
-    import numpy as np
     from scipy import stats
 
     if len(set(x)) < 2 or len(set(y)) < 2:  # no ranking to compare (scipy would warn and say NaN)

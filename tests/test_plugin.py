@@ -1434,3 +1434,17 @@ def test_warm_up_summarizes_every_family_once_the_tree_is_loaded(synthetic, rust
     off = base_plugin.TBContext(data_provider=cold._provider, flags=parser.parse_args(["--overfitting_warm_up=false"]))
     plugin = OverfittingLoader().load(off)
     assert plugin.warmed.is_set() and not plugin._summaries
+
+
+def test_consecutive_epochs_are_kept_as_a_range():
+    """A cached curve of epochs 0…n−1 keeps its steps as a range (no object per point); its JSON
+    and its points are those of the list; other steps stay as they are."""
+    from tbreg.plugin.plugin import Series, _compact
+
+    assert _compact(list(range(1000))) == range(1000) and isinstance(_compact(list(range(5, 9))), range)
+    for steps in ([0, 2, 3], [3, 2, 1], [0, 0, 1]):
+        assert _compact(steps) is steps
+    values = [float(v) for v in range(1000)]
+    compact, plain = Series(_compact(list(range(1000))), values), Series(list(range(1000)), values)
+    assert compact.json_text == plain.json_text and compact.by_step == plain.by_step
+    assert compact.downsampled(40).json_text == plain.downsampled(40).json_text

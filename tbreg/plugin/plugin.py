@@ -82,19 +82,20 @@ class Series:
     Series are cached between requests, so what is derived from them is computed once.
     """
 
-    steps: list
+    steps: list  # or a range: epochs 0, 1, 2, … (most curves) take no memory per point
     values: list
 
     def json(self) -> dict:
-        return {"steps": self.steps, "values": self.values}
+        return {"steps": list(self.steps), "values": self.values}
 
     @functools.cached_property
     def json_text(self) -> str:
         return json.dumps(self.json(), separators=(",", ":"), allow_nan=False)
 
-    @functools.cached_property
+    @property
     def by_step(self) -> dict:
-        """{step: value}, the curve as `tbreg.analysis` takes it."""
+        """{step: value}, the curve as `tbreg.analysis` takes it (built on each use, not kept: at
+        1,000 runs × 1,000 epochs the dicts would hold ~100 MB; what is computed from them is kept)."""
         return dict(zip(self.steps, self.values))
 
     @functools.cached_property
@@ -213,6 +214,12 @@ def _finite(value):
 def _finite_values(values: list) -> list:
     """`values` with NaN and ±inf as None (JSON has neither); the common all-finite case in C."""
     return values if all(map(math.isfinite, values)) else [_finite(v) for v in values]
+
+
+def _compact(steps: list):
+    """`steps` as a range when they are consecutive (epochs 0…n−1 of one training), else as they are."""
+    span = range(steps[0], steps[-1] + 1) if steps else range(0)
+    return span if len(span) == len(steps) and steps == list(span) else steps
 
 
 def _read_scalars(data_provider, ctx, experiment: str, run_tag_filter) -> dict:
@@ -456,7 +463,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             for run, tag in stale:
                 steps, values = data.get(run, {}).get(tag) or ((), ())
                 if steps:
-                    series = Series(steps, _finite_values(values))
+                    series = Series(_compact(steps), _finite_values(values))
                     datum = snapshot.last[run][tag]
                     self._store((experiment, run, tag), (datum.step, datum.wall_time), series)
                     out[(run, tag)] = series
@@ -626,10 +633,16 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             r.run: [t for t in snapshot.last.get(r.splits.get(metadata.TRAIN), {}) if analysis.is_diagnostic_tag(t)]
             for r in runs
         }
-        wanted = self._summary_wanted(snapshot, runs)
-        wanted += [(r.splits.get(metadata.TRAIN), t) for r in runs for t in tags[r.run]]
+        summary_wanted = self._summary_wanted(snapshot, runs)
+        wanted = summary_wanted + [(r.splits.get(metadata.TRAIN), t) for r in runs for t in tags[r.run]]
         series = self._scalars(ctx, experiment, snapshot, wanted)
-        rows = analysis.summarize_family([_run_curves(r, snapshot.data_loss(r), series) for r in runs])
+        # the runs' summaries, as /summary computes them: again only when a curve or record changed
+        used = (*(series.get(w) for w in summary_wanted), *(r.record for r in runs))
+        rows = self._reuse(
+            ("diagnostics", tuple((r.run, r.baseline) for r in runs)),
+            used,
+            lambda: analysis.summarize_family([_run_curves(r, snapshot.data_loss(r), series) for r in runs]),
+        )
         scalars = [
             {
                 t: series[(r.splits.get(metadata.TRAIN), t)]
