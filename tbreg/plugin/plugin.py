@@ -223,7 +223,8 @@ def _compact(steps: list):
 
 
 def _read_scalars(data_provider, ctx, experiment: str, run_tag_filter) -> dict:
-    """{run: {tag: (steps, values)}}: every point TensorBoard keeps of the filtered scalars.
+    """{run: {tag: (steps, values)}}: every point TensorBoard keeps of the filtered scalars, the
+    steps `_compact`ed as each series is read (no list of ints is held for all of them at once).
 
     With RustBoard (TensorBoard's default loader) the gRPC answer's columns become lists in C: the
     provider's `read_scalars` makes a `ScalarDatum` object per point, ~1 µs each — seconds for the
@@ -243,12 +244,15 @@ def _read_scalars(data_provider, ctx, experiment: str, run_tag_filter) -> dict:
         except grpc.RpcError:
             pass  # read again below, for TensorBoard's error
         else:
-            return {r.run_name: {t.tag_name: (list(t.data.step), list(t.data.value)) for t in r.tags} for r in res.runs}
+            return {
+                r.run_name: {t.tag_name: (_compact(list(t.data.step)), list(t.data.value)) for t in r.tags}
+                for r in res.runs
+            }
     data = data_provider.read_scalars(
         ctx, experiment_id=experiment, plugin_name=_SCALARS, downsample=_ALL, run_tag_filter=run_tag_filter
     )
     return {
-        run: {tag: ([d.step for d in datums], [d.value for d in datums]) for tag, datums in by_tag.items()}
+        run: {tag: (_compact([d.step for d in datums]), [d.value for d in datums]) for tag, datums in by_tag.items()}
         for run, by_tag in data.items()
     }
 
@@ -463,7 +467,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
             for run, tag in stale:
                 steps, values = data.get(run, {}).get(tag) or ((), ())
                 if steps:
-                    series = Series(_compact(steps), _finite_values(values))
+                    series = Series(steps, _finite_values(values))
                     datum = snapshot.last[run][tag]
                     self._store((experiment, run, tag), (datum.step, datum.wall_time), series)
                     out[(run, tag)] = series
