@@ -377,12 +377,14 @@ def test_switching_family_and_hparams_dashboard(tensorboard, tab, logdir):
         in_frame(
             """
             const legend = [...doc.querySelectorAll("#curves .legendtext")].map((t) => t.textContent);
-            return legend.length === 5 ? {
+            // the regularization section loads after the curves and the table: wait for its runs too
+            const options = [...doc.querySelectorAll("#run-select option")].map((o) => o.textContent);
+            return legend.length === 5 && options.length === 5 ? {
               legend,
               cells: [...doc.querySelectorAll("#summary tbody tr")].map((r) => r.querySelector("td").textContent),
               images: doc.querySelectorAll("img").length,
               math: doc.querySelectorAll("#curves [class*=math]").length,
-              options: [...doc.querySelectorAll("#run-select option")].map((o) => o.textContent),
+              options,
             } : null;
             """
         )
