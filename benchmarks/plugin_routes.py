@@ -152,6 +152,7 @@ def with_tensorboard(logdir: str, runs: int, epochs: int, repeat: int) -> None:
         "--samples_per_plugin",
         "scalars=100000",  # keep every epoch (0 also keeps all, but then
         # TensorBoard's own scalars routes return no points)
+        "--overfitting_warm_up=false",  # "first" is the plugin's first read, not its warm-up's
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -294,6 +294,7 @@ def main(argv=None) -> None:
         print(f"tensorboard's Python process (the plugin's cache included): {rss_mb(proc.pid):.0f} MB resident")
         print("first paint after TensorBoard has loaded the tree (default flags):")
         first_paint(base)
+        print(f"  after them: {rss_mb(proc.pid):.0f} MB resident")
         sizes(base, args.runs)
     finally:
         proc.terminate()
@@ -306,6 +307,7 @@ def main(argv=None) -> None:
         print(f"with --overfitting_warm_up=false, loaded: {rss_mb(proc.pid):.0f} MB resident")
         print("first paint with --overfitting_warm_up=false (the tab's requests read every series):")
         first_paint(base, ("cold", "reload"))
+        print(f"  after them: {rss_mb(proc.pid):.0f} MB resident")
     finally:
         proc.terminate()
         proc.wait()
