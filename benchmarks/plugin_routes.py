@@ -20,12 +20,9 @@ median of the next `--repeat` (series unchanged since are not read again).
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -139,38 +136,17 @@ def in_process(logdir: str, runs: int, repeat: int) -> None:
 
 
 def with_tensorboard(logdir: str, runs: int, epochs: int, repeat: int) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "tensorboard.main",
-        "--logdir",
-        logdir,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--samples_per_plugin",
-        "scalars=100000",  # keep every epoch (0 also keeps all, but then
-        # TensorBoard's own scalars routes return no points)
-        "--overfitting_warm_up=false",  # "first" is the plugin's first read, not its warm-up's
-    ]
+    from plugin_scale import start_tensorboard  # this directory's: the same `tensorboard` command
+
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    found = []
-
-    def scan():
-        for line in proc.stdout:
-            match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-            if match and not found:
-                found.append(match.group(1))
-
-    threading.Thread(target=scan, daemon=True).start()
+    proc, url = start_tensorboard(
+        logdir,
+        "--samples_per_plugin",
+        "scalars=100000",  # keep every epoch (0 also keeps all, but then TensorBoard's own scalars routes return no points)
+        "--overfitting_warm_up=false",  # "first" is the plugin's first read, not its warm-up's
+    )
     try:
-        while not found:
-            if proc.poll() is not None:
-                raise RuntimeError("tensorboard exited")
-            time.sleep(0.1)
-        base = found[0] + "data/plugin/overfitting/"
+        base = url + "data/plugin/overfitting/"
 
         def get(route):
             request = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip"})
@@ -179,9 +155,8 @@ def with_tensorboard(logdir: str, runs: int, epochs: int, repeat: int) -> None:
 
         def loaded(run):  # asked to TensorBoard's own scalars plugin, so ours has read nothing yet
             query = f"tag=epoch_binary_crossentropy&run={FAMILY}/run{run:02d}/validation"
-            url = f"{found[0]}data/plugin/scalars/scalars?{query}"
             try:
-                with urllib.request.urlopen(url, timeout=60) as response:
+                with urllib.request.urlopen(f"{url}data/plugin/scalars/scalars?{query}", timeout=60) as response:
                     return json.loads(response.read())[-1][1] == epochs - 1
             except (OSError, ValueError, IndexError):
                 return False
