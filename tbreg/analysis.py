@@ -605,7 +605,7 @@ def verdict(
         )
     low_step = epochs[int(np.argmin(smoothed))]
     tail = max(2, math.ceil(IMPROVING_TAIL * len(epochs)))
-    if low_step is not None and low_step >= epochs[-min(tail, len(epochs))]:
+    if low_step >= epochs[-min(tail, len(epochs))]:
         return Verdict("improving", "still improving when stopped (raise --max_epochs)")
     if (
         baseline is not None

@@ -1362,16 +1362,13 @@ def rustboard(synthetic):
         address = f"127.0.0.1:{port_file.read_text().strip()}"
         channel = grpc.insecure_channel(address)
         data = grpc_provider.GrpcDataProvider(address, grpc_provider.make_stub(channel))
-        ctx, want = (
-            context.RequestContext(),
-            synthetic.plugin._provider.read_last_scalars(
-                context.RequestContext(), experiment_id="", plugin_name="scalars"
-            ),
-        )
-        while {r: {t: d.step for t, d in tags.items()} for r, tags in want.items()} != {
-            r: {t: d.step for t, d in tags.items()}
-            for r, tags in data.read_last_scalars(ctx, experiment_id="", plugin_name="scalars").items()
-        }:
+        ctx = context.RequestContext()
+
+        def last_steps(data_provider):
+            last = data_provider.read_last_scalars(ctx, experiment_id="", plugin_name="scalars")
+            return {run: {tag: d.step for tag, d in tags.items()} for run, tags in last.items()}
+
+        while last_steps(data) != last_steps(synthetic.plugin._provider):  # RustBoard loads in the background
             assert time.monotonic() < deadline, "RustBoard did not load the tree"
             time.sleep(0.05)
         yield OverfittingPlugin(base_plugin.TBContext(data_provider=data)), ctx

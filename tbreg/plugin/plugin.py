@@ -478,8 +478,8 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         points, or `patience` s of points still arriving (a run training) —, then answer each
         family's default view once (/family of its data loss, /summary, /regularization,
         /diagnostics): every series the tab asks for on opening is read and summarized, and stays
-        cached until it changes. Gives up
-        on a tree still empty after `give_up` s; later requests read what they need as before."""
+        cached until it changes. Gives up on a tree still empty after `give_up` s; later requests
+        read what they need as before."""
         from tensorboard import context
 
         start, before, since = time.monotonic(), None, None
@@ -767,7 +767,7 @@ class OverfittingPlugin(base_plugin.TBPlugin):
         with self._lock:
             self._summaries.pop(key, None)
             self._summaries[key] = (used, got)
-            while len(self._summaries) > 16:
+            while len(self._summaries) > 64:  # views: the warm-up keeps two per family
                 self._summaries.pop(next(iter(self._summaries)))
         return got
 

@@ -43,8 +43,8 @@ export async function render() {
   readUrl();
   ui = buildPage();
   document.body.replaceChildren(ui.page);
-  // plotly.js (3.5 MB: ~0.4 s to compile, blocking the page) loads while the first answers are on
-  // their way (the plugin has read and summarized the families since TensorBoard loaded them)
+  // plotly.js (3.5 MB: ~0.9 s to compile and run, blocking the page, until the browser has cached its
+  // compiled code) loads while the first answers are on their way (the plugin warmed up at start)
   plotlyReady = loadPlotly().then((loaded) => { Plotly = loaded; return loaded; });
   try {
     await Promise.all([plotlyReady, refreshAll()]);
