@@ -185,35 +185,15 @@ def sizes(base: str, runs: int) -> None:
     print(f"  {label:<44} {1000 * (time.perf_counter() - start):>7.0f} {len(raw):>12,} {wire:>11,}")
 
 
-PAINTED = """(() => {
-  const find = (root) => {
-    for (const node of root.querySelectorAll("*")) {
-      if (node.tagName === "IFRAME" && node.contentDocument && node.contentDocument.querySelector("#curves")) return node;
-      if (node.shadowRoot) { const hit = find(node.shadowRoot); if (hit) return hit; }
-    }
-    return null;
-  };
-  const frame = find(document);
-  const doc = frame && frame.contentDocument;
-  if (!doc) return null;
+# the bodies run in the tab's iframe document (`doc`) by test_plugin_browser.in_frame
+PAINTED = """
   const plot = doc.querySelector("#curves .js-plotly-plot");
   const rows = doc.querySelectorAll("#summary tbody tr").length;
   if (!plot || !plot.data || !rows) return null;
   return {traces: plot.data.length, rows};
-})()"""
-
-
+"""
 # ms from the page's navigation until TensorBoard created the tab's iframe (its document's time origin)
-FRAME_START = """(() => {
-  const find = (root) => {
-    for (const node of root.querySelectorAll("*")) {
-      if (node.tagName === "IFRAME" && node.contentWindow) return node;
-      if (node.shadowRoot) { const hit = find(node.shadowRoot); if (hit) return hit; }
-    }
-    return null;
-  };
-  return find(document).contentWindow.performance.timeOrigin - performance.timeOrigin;
-})()"""
+FRAME_START = "return doc.defaultView.performance.timeOrigin - performance.timeOrigin;"
 
 
 def rss_mb(pid: int) -> float:
@@ -240,7 +220,7 @@ def wait_idle(pid: int, quiet: float = 0.05, span: float = 2.0, timeout: float =
 
 
 def first_paint(base: str, attempts=("first", "reload", "reload")) -> None:
-    from test_plugin_browser import Browser
+    from test_plugin_browser import Browser, in_frame
 
     browser = Browser(height=1200)
     try:
@@ -253,11 +233,11 @@ def first_paint(base: str, attempts=("first", "reload", "reload")) -> None:
             browser.goto(base + "#overfitting")
             got = None
             while got is None:
-                got = browser.evaluate(PAINTED)
+                got = browser.evaluate(in_frame(PAINTED))
                 if got is None:
                     time.sleep(0.05)
             seconds = time.perf_counter() - start
-            frame = browser.evaluate(FRAME_START) / 1000
+            frame = browser.evaluate(in_frame(FRAME_START)) / 1000
             print(
                 f"  {attempt}: {seconds:.2f} s from navigation to curves + table ({got['traces']} traces, "
                 f"{got['rows']} rows): TensorBoard's page {frame:.2f} s until it opens the tab's frame, "

@@ -220,17 +220,34 @@ def test_min_delta_baseline_and_start_from_epoch_stop_where_keras_does():
 
 class _InterruptAt(keras.callbacks.Callback):
     """Sends this process SIGINT at the end of `epoch` (as its block is replayed), like a user pressing
-    Ctrl-C; it reads no model, so blocks of several epochs go on."""
+    Ctrl-C, or `delay` s later (while the next block trains); it reads no model, so blocks of several
+    epochs go on."""
 
     tbreg_model_freq = 0
 
-    def __init__(self, epoch):
+    def __init__(self, epoch, delay=None):
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.delay = epoch, delay
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
+        if epoch != self.epoch:
+            return
+        if self.delay is None:
             os.kill(os.getpid(), signal.SIGINT)
+        else:
+            import threading
+
+            threading.Timer(self.delay, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
+def _assert_resumed_exactly(result, reference):
+    """The resumed run logged what the uninterrupted `reference` did: history and every scalar."""
+    assert result.history == reference.history
+    got, want = _scalars(result.run_dir), _scalars(reference.run_dir)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key][0] == want[key][0], key
+        np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
 
 
 def test_interrupt_inside_a_block_saves_at_its_end_and_resumes_exactly(tmp_path):
@@ -252,28 +269,7 @@ def test_interrupt_inside_a_block_saves_at_its_end_and_resumes_exactly(tmp_path)
     assert logtree.read_run_json(f"{logdir}/t/a")["stopped_epoch"] == 7
     (result,) = sweep.train_family(fam, fam.models, data, blocks, logdir, resume=True)
     assert (result.status, result.epochs) == ("completed", 12)
-    assert result.history == reference.history
-    got, want = _scalars(result.run_dir), _scalars(reference.run_dir)
-    assert got.keys() == want.keys()
-    for key in want:
-        assert got[key][0] == want[key][0], key
-        np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
-
-
-class _InterruptDuringNextBlock(keras.callbacks.Callback):
-    """At the end of `epoch` (replayed), sends SIGINT 50 ms later: while the next block trains."""
-
-    tbreg_model_freq = 0
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            import threading
-
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+    _assert_resumed_exactly(result, reference)
 
 
 def test_interrupt_during_a_block_ends_it_after_the_current_epoch_and_resumes_exactly(tmp_path):
@@ -294,17 +290,12 @@ def test_interrupt_during_a_block_ends_it_after_the_current_epoch_and_resumes_ex
     (reference,) = sweep.train_family(fam, fam.models, data, cfg, str(tmp_path / "ref"))
     logdir = str(tmp_path / "runs")
     with pytest.raises(training.Interrupted) as info:
-        sweep.train_family(fam, fam.models, data, cfg, logdir, callbacks_for=lambda _: [_InterruptDuringNextBlock(199)])
+        sweep.train_family(fam, fam.models, data, cfg, logdir, callbacks_for=lambda _: [_InterruptAt(199, delay=0.05)])
     # the second block (epochs 200..399) ended soon after the signal, not at its last epoch
     assert info.value.resumable and 200 < info.value.result.epochs < 400
     (result,) = sweep.train_family(fam, fam.models, data, cfg, logdir, resume=True)
     assert (result.status, result.epochs) == ("completed", 400)
-    assert result.history == reference.history
-    got, want = _scalars(result.run_dir), _scalars(reference.run_dir)
-    assert got.keys() == want.keys()
-    for key in want:
-        assert got[key][0] == want[key][0], key
-        np.testing.assert_array_equal(got[key][1], want[key][1], err_msg=str(key))
+    _assert_resumed_exactly(result, reference)
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, True, "8"])

@@ -718,6 +718,12 @@ VIEW_STATE_JS = """
 """
 
 
+# VIEW_STATE_JS once the table shows groups
+GROUPED_STATE_JS = VIEW_STATE_JS.replace(
+    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
+)
+
+
 def test_a_deep_link_reopens_the_same_view(demo):
     """A link with the view in TensorBoard's hash opens the tab on that view (family, metric,
     smoothing, log-x, y-range, hidden runs, filter); a change in the tab goes into the hash, and the
@@ -769,13 +775,7 @@ def test_a_deep_link_reopens_the_same_view(demo):
             """
             )
         )
-        grouped = first.wait_for(
-            in_frame(
-                VIEW_STATE_JS.replace(
-                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
-                )
-            )
-        )
+        grouped = first.wait_for(in_frame(GROUPED_STATE_JS))
         assert grouped["rows"] == ["group:dropout=0", "group:dropout=0.5"]
         assert "group%3Ddropout" in grouped["hash"] and "filter" not in grouped["hash"]
         link = first.evaluate("location.href")
@@ -786,23 +786,11 @@ def test_a_deep_link_reopens_the_same_view(demo):
     colleague = Browser(height=1300)
     try:
         colleague.goto(link)
-        again = colleague.wait_for(
-            in_frame(
-                VIEW_STATE_JS.replace(
-                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
-                )
-            )
-        )
+        again = colleague.wait_for(in_frame(GROUPED_STATE_JS))
         for key in ("family", "metric", "smoothing", "logX", "yMin", "yMax", "filter", "group", "rows", "yRange"):
             assert again[key] == grouped[key], key
         colleague.send("Page.reload")
-        reloaded = colleague.wait_for(
-            in_frame(
-                VIEW_STATE_JS.replace(
-                    "return {", "if (!rows[0].dataset.run.startsWith('group:')) return null; return {"
-                )
-            )
-        )
+        reloaded = colleague.wait_for(in_frame(GROUPED_STATE_JS))
         assert reloaded["rows"] == grouped["rows"] and reloaded["group"] == "dropout"
         colleague.screenshot(os.path.join(SCREENS, "tab_grouped.png"))
 
